@@ -1,0 +1,192 @@
+"""The Python face of the kernel: `run_backtest(bars, params)` → trades, episodes, equity.
+
+Params are validated once (pydantic) and turned into the kernel's two parameter vectors,
+cached on the Params instance, so the per-call Python overhead stays a few microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from engine.data import Bars
+from engine.methods import METHODS
+from engine.metrics import PHASES, Metrics, summarize
+from engine.params import Params
+from engine.simulator import (
+    F_FEE_BPS,
+    F_IMB_MIN,
+    F_NOTIONAL,
+    F_SLIP_BPS,
+    F_STOP_MULT,
+    F_TP_USD,
+    F_VHF_MIN,
+    F_Z_MIN,
+    I_ATR_PERIOD,
+    I_BLUNDER_BARS,
+    I_CVD_WINDOW,
+    I_EPISODE_BARS,
+    I_GATE_ATRZ,
+    I_GATE_CVD,
+    I_GATE_IMB,
+    I_GATE_VHF,
+    I_HAS_TAKER,
+    I_IMB_WINDOW,
+    I_TIMEOUT,
+    I_TRAIN_END,
+    I_VAL_END,
+    I_VHF_PERIOD,
+    I_WARMUP,
+    I_Z_WINDOW,
+    N_FLOAT,
+    N_INT,
+    simulate,
+)
+from engine.windows import WalkForward
+
+EPISODE_BARS = 120
+BLUNDER_BARS = 3
+
+
+def warmup_bars(params: Params) -> int:
+    """First bar whose close may produce a signal: every indicator has its full lookback."""
+    method = METHODS[params.method]
+    return max(
+        method.warmup(params),
+        params.atr_period,
+        params.atr_z_window,
+        params.vhf_period,
+        params.cvd_window,
+        params.imb_window,
+    )
+
+
+@dataclass(frozen=True)
+class KernelArgs:
+    """Everything the kernel needs from Params, as arrays."""
+
+    signals: object
+    method_p: np.ndarray
+    fp: np.ndarray
+    ip: np.ndarray
+
+
+def kernel_args(params: Params) -> KernelArgs:
+    """The kernel vectors for `params` (cached on the instance: Params is immutable)."""
+    if params._kernel_cache is not None:
+        return params._kernel_cache
+    method = METHODS[params.method]
+    fp = np.zeros(N_FLOAT)
+    fp[F_STOP_MULT] = params.atr_stop_mult
+    fp[F_TP_USD] = params.hard_tp_usd
+    fp[F_Z_MIN] = params.atr_z_min
+    fp[F_IMB_MIN] = params.imb_min
+    fp[F_VHF_MIN] = params.vhf_min
+    fp[F_FEE_BPS] = params.fee_bps
+    fp[F_SLIP_BPS] = params.slippage_bps
+    fp[F_NOTIONAL] = params.notional_usd
+    ip = np.zeros(N_INT, np.int64)
+    ip[I_ATR_PERIOD] = params.atr_period
+    ip[I_TIMEOUT] = params.timeout_bars
+    ip[I_Z_WINDOW] = params.atr_z_window
+    ip[I_CVD_WINDOW] = params.cvd_window
+    ip[I_IMB_WINDOW] = params.imb_window
+    ip[I_VHF_PERIOD] = params.vhf_period
+    ip[I_GATE_CVD] = params.gate_cvd
+    ip[I_GATE_IMB] = params.gate_imb
+    ip[I_GATE_ATRZ] = params.gate_atrz
+    ip[I_GATE_VHF] = params.gate_vhf
+    ip[I_WARMUP] = warmup_bars(params)
+    args = KernelArgs(method.signals, method.param_vector(params), fp, ip)
+    params._kernel_cache = args
+    return args
+
+
+def default_phases(n_bars: int, interval_ms: int, geometry: WalkForward = WalkForward()) -> tuple[int, int]:
+    """(train_end, validation_end) for a window of n_bars: the walk-forward split if it is one
+    full window, else the same 10 : 3 : 2 proportions."""
+    train, val, hold, _ = geometry.bars(interval_ms)
+    if n_bars == train + val + hold:
+        return train, train + val
+    total = geometry.train_days + geometry.validation_days + geometry.holdout_days
+    train_end = int(n_bars * geometry.train_days / total)
+    return train_end, int(n_bars * (geometry.train_days + geometry.validation_days) / total)
+
+
+@dataclass
+class BacktestResult:
+    """Trades (simulator.TRADE_DTYPE), episodes (EPISODE_DTYPE) and mark-to-market equity (USD per bar)."""
+
+    trades: np.ndarray
+    episodes: np.ndarray
+    equity: np.ndarray
+    params: Params
+    train_end: int
+    validation_end: int
+    interval_ms: int
+    blunder_bars: int = BLUNDER_BARS
+    _metrics: dict = field(default_factory=dict, repr=False)
+
+    def phase_range(self, phase: str) -> tuple[int, int]:
+        """[start, stop) bars of a phase: 'train', 'validation', 'holdout' or 'all'."""
+        n = self.equity.shape[0]
+        return {
+            "train": (0, self.train_end),
+            "validation": (self.train_end, self.validation_end),
+            "holdout": (self.validation_end, n),
+            "all": (0, n),
+        }[phase]
+
+    def metrics(self, phase: str = "validation") -> Metrics:
+        """Aggregate metrics of the trades exiting in `phase` (see engine.metrics)."""
+        if phase not in self._metrics:
+            start, stop = self.phase_range(phase)
+            self._metrics[phase] = summarize(
+                self.trades,
+                self.equity,
+                start,
+                stop,
+                notional_usd=self.params.notional_usd,
+                interval_ms=self.interval_ms,
+                blunder_bars=self.blunder_bars,
+            )
+        return self._metrics[phase]
+
+    @cached_property
+    def by_phase(self) -> dict[str, Metrics]:
+        return {p: self.metrics(p) for p in (*PHASES, "all")}
+
+
+def run_backtest(
+    bars: Bars,
+    params: Params,
+    *,
+    train_end: int | None = None,
+    validation_end: int | None = None,
+    episode_bars: int = EPISODE_BARS,
+    blunder_bars: int = BLUNDER_BARS,
+) -> BacktestResult:
+    """Simulate `params` over all of `bars` (one walk-forward window: train, validation, holdout).
+
+    Phase ends are bar indices into `bars`; by default the walk-forward split (DESIGN.md §9).
+    """
+    n = len(bars)
+    if train_end is None or validation_end is None:
+        train_end, validation_end = default_phases(n, bars.interval_ms)
+    args = kernel_args(params)
+    ip = args.ip.copy()
+    ip[I_TRAIN_END] = train_end
+    ip[I_VAL_END] = validation_end
+    ip[I_EPISODE_BARS] = episode_bars
+    ip[I_BLUNDER_BARS] = blunder_bars
+    taker = bars.taker_buy_volume
+    ip[I_HAS_TAKER] = taker is not None
+    if taker is None:
+        taker = bars.volume
+    signal = args.signals(bars.open, bars.high, bars.low, bars.close, args.method_p)
+    trades, equity, episodes = simulate(
+        bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signal, args.fp, ip
+    )
+    return BacktestResult(trades, episodes, equity, params, train_end, validation_end, bars.interval_ms, blunder_bars)

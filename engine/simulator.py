@@ -1,0 +1,455 @@
+"""The backtest kernel: one numba call simulates a whole micro-backtest window.
+
+Semantics (DESIGN.md §9), in the order the kernel applies them on bar i:
+
+1. A signal accepted at the close of bar i − 1 fills at open[i]: an opposite position is
+   closed first (`signal_flip`), then the new one opens. Fills pay slippage
+   (long buys at open × (1 + slip), sells at × (1 − slip)); size = notional / fill price.
+   Stop = fill ∓ atr_stop_mult × ATR[i − 1] (the ATR known at the signal);
+   take-profit price = the price at which unrealized PnL (before fees) is hard_tp_usd.
+2. An open position (including one filled at this open) checks its exits: if the open is
+   already through the stop or the target, that level fills at the open (a gap); else if
+   the bar's range reaches the stop it fills at the stop, even when the target is also in
+   range (stop first); else the target. Else, if i − fill bar ≥ timeout_bars it closes at
+   close[i] (`timeout`); else on the last bar at close[i] (`end_of_data`).
+3. Equity is marked to market at close[i]; entry fees are charged at the fill.
+4. The signal at close[i] (from bar `warmup` on, not on the last bar) is accepted if it is
+   not the current side and every enabled gate passes for its side at bar i. A position
+   stopped on bar i may so re-enter on a signal at bar i's close.
+
+Fees are fee_bps per side on the traded notional. pnl = side × qty × (exit − entry) − fees.
+bars_held = exit bar − fill bar. A trade belongs to the episode and phase of its exit bar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.metrics import END_OF_DATA, SIGNAL_FLIP, SL_HIT, TIMEOUT, TP_HIT, max_drawdown, payoff_ratio, score
+
+TRADE_DTYPE = np.dtype(
+    [
+        ("entry_idx", np.int64),  # fill bar (its open)
+        ("exit_idx", np.int64),  # exit bar
+        ("side", np.int8),  # +1 long, −1 short
+        ("entry", np.float64),  # fill price, slippage included
+        ("exit", np.float64),
+        ("qty", np.float64),  # base units
+        ("fees", np.float64),  # USD, both sides
+        ("pnl", np.float64),  # USD after fees
+        ("bars_held", np.int64),
+        ("exit_reason", np.int8),  # index into metrics.EXIT_REASONS
+        ("vol_bin", np.int8),  # index into metrics.VOL_BINS, at the signal bar
+        ("phase", np.int8),  # index into metrics.PHASES, of the exit bar
+        ("episode", np.int64),  # episode id of the exit bar
+        ("gate_cvd", np.bool_),  # each gate as evaluated at the signal bar, enabled or not
+        ("gate_imb", np.bool_),
+        ("gate_atrz", np.bool_),
+        ("gate_vhf", np.bool_),
+        ("stop", np.float64),
+        ("target", np.float64),
+        ("atr", np.float64),  # ATR used for the stop
+    ]
+)
+
+EPISODE_DTYPE = np.dtype(
+    [
+        ("episode", np.int64),
+        ("start", np.int64),  # first bar
+        ("stop", np.int64),  # one past the last bar
+        ("phase", np.int8),
+        ("n_trades", np.int64),
+        ("wins", np.int64),
+        ("hit", np.float64),
+        ("payoff", np.float64),
+        ("total_pnl", np.float64),
+        ("maxdd", np.float64),
+        ("blunders", np.int64),
+        ("score", np.float64),
+        ("vol_regime", np.int8),
+    ]
+)
+
+# Layout of the kernel's parameter vectors (built by engine.backtest from Params).
+F_STOP_MULT, F_TP_USD, F_Z_MIN, F_IMB_MIN, F_VHF_MIN, F_FEE_BPS, F_SLIP_BPS, F_NOTIONAL = range(8)
+N_FLOAT = 8
+(
+    I_ATR_PERIOD,
+    I_TIMEOUT,
+    I_Z_WINDOW,
+    I_CVD_WINDOW,
+    I_IMB_WINDOW,
+    I_VHF_PERIOD,
+    I_GATE_CVD,
+    I_GATE_IMB,
+    I_GATE_ATRZ,
+    I_GATE_VHF,
+    I_WARMUP,
+    I_TRAIN_END,
+    I_VAL_END,
+    I_EPISODE_BARS,
+    I_BLUNDER_BARS,
+    I_HAS_TAKER,
+) = range(16)
+N_INT = 16
+
+
+@njit(cache=True)
+def _select(a, lo, hi, k):
+    """Reorder a[lo:hi] so that a[k] is its k-th smallest value (quickselect, median of three)."""
+    hi -= 1
+    while hi > lo:
+        mid = (lo + hi) >> 1
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(cache=True)
+def vol_terciles(atr_pct: np.ndarray, stop: int):
+    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3)."""
+    m = stop if stop >= 3 else atr_pct.shape[0]
+    if m < 3:
+        return np.inf, np.inf
+    k1 = m // 3
+    k2 = (2 * m) // 3
+    a = atr_pct[:m].copy()
+    _select(a, 0, m, k2)
+    _select(a, 0, k2, k1)
+    return a[k1], a[k2]
+
+
+@njit(cache=True)
+def _bin(x: float, q1: float, q2: float) -> np.int8:
+    if x < q1:
+        return np.int8(0)
+    if x < q2:
+        return np.int8(1)
+    return np.int8(2)
+
+
+@njit(cache=True)
+def _phase_of(i: int, train_end: int, val_end: int) -> np.int8:
+    if i < train_end:
+        return np.int8(0)
+    if i < val_end:
+        return np.int8(1)
+    return np.int8(2)
+
+
+@njit(cache=True)
+def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
+    # episodes restart at each phase boundary, so no episode straddles two phases
+    if i < train_end:
+        return i // ep_bars
+    n_train = (train_end + ep_bars - 1) // ep_bars
+    if i < val_end:
+        return n_train + (i - train_end) // ep_bars
+    n_val = (val_end - train_end + ep_bars - 1) // ep_bars
+    return n_train + n_val + (i - val_end) // ep_bars
+
+
+@njit(cache=True)
+def _gate_values(i, side, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_sum, imb_sum, vol_sum, has_taker):
+    """The four gate inputs at bar i from the running sums: (cvd slope, imbalance, ATR z, VHF)."""
+    z = 0.0
+    if i >= period_z - 1:
+        mean = zs / period_z
+        var = zs2 / period_z - mean * mean
+        if var > 1e-18 * (mean * mean + 1.0):
+            z = (atr_[i] - mean) / np.sqrt(var)
+    hi = close[i]
+    lo = close[i]
+    for j in range(max(0, i - vhf_period + 1), i):
+        c = close[j]
+        if c > hi:
+            hi = c
+        if c < lo:
+            lo = c
+    trend = (hi - lo) / path if path > 0.0 else 0.0
+    imb = 0.0
+    if has_taker and vol_sum > 0.0:
+        imb = imb_sum / vol_sum
+    return cvd_sum, imb, z, trend
+
+
+@njit(cache=True)
+def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr):
+    """Fill one TRADE_DTYPE record; returns its pnl (USD after fees)."""
+    fees = fee * qty * (entry + exit_px)
+    pnl = side * qty * (exit_px - entry) - fees
+    t.entry_idx = entry_idx
+    t.exit_idx = exit_idx
+    t.side = side
+    t.entry = entry
+    t.exit = exit_px
+    t.qty = qty
+    t.fees = fees
+    t.pnl = pnl
+    t.bars_held = exit_idx - entry_idx
+    t.exit_reason = reason
+    t.gate_cvd = gates[0]
+    t.gate_imb = gates[1]
+    t.gate_atrz = gates[2]
+    t.gate_vhf = gates[3]
+    t.stop = stop
+    t.target = target
+    t.atr = entry_atr
+    return pnl
+
+
+@njit(cache=True)
+def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
+    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
+
+    Indicators are updated in the same pass as the trading loop (running sums, so the
+    independent recurrences overlap in the CPU); gate values are only evaluated on bars
+    with a signal. They equal engine.indicators' array functions at every bar.
+    """
+    n = close.shape[0]
+    atr_period = ip[I_ATR_PERIOD]
+    period_z = ip[I_Z_WINDOW]
+    vhf_period = ip[I_VHF_PERIOD]
+    cvd_window = ip[I_CVD_WINDOW]
+    imb_window = ip[I_IMB_WINDOW]
+    train_end = ip[I_TRAIN_END]
+    val_end = ip[I_VAL_END]
+    ep_bars = ip[I_EPISODE_BARS]
+    timeout = ip[I_TIMEOUT]
+    warmup = ip[I_WARMUP]
+    has_taker = ip[I_HAS_TAKER] == 1
+    use_cvd = ip[I_GATE_CVD] == 1
+    use_imb = ip[I_GATE_IMB] == 1
+    use_atrz = ip[I_GATE_ATRZ] == 1
+    use_vhf = ip[I_GATE_VHF] == 1
+    mult = fp[F_STOP_MULT]
+    tp_usd = fp[F_TP_USD]
+    fee = fp[F_FEE_BPS] * 1e-4
+    slip = fp[F_SLIP_BPS] * 1e-4
+    notional = fp[F_NOTIONAL]
+    z_min = fp[F_Z_MIN]
+    imb_min = fp[F_IMB_MIN]
+    vhf_min = fp[F_VHF_MIN]
+
+    atr_ = np.empty(n)
+    atr_pct = np.empty(n)
+    trades = np.empty(n, dtype=TRADE_DTYPE)
+    signal_bar = np.empty(n, np.int64)
+    equity = np.empty(n)
+    k = 0
+    realized = 0.0
+    pos = 0
+    entry = 0.0
+    qty = 0.0
+    stop = 0.0
+    target = 0.0
+    entry_atr = 0.0
+    entry_idx = -1
+    entry_signal = -1
+    gates = np.zeros(4, np.bool_)  # of the open position
+    pending = 0
+    pending_gates = np.zeros(4, np.bool_)
+
+    # running indicator state (see engine.indicators for the array forms)
+    atr_beta = 1.0 - 1.0 / atr_period
+    atr_alpha = 1.0 / atr_period
+    acc = 0.0
+    zs = 0.0
+    zs2 = 0.0
+    path = 0.0
+    cvd_sum = 0.0
+    imb_sum = 0.0
+    vol_sum = 0.0
+
+    for i in range(n):
+        # ---- indicators at the close of bar i (used by the signal step below)
+        h = high[i]
+        lo_ = low[i]
+        c = close[i]
+        if i == 0:
+            acc = h - lo_
+        else:
+            pc = close[i - 1]
+            tr = h - lo_
+            up = abs(h - pc)
+            down = abs(lo_ - pc)
+            if up > tr:
+                tr = up
+            if down > tr:
+                tr = down
+            acc = atr_beta * acc + atr_alpha * tr
+            path += abs(c - pc)
+        if i >= vhf_period and i - vhf_period >= 1:
+            path -= abs(close[i - vhf_period] - close[i - vhf_period - 1])
+        atr_[i] = acc
+        atr_pct[i] = acc / c
+        zs += acc
+        zs2 += acc * acc
+        if i >= period_z:
+            old = atr_[i - period_z]
+            zs -= old
+            zs2 -= old * old
+        if has_taker:
+            d = 2.0 * taker_buy[i] - volume[i]
+            cvd_sum += d
+            imb_sum += d
+            vol_sum += volume[i]
+            if i >= cvd_window:
+                cvd_sum -= 2.0 * taker_buy[i - cvd_window] - volume[i - cvd_window]
+            if i >= imb_window:
+                imb_sum -= 2.0 * taker_buy[i - imb_window] - volume[i - imb_window]
+                vol_sum -= volume[i - imb_window]
+
+        # ---- a signal accepted at the previous close fills at this open
+        if pending != 0:
+            px = open_[i]
+            if pos != 0:
+                realized += _write_trade(
+                    trades[k], entry_idx, i, pos, entry, px * (1.0 - pos * slip), qty, fee,
+                    SIGNAL_FLIP, gates, stop, target, entry_atr,
+                )
+                signal_bar[k] = entry_signal
+                k += 1
+            pos = pending
+            pending = 0
+            entry = px * (1.0 + pos * slip)
+            qty = notional / entry
+            entry_atr = atr_[i - 1]
+            stop = entry - pos * mult * entry_atr
+            target = entry + pos * tp_usd / qty
+            entry_idx = i
+            entry_signal = i - 1
+            gates[:] = pending_gates
+
+        # ---- exits on this bar
+        if pos != 0:
+            reason = -1
+            exit_px = 0.0
+            o = open_[i]
+            if pos == 1:
+                if o <= stop:
+                    reason, exit_px = SL_HIT, o
+                elif o >= target:
+                    reason, exit_px = TP_HIT, o
+                elif lo_ <= stop:
+                    reason, exit_px = SL_HIT, stop
+                elif h >= target:
+                    reason, exit_px = TP_HIT, target
+            else:
+                if o >= stop:
+                    reason, exit_px = SL_HIT, o
+                elif o <= target:
+                    reason, exit_px = TP_HIT, o
+                elif h >= stop:
+                    reason, exit_px = SL_HIT, stop
+                elif lo_ <= target:
+                    reason, exit_px = TP_HIT, target
+            if reason < 0 and i - entry_idx >= timeout:
+                reason, exit_px = TIMEOUT, c
+            if reason < 0 and i == n - 1:
+                reason, exit_px = END_OF_DATA, c
+            if reason >= 0:
+                realized += _write_trade(
+                    trades[k], entry_idx, i, pos, entry, exit_px * (1.0 - pos * slip), qty, fee,
+                    reason, gates, stop, target, entry_atr,
+                )
+                signal_bar[k] = entry_signal
+                k += 1
+                pos = 0
+
+        if pos != 0:
+            equity[i] = realized + pos * qty * (c - entry) - fee * qty * entry
+        else:
+            equity[i] = realized
+
+        # ---- the signal at this close
+        if i >= warmup and i < n - 1:
+            s = signal[i]
+            if s != 0 and s != pos:
+                cvd, imb, z, trend = _gate_values(
+                    i, s, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_sum, imb_sum, vol_sum, has_taker
+                )
+                g_cvd = (not has_taker) or s * cvd > 0.0
+                g_imb = (not has_taker) or s * imb >= imb_min
+                g_atrz = z >= z_min
+                g_vhf = trend >= vhf_min
+                if (g_cvd or not use_cvd) and (g_imb or not use_imb) and (g_atrz or not use_atrz) and (g_vhf or not use_vhf):
+                    pending = s
+                    pending_gates[0] = g_cvd
+                    pending_gates[1] = g_imb
+                    pending_gates[2] = g_atrz
+                    pending_gates[3] = g_vhf
+
+    # labels that need the whole train part: vol bins, phases, episodes
+    q1, q2 = vol_terciles(atr_pct, train_end)
+    trades = trades[:k].copy()
+    for j in range(k):
+        t = trades[j]
+        t.vol_bin = _bin(atr_pct[signal_bar[j]], q1, q2)
+        t.phase = _phase_of(t.exit_idx, train_end, val_end)
+        t.episode = _episode_of(t.exit_idx, train_end, val_end, ep_bars)
+    episodes = _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, ip[I_BLUNDER_BARS], notional)
+    return trades, equity, episodes
+
+
+@njit(cache=True)
+def _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, blunder_bars, notional):
+    n = equity.shape[0]
+    n_ep = _episode_of(n - 1, train_end, val_end, ep_bars) + 1 if n > 0 else 0
+    eps = np.zeros(n_ep, dtype=EPISODE_DTYPE)
+    sum_win = np.zeros(n_ep)
+    sum_loss = np.zeros(n_ep)
+    losses = np.zeros(n_ep, np.int64)
+    bounds = np.array([0, min(train_end, n), min(val_end, n), n])
+    e = 0
+    for ph in range(3):
+        for start in range(bounds[ph], bounds[ph + 1], ep_bars):
+            eps[e].episode = e
+            eps[e].start = start
+            eps[e].stop = min(start + ep_bars, bounds[ph + 1])
+            eps[e].phase = ph
+            e += 1
+    for j in range(trades.shape[0]):
+        e = trades[j].episode
+        pnl = trades[j].pnl
+        eps[e].n_trades += 1
+        eps[e].total_pnl += pnl
+        if pnl > 0.0:
+            eps[e].wins += 1
+            sum_win[e] += pnl
+        elif pnl < 0.0:
+            losses[e] += 1
+            sum_loss[e] += pnl
+        if trades[j].exit_reason == SL_HIT and trades[j].bars_held < blunder_bars:
+            eps[e].blunders += 1
+    for e in range(n_ep):
+        ep = eps[e]
+        nt = ep.n_trades
+        ep.hit = ep.wins / nt if nt > 0 else 0.0
+        ep.payoff = payoff_ratio(ep.wins, sum_win[e], losses[e], sum_loss[e])
+        ep.maxdd = max_drawdown(equity, ep.start, ep.stop)
+        ep.score = score(nt, ep.hit, ep.payoff, ep.maxdd, ep.blunders, notional)
+        ep.vol_regime = _bin(atr_pct[ep.start : ep.stop].mean(), q1, q2)
+    return eps
