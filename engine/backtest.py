@@ -7,7 +7,7 @@ cached on the Params instance, so the per-call Python overhead stays a few micro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -104,6 +104,7 @@ def kernel_args(params: Params) -> KernelArgs:
     return args
 
 
+@lru_cache(maxsize=64)
 def default_phases(n_bars: int, interval_ms: int, geometry: WalkForward = WalkForward()) -> tuple[int, int]:
     """(train_end, validation_end) for a window of n_bars: the walk-forward split if it is one
     full window, else the same 10 : 3 : 2 proportions."""

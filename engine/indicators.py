@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema(x: np.ndarray, period: int) -> np.ndarray:
     """Exponential moving average, alpha = 2 / (period + 1), seeded with x[0]."""
     n = x.shape[0]
@@ -28,7 +28,7 @@ def ema(x: np.ndarray, period: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def macd(close: np.ndarray, fast: int, slow: int, signal: int):
     """MACD line (EMA fast − EMA slow), its signal EMA and the histogram (line − signal)."""
     line = ema(close, fast) - ema(close, slow)
@@ -36,7 +36,7 @@ def macd(close: np.ndarray, fast: int, slow: int, signal: int):
     return line, sig, line - sig
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:
     """Wilder's average true range in price units, seeded with the first bar's range."""
     n = close.shape[0]
@@ -61,7 +61,7 @@ def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def zscore(x: np.ndarray, window: int) -> np.ndarray:
     """(x − rolling mean) / rolling population sd over the last `window` values; 0 until full or flat."""
     n = x.shape[0]
@@ -69,12 +69,15 @@ def zscore(x: np.ndarray, window: int) -> np.ndarray:
     s = 0.0
     s2 = 0.0
     for i in range(n):
-        s += x[i]
-        s2 += x[i] * x[i]
+        v = x[i]
+        # add the difference: one addition per bar on each running sum's dependency chain
         if i >= window:
             old = x[i - window]
-            s -= old
-            s2 -= old * old
+            s += v - old
+            s2 += v * v - old * old
+        else:
+            s += v
+            s2 += v * v
         if i >= window - 1:
             mean = s / window
             var = s2 / window - mean * mean
@@ -83,53 +86,82 @@ def zscore(x: np.ndarray, window: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_max(x: np.ndarray, window: int) -> np.ndarray:
     """max(x[i − window + 1 .. i]) (fewer values at the start); O(n) by van Herk/Gil-Werman blocks."""
     n = x.shape[0]
     out = np.empty(n)
     if n == 0:
         return out
-    prefix = np.empty(n)
-    suffix = np.empty(n)
-    for i in range(n):
-        prefix[i] = x[i] if i % window == 0 or x[i] > prefix[i - 1] else prefix[i - 1]
-    for i in range(n - 1, -1, -1):
-        if i == n - 1 or (i + 1) % window == 0:
-            suffix[i] = x[i]
-        else:
-            suffix[i] = x[i] if x[i] > suffix[i + 1] else suffix[i + 1]
-    for i in range(n):
-        if i < window - 1:
-            out[i] = prefix[i]
-        else:
-            a = suffix[i - window + 1]
-            b = prefix[i]
-            out[i] = a if a > b else b
+    prefix = np.empty(n)  # max from the start of i's block to i
+    suffix = np.empty(n)  # max from i to the end of i's block
+    for start in range(0, n, window):
+        stop = min(start + window, n)
+        acc = x[start]
+        for i in range(start, stop):
+            v = x[i]
+            acc = v if v > acc else acc
+            prefix[i] = acc
+        acc = x[stop - 1]
+        for i in range(stop - 1, start - 1, -1):
+            v = x[i]
+            acc = v if v > acc else acc
+            suffix[i] = acc
+    for i in range(min(window - 1, n)):
+        out[i] = prefix[i]
+    for i in range(window - 1, n):
+        a = suffix[i - window + 1]
+        b = prefix[i]
+        out[i] = a if a > b else b
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_min(x: np.ndarray, window: int) -> np.ndarray:
     """min(x[i − window + 1 .. i]) (fewer values at the start)."""
-    return -rolling_max(-x, window)
+    n = x.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    prefix = np.empty(n)
+    suffix = np.empty(n)
+    for start in range(0, n, window):
+        stop = min(start + window, n)
+        acc = x[start]
+        for i in range(start, stop):
+            v = x[i]
+            acc = v if v < acc else acc
+            prefix[i] = acc
+        acc = x[stop - 1]
+        for i in range(stop - 1, start - 1, -1):
+            v = x[i]
+            acc = v if v < acc else acc
+            suffix[i] = acc
+    for i in range(min(window - 1, n)):
+        out[i] = prefix[i]
+    for i in range(window - 1, n):
+        a = suffix[i - window + 1]
+        b = prefix[i]
+        out[i] = a if a < b else b
+    return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
     """sum(x[i − window + 1 .. i]) (fewer values at the start)."""
     n = x.shape[0]
     out = np.empty(n)
     s = 0.0
     for i in range(n):
-        s += x[i]
         if i >= window:
-            s -= x[i - window]
+            s += x[i] - x[i - window]
+        else:
+            s += x[i]
         out[i] = s
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def vhf(close: np.ndarray, period: int) -> np.ndarray:
     """Vertical horizontal filter: (max − min of close) / Σ|Δclose| over `period` bars; 0 when flat."""
     n = close.shape[0]
@@ -146,19 +178,19 @@ def vhf(close: np.ndarray, period: int) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def volume_delta(volume: np.ndarray, taker_buy: np.ndarray) -> np.ndarray:
     """Per-bar delta: taker buys − taker sells = 2 × taker_buy − volume (base units)."""
     return 2.0 * taker_buy - volume
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cvd_slope(volume: np.ndarray, taker_buy: np.ndarray, window: int) -> np.ndarray:
     """Change of cumulative volume delta over the last `window` bars (base units)."""
     return rolling_sum(volume_delta(volume, taker_buy), window)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def imbalance(volume: np.ndarray, taker_buy: np.ndarray, window: int) -> np.ndarray:
     """Taker-buy imbalance over `window` bars: Σ(buy − sell) / Σ volume, in [−1, 1]; 0 without volume."""
     num = rolling_sum(volume_delta(volume, taker_buy), window)

@@ -18,7 +18,7 @@ from numba import njit
 from engine.params import Params
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cross(diff: float, prev: float) -> np.int8:
     """+1 when diff turns positive, −1 when it turns negative, else 0."""
     if diff > 0.0 and prev <= 0.0:
@@ -32,7 +32,7 @@ def _cross(diff: float, prev: float) -> np.int8:
 # in one loop so their dependency chains overlap.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def ema_crossover(open_, high, low, close, p):
     """Long when EMA(p[0]) crosses above EMA(p[1]); short when it crosses below."""
     n = close.shape[0]
@@ -55,7 +55,7 @@ def ema_crossover(open_, high, low, close, p):
     return sig
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def macd_trend(open_, high, low, close, p):
     """Long when the MACD(p[0], p[1], p[2]) histogram turns positive; short when it turns negative."""
     n = close.shape[0]
@@ -83,37 +83,30 @@ def macd_trend(open_, high, low, close, p):
     return sig
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def trend_breakout(open_, high, low, close, p):
     """Long when the close breaks above the prior p[0]-bar high; short below the prior p[0]-bar low.
 
-    The channel of bars i − p[0] .. i − 1 is kept with two monotonic index queues (O(n)).
+    Equal to comparing with rolling_max(high)[i − 1] / rolling_min(low)[i − 1], but only
+    closes beyond the previous bar's range scan back, and stop at the first bar that holds.
     """
     n = close.shape[0]
     lookback = int(p[0])
     sig = np.zeros(n, np.int8)
-    hq = np.empty(n, np.int64)  # indices of decreasing highs
-    lq = np.empty(n, np.int64)  # indices of increasing lows
-    h_head = h_tail = l_head = l_tail = 0
-    for i in range(n):
-        if i >= lookback:
-            # the queues hold bars i - lookback .. i - 1: the prior channel
-            while hq[h_head] < i - lookback:
-                h_head += 1
-            while lq[l_head] < i - lookback:
-                l_head += 1
-            if close[i] > high[hq[h_head]]:
+    for i in range(lookback, n):
+        c = close[i]
+        if c > high[i - 1]:
+            j = i - 2
+            while j >= i - lookback and high[j] < c:
+                j -= 1
+            if j < i - lookback:
                 sig[i] = 1
-            elif close[i] < low[lq[l_head]]:
+        elif c < low[i - 1]:
+            j = i - 2
+            while j >= i - lookback and low[j] > c:
+                j -= 1
+            if j < i - lookback:
                 sig[i] = -1
-        while h_tail > h_head and high[hq[h_tail - 1]] <= high[i]:
-            h_tail -= 1
-        hq[h_tail] = i
-        h_tail += 1
-        while l_tail > l_head and low[lq[l_tail - 1]] >= low[i]:
-            l_tail -= 1
-        lq[l_tail] = i
-        l_tail += 1
     return sig
 
 

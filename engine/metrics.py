@@ -37,12 +37,12 @@ TRAIN, VALIDATION, HOLDOUT = range(3)
 VOL_BINS = ("low", "mid", "high")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _clip01(x: float) -> float:
     return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def payoff_ratio(wins: int, sum_win: float, losses: int, sum_loss: float) -> float:
     """Mean win / |mean loss| (USD/USD); 0 without wins, PAYOFF_CAP without losses, capped."""
     if wins == 0:
@@ -53,7 +53,7 @@ def payoff_ratio(wins: int, sum_win: float, losses: int, sum_loss: float) -> flo
     return PAYOFF_CAP if ratio > PAYOFF_CAP else ratio
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def score(n_trades: int, hit: float, payoff: float, maxdd: float, blunders: int, notional_usd: float) -> float:
     """The 0–100 episode score of the module docstring."""
     if n_trades == 0:
@@ -65,17 +65,16 @@ def score(n_trades: int, hit: float, payoff: float, maxdd: float, blunders: int,
     return 100.0 * (0.30 * s_hit + 0.30 * s_payoff + 0.25 * s_dd + 0.15 * s_clean)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def max_drawdown(equity: np.ndarray, start: int, stop: int) -> float:
     """Most negative equity − running peak over bars [start, stop), USD ≤ 0; peak starts at equity[start − 1] (0 at 0)."""
     peak = equity[start - 1] if start > 0 else 0.0
     worst = 0.0
     for j in range(start, stop):
-        if equity[j] > peak:
-            peak = equity[j]
-        dd = equity[j] - peak
-        if dd < worst:
-            worst = dd
+        e = equity[j]
+        peak = e if e > peak else peak
+        dd = e - peak
+        worst = dd if dd < worst else worst
     return worst
 
 

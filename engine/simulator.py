@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.metrics import END_OF_DATA, SIGNAL_FLIP, SL_HIT, TIMEOUT, TP_HIT, max_drawdown, payoff_ratio, score
+from engine.metrics import END_OF_DATA, SIGNAL_FLIP, SL_HIT, TIMEOUT, TP_HIT, payoff_ratio, score
 
 TRADE_DTYPE = np.dtype(
     [
@@ -95,53 +95,48 @@ N_FLOAT = 8
 N_INT = 16
 
 
-@njit(cache=True)
-def _select(a, lo, hi, k):
-    """Reorder a[lo:hi] so that a[k] is its k-th smallest value (quickselect, median of three)."""
-    hi -= 1
-    while hi > lo:
-        mid = (lo + hi) >> 1
-        if a[mid] < a[lo]:
-            a[mid], a[lo] = a[lo], a[mid]
-        if a[hi] < a[lo]:
-            a[hi], a[lo] = a[lo], a[hi]
-        if a[hi] < a[mid]:
-            a[hi], a[mid] = a[mid], a[hi]
-        pivot = a[mid]
-        i = lo
-        j = hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return
-
-
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def vol_terciles(atr_pct: np.ndarray, stop: int):
-    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3)."""
+    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3).
+
+    Exact, in O(m) without data-dependent branching: a 512-bin histogram between min and
+    max finds the bin of each order statistic, and only that bin's values are sorted.
+    (A quickselect mispredicts its way through smooth series like ATR%, three times slower.)
+    """
     m = stop if stop >= 3 else atr_pct.shape[0]
     if m < 3:
         return np.inf, np.inf
-    k1 = m // 3
-    k2 = (2 * m) // 3
-    a = atr_pct[:m].copy()
-    _select(a, 0, m, k2)
-    _select(a, 0, k2, k1)
-    return a[k1], a[k2]
+    lo = atr_pct[0]
+    hi = atr_pct[0]
+    for j in range(1, m):
+        v = atr_pct[j]
+        lo = v if v < lo else lo
+        hi = v if v > hi else hi
+    n_bins = 512
+    scale = (n_bins - 1) / (hi - lo) if hi > lo else 0.0
+    hist = np.zeros(n_bins + 1, np.int64)
+    for j in range(m):
+        hist[int((atr_pct[j] - lo) * scale)] += 1
+    out = np.empty(2)
+    for r in range(2):
+        k = m // 3 if r == 0 else (2 * m) // 3
+        below = 0
+        b = 0
+        while below + hist[b] <= k:
+            below += hist[b]
+            b += 1
+        cand = np.empty(hist[b])
+        c = 0
+        for j in range(m):
+            if int((atr_pct[j] - lo) * scale) == b:
+                cand[c] = atr_pct[j]
+                c += 1
+        cand.sort()
+        out[r] = cand[k - below]
+    return out[0], out[1]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _bin(x: float, q1: float, q2: float) -> np.int8:
     if x < q1:
         return np.int8(0)
@@ -150,7 +145,7 @@ def _bin(x: float, q1: float, q2: float) -> np.int8:
     return np.int8(2)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _phase_of(i: int, train_end: int, val_end: int) -> np.int8:
     if i < train_end:
         return np.int8(0)
@@ -159,7 +154,7 @@ def _phase_of(i: int, train_end: int, val_end: int) -> np.int8:
     return np.int8(2)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
     # episodes restart at each phase boundary, so no episode straddles two phases
     if i < train_end:
@@ -171,7 +166,7 @@ def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
     return n_train + n_val + (i - val_end) // ep_bars
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _gate_values(i, side, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_sum, imb_sum, vol_sum, has_taker):
     """The four gate inputs at bar i from the running sums: (cvd slope, imbalance, ATR z, VHF)."""
     z = 0.0
@@ -195,7 +190,7 @@ def _gate_values(i, side, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_
     return cvd_sum, imb, z, trend
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr):
     """Fill one TRADE_DTYPE record; returns its pnl (USD after fees)."""
     fees = fee * qty * (entry + exit_px)
@@ -220,7 +215,7 @@ def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason,
     return pnl
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
 
@@ -255,7 +250,7 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
 
     atr_ = np.empty(n)
     atr_pct = np.empty(n)
-    trades = np.empty(n, dtype=TRADE_DTYPE)
+    trades = np.empty(n, dtype=TRADE_DTYPE)  # a trade needs an entry, at most one per bar
     signal_bar = np.empty(n, np.int64)
     equity = np.empty(n)
     k = 0
@@ -283,6 +278,16 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     imb_sum = 0.0
     vol_sum = 0.0
 
+    # per-episode drawdown (metrics.max_drawdown, tracked in the loop) and ATR% sums
+    episodes = _episode_table(n, train_end, val_end, ep_bars)
+    ep_maxdd = np.zeros(episodes.shape[0])
+    ep_vol = np.zeros(episodes.shape[0])
+    ep = 0
+    ep_stop = episodes[0].stop if episodes.shape[0] > 0 else -1
+    peak = 0.0
+    worst = 0.0
+    vol_acc = 0.0
+
     for i in range(n):
         # ---- indicators at the close of bar i (used by the signal step below)
         h = high[i]
@@ -300,27 +305,36 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
             if down > tr:
                 tr = down
             acc = atr_beta * acc + atr_alpha * tr
-            path += abs(c - pc)
-        if i >= vhf_period and i - vhf_period >= 1:
-            path -= abs(close[i - vhf_period] - close[i - vhf_period - 1])
+        # running sums add the difference (new − leaving), one addition per bar on each chain;
+        # the same arithmetic as engine.indicators, so the values match bit for bit
+        move = abs(c - close[i - 1]) if i > 0 else 0.0
+        if i >= vhf_period:
+            leaving = i - vhf_period
+            path += move - (abs(close[leaving] - close[leaving - 1]) if leaving > 0 else 0.0)
+        else:
+            path += move
         atr_[i] = acc
         atr_pct[i] = acc / c
-        zs += acc
-        zs2 += acc * acc
         if i >= period_z:
             old = atr_[i - period_z]
-            zs -= old
-            zs2 -= old * old
+            zs += acc - old
+            zs2 += acc * acc - old * old
+        else:
+            zs += acc
+            zs2 += acc * acc
         if has_taker:
             d = 2.0 * taker_buy[i] - volume[i]
-            cvd_sum += d
-            imb_sum += d
-            vol_sum += volume[i]
             if i >= cvd_window:
-                cvd_sum -= 2.0 * taker_buy[i - cvd_window] - volume[i - cvd_window]
+                cvd_sum += d - (2.0 * taker_buy[i - cvd_window] - volume[i - cvd_window])
+            else:
+                cvd_sum += d
             if i >= imb_window:
-                imb_sum -= 2.0 * taker_buy[i - imb_window] - volume[i - imb_window]
-                vol_sum -= volume[i - imb_window]
+                j = i - imb_window
+                imb_sum += d - (2.0 * taker_buy[j] - volume[j])
+                vol_sum += volume[i] - volume[j]
+            else:
+                imb_sum += d
+                vol_sum += volume[i]
 
         # ---- a signal accepted at the previous close fills at this open
         if pending != 0:
@@ -379,10 +393,20 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
                 k += 1
                 pos = 0
 
-        if pos != 0:
-            equity[i] = realized + pos * qty * (c - entry) - fee * qty * entry
-        else:
-            equity[i] = realized
+        eq = realized + pos * qty * (c - entry) - fee * qty * entry if pos != 0 else realized
+        equity[i] = eq
+        peak = eq if eq > peak else peak
+        dd = eq - peak
+        worst = dd if dd < worst else worst
+        vol_acc += atr_pct[i]
+        if i + 1 == ep_stop:
+            ep_maxdd[ep] = worst
+            ep_vol[ep] = vol_acc
+            ep += 1
+            ep_stop = episodes[ep].stop if ep < episodes.shape[0] else -1
+            peak = eq  # the next episode's peak starts at the equity before it
+            worst = 0.0
+            vol_acc = 0.0
 
         # ---- the signal at this close
         if i >= warmup and i < n - 1:
@@ -410,18 +434,15 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
         t.vol_bin = _bin(atr_pct[signal_bar[j]], q1, q2)
         t.phase = _phase_of(t.exit_idx, train_end, val_end)
         t.episode = _episode_of(t.exit_idx, train_end, val_end, ep_bars)
-    episodes = _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, ip[I_BLUNDER_BARS], notional)
+    _score_episodes(episodes, trades, ep_maxdd, ep_vol, q1, q2, ip[I_BLUNDER_BARS], notional)
     return trades, equity, episodes
 
 
-@njit(cache=True)
-def _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, blunder_bars, notional):
-    n = equity.shape[0]
+@njit(cache=True, error_model="numpy")
+def _episode_table(n, train_end, val_end, ep_bars):
+    """Episodes with id, start, stop and phase filled in: blocks of ep_bars restarting per phase."""
     n_ep = _episode_of(n - 1, train_end, val_end, ep_bars) + 1 if n > 0 else 0
     eps = np.zeros(n_ep, dtype=EPISODE_DTYPE)
-    sum_win = np.zeros(n_ep)
-    sum_loss = np.zeros(n_ep)
-    losses = np.zeros(n_ep, np.int64)
     bounds = np.array([0, min(train_end, n), min(val_end, n), n])
     e = 0
     for ph in range(3):
@@ -431,6 +452,16 @@ def _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, blun
             eps[e].stop = min(start + ep_bars, bounds[ph + 1])
             eps[e].phase = ph
             e += 1
+    return eps
+
+
+@njit(cache=True, error_model="numpy")
+def _score_episodes(eps, trades, ep_maxdd, ep_vol, q1, q2, blunder_bars, notional):
+    """Fill each episode's trade statistics and score from its trades and the loop's drawdowns."""
+    n_ep = eps.shape[0]
+    sum_win = np.zeros(n_ep)
+    sum_loss = np.zeros(n_ep)
+    losses = np.zeros(n_ep, np.int64)
     for j in range(trades.shape[0]):
         e = trades[j].episode
         pnl = trades[j].pnl
@@ -449,7 +480,6 @@ def _episodes(trades, equity, atr_pct, q1, q2, train_end, val_end, ep_bars, blun
         nt = ep.n_trades
         ep.hit = ep.wins / nt if nt > 0 else 0.0
         ep.payoff = payoff_ratio(ep.wins, sum_win[e], losses[e], sum_loss[e])
-        ep.maxdd = max_drawdown(equity, ep.start, ep.stop)
+        ep.maxdd = ep_maxdd[e]
         ep.score = score(nt, ep.hit, ep.payoff, ep.maxdd, ep.blunders, notional)
-        ep.vol_regime = _bin(atr_pct[ep.start : ep.stop].mean(), q1, q2)
-    return eps
+        ep.vol_regime = _bin(ep_vol[e] / (ep.stop - ep.start), q1, q2)
