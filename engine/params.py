@@ -150,7 +150,10 @@ def coerce_value(name: str, raw: Any) -> Any:
 
 def params_from_dict(values: dict[str, Any], where: str = "") -> Params:
     """Validate a full or partial parameter dict into Params; ParamError names the first bad field."""
-    coerced = {name: coerce_value(name, raw) for name, raw in values.items()}
+    try:
+        coerced = {name: coerce_value(name, raw) for name, raw in values.items()}
+    except ParamError as err:
+        raise ParamError(err.field, err.problem, where) from None
     try:
         return Params(**coerced)
     except ValidationError as err:

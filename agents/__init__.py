@@ -1,0 +1,1 @@
+"""The agents: the Maestro (conductor), the Strategist and the Critic, and their providers."""

@@ -1,0 +1,1 @@
+"""maestro-tui: the Textual console (screens, widgets, bindings) and the command line."""

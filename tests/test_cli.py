@@ -1,0 +1,51 @@
+"""The command line: help, exit codes and one-line reasons for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from maestro_tui.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "maestro_tui.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_the_commands_that_exist():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("backtest", "check-data"):
+        assert command in out.stdout
+
+
+def test_bad_data_file_exits_2_with_one_line_naming_file_row_and_field(tmp_path):
+    bad = tmp_path / "bars.csv"
+    bad.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "1700000000000,100,101,99,100,5\n"
+        "1700000300000,100,99,99.5,100,5\n"
+        "1700000600000,100,101,99,100,5\n"
+    )
+    out = run_cli("check-data", str(bad))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert str(bad) in lines[0] and "row 3" in lines[0] and "high" in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_file_is_bad_input_not_a_traceback(tmp_path):
+    out = run_cli("backtest", "--data", str(tmp_path / "nope.csv"))
+    assert out.returncode == 2 and "nope.csv" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_command_is_bad_usage():
+    assert run_cli("frobnicate").returncode == 2
+
+
+def test_backtest_on_synthetic_data_prints_each_method(capsys):
+    assert main(["backtest", "--windows", "3"]) == 0
+    out = capsys.readouterr().out
+    for method in ("ema_crossover", "macd_trend", "trend_breakout"):
+        assert method in out
