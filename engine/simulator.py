@@ -95,14 +95,14 @@ N_FLOAT = 8
 N_INT = 16
 
 
+
+# Bits of a signal's gate values in the kernel (a trade unpacks them into its gate_* fields).
+GATE_CVD, GATE_IMB, GATE_ATRZ, GATE_VHF = 1, 2, 4, 8
+
+
 @njit(cache=True, error_model="numpy")
 def vol_terciles(atr_pct: np.ndarray, stop: int):
-    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3).
-
-    Exact, in O(m) without data-dependent branching: a 512-bin histogram between min and
-    max finds the bin of each order statistic, and only that bin's values are sorted.
-    (A quickselect mispredicts its way through smooth series like ATR%, three times slower.)
-    """
+    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3)."""
     m = stop if stop >= 3 else atr_pct.shape[0]
     if m < 3:
         return np.inf, np.inf
@@ -112,24 +112,49 @@ def vol_terciles(atr_pct: np.ndarray, stop: int):
         v = atr_pct[j]
         lo = v if v < lo else lo
         hi = v if v > hi else hi
+    return _terciles_between(atr_pct, m, lo, hi)
+
+
+@njit(cache=True, error_model="numpy")
+def _terciles_between(x, m, lo, hi):
+    """vol_terciles of x[:m] (m ≥ 3) whose min and max are lo and hi.
+
+    Exact, in O(m) without data-dependent branching: a 512-bin histogram between lo and hi
+    finds the bin of each order statistic, and only that bin's values are sorted.
+    (A quickselect mispredicts its way through smooth series like ATR%, three times slower.)
+    """
     n_bins = 512
     scale = (n_bins - 1) / (hi - lo) if hi > lo else 0.0
-    hist = np.zeros(n_bins + 1, np.int64)
+    bins = np.empty(m, np.int64)
     for j in range(m):
-        hist[int((atr_pct[j] - lo) * scale)] += 1
+        bins[j] = int((x[j] - lo) * scale)
+    # four interleaved counters per bin: a smooth series lands runs of values in one bin, and a
+    # single counter would make each increment wait for the store of the one before
+    hist = np.zeros((4, n_bins + 1), np.int64)
+    m4 = m - m % 4
+    for j in range(0, m4, 4):
+        hist[0, bins[j]] += 1
+        hist[1, bins[j + 1]] += 1
+        hist[2, bins[j + 2]] += 1
+        hist[3, bins[j + 3]] += 1
+    for j in range(m4, m):
+        hist[0, bins[j]] += 1
     out = np.empty(2)
     for r in range(2):
         k = m // 3 if r == 0 else (2 * m) // 3
         below = 0
         b = 0
-        while below + hist[b] <= k:
-            below += hist[b]
+        while True:
+            count = hist[0, b] + hist[1, b] + hist[2, b] + hist[3, b]
+            if below + count > k:
+                break
+            below += count
             b += 1
-        cand = np.empty(hist[b])
+        cand = np.empty(count)
         c = 0
         for j in range(m):
-            if int((atr_pct[j] - lo) * scale) == b:
-                cand[c] = atr_pct[j]
+            if bins[j] == b:
+                cand[c] = x[j]
                 c += 1
         cand.sort()
         out[r] = cand[k - below]
@@ -146,15 +171,6 @@ def _bin(x: float, q1: float, q2: float) -> np.int8:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _phase_of(i: int, train_end: int, val_end: int) -> np.int8:
-    if i < train_end:
-        return np.int8(0)
-    if i < val_end:
-        return np.int8(1)
-    return np.int8(2)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
 def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
     # episodes restart at each phase boundary, so no episode straddles two phases
     if i < train_end:
@@ -166,136 +182,37 @@ def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
     return n_train + n_val + (i - val_end) // ep_bars
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _gate_values(i, side, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_sum, imb_sum, vol_sum, has_taker):
-    """The four gate inputs at bar i from the running sums: (cvd slope, imbalance, ATR z, VHF)."""
-    z = 0.0
-    if i >= period_z - 1:
-        mean = zs / period_z
-        var = zs2 / period_z - mean * mean
-        if var > 1e-18 * (mean * mean + 1.0):
-            z = (atr_[i] - mean) / np.sqrt(var)
-    hi = close[i]
-    lo = close[i]
-    for j in range(max(0, i - vhf_period + 1), i):
-        c = close[j]
-        if c > hi:
-            hi = c
-        if c < lo:
-            lo = c
-    trend = (hi - lo) / path if path > 0.0 else 0.0
-    imb = 0.0
-    if has_taker and vol_sum > 0.0:
-        imb = imb_sum / vol_sum
-    return cvd_sum, imb, z, trend
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr):
-    """Fill one TRADE_DTYPE record; returns its pnl (USD after fees)."""
-    fees = fee * qty * (entry + exit_px)
-    pnl = side * qty * (exit_px - entry) - fees
-    t.entry_idx = entry_idx
-    t.exit_idx = exit_idx
-    t.side = side
-    t.entry = entry
-    t.exit = exit_px
-    t.qty = qty
-    t.fees = fees
-    t.pnl = pnl
-    t.bars_held = exit_idx - entry_idx
-    t.exit_reason = reason
-    t.gate_cvd = gates[0]
-    t.gate_imb = gates[1]
-    t.gate_atrz = gates[2]
-    t.gate_vhf = gates[3]
-    t.stop = stop
-    t.target = target
-    t.atr = entry_atr
-    return pnl
-
-
 @njit(cache=True, error_model="numpy")
-def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
-    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
+def _atr_by_episode(high, low, close, period, episodes, train_end):
+    """(ATR, ATR% per bar, ATR% sum per episode, min and max of ATR% over the bars vol_terciles ranks).
 
-    Indicators are updated in the same pass as the trading loop (running sums, so the
-    independent recurrences overlap in the CPU); gate values are only evaluated on bars
-    with a signal. They equal engine.indicators' array functions at every bar.
+    The ATR recurrence is one multiply-add chain per bar; the division and the per-episode
+    sums and extremes ride along in its shadow. Equal to engine.indicators.atr bit for bit.
     """
     n = close.shape[0]
-    atr_period = ip[I_ATR_PERIOD]
-    period_z = ip[I_Z_WINDOW]
-    vhf_period = ip[I_VHF_PERIOD]
-    cvd_window = ip[I_CVD_WINDOW]
-    imb_window = ip[I_IMB_WINDOW]
-    train_end = ip[I_TRAIN_END]
-    val_end = ip[I_VAL_END]
-    ep_bars = ip[I_EPISODE_BARS]
-    timeout = ip[I_TIMEOUT]
-    warmup = ip[I_WARMUP]
-    has_taker = ip[I_HAS_TAKER] == 1
-    use_cvd = ip[I_GATE_CVD] == 1
-    use_imb = ip[I_GATE_IMB] == 1
-    use_atrz = ip[I_GATE_ATRZ] == 1
-    use_vhf = ip[I_GATE_VHF] == 1
-    mult = fp[F_STOP_MULT]
-    tp_usd = fp[F_TP_USD]
-    fee = fp[F_FEE_BPS] * 1e-4
-    slip = fp[F_SLIP_BPS] * 1e-4
-    notional = fp[F_NOTIONAL]
-    z_min = fp[F_Z_MIN]
-    imb_min = fp[F_IMB_MIN]
-    vhf_min = fp[F_VHF_MIN]
-
+    n_ep = episodes.shape[0]
     atr_ = np.empty(n)
     atr_pct = np.empty(n)
-    trades = np.empty(n, dtype=TRADE_DTYPE)  # a trade needs an entry, at most one per bar
-    signal_bar = np.empty(n, np.int64)
-    equity = np.empty(n)
-    k = 0
-    realized = 0.0
-    pos = 0
-    entry = 0.0
-    qty = 0.0
-    stop = 0.0
-    target = 0.0
-    entry_atr = 0.0
-    entry_idx = -1
-    entry_signal = -1
-    gates = np.zeros(4, np.bool_)  # of the open position
-    pending = 0
-    pending_gates = np.zeros(4, np.bool_)
-
-    # running indicator state (see engine.indicators for the array forms)
-    atr_beta = 1.0 - 1.0 / atr_period
-    atr_alpha = 1.0 / atr_period
-    acc = 0.0
-    zs = 0.0
-    zs2 = 0.0
-    path = 0.0
-    cvd_sum = 0.0
-    imb_sum = 0.0
-    vol_sum = 0.0
-
-    # per-episode drawdown (metrics.max_drawdown, tracked in the loop) and ATR% sums
-    episodes = _episode_table(n, train_end, val_end, ep_bars)
-    ep_maxdd = np.zeros(episodes.shape[0])
-    ep_vol = np.zeros(episodes.shape[0])
-    ep = 0
-    ep_stop = episodes[0].stop if episodes.shape[0] > 0 else -1
-    peak = 0.0
-    worst = 0.0
-    vol_acc = 0.0
-
-    for i in range(n):
-        # ---- indicators at the close of bar i (used by the signal step below)
-        h = high[i]
-        lo_ = low[i]
-        c = close[i]
-        if i == 0:
-            acc = h - lo_
-        else:
+    ep_vol = np.empty(n_ep)
+    beta = 1.0 - 1.0 / period
+    alpha = 1.0 / period
+    acc = high[0] - low[0]
+    lo = acc / close[0]
+    hi = lo
+    train_lo = lo
+    train_hi = hi
+    for e in range(n_ep):
+        start = episodes[e].start
+        stop = episodes[e].stop
+        vol_acc = 0.0
+        if start == 0:  # the first bar seeds the recurrence
+            atr_[0] = acc
+            atr_pct[0] = lo
+            vol_acc += lo
+            start = 1
+        for i in range(start, stop):
+            h = high[i]
+            lo_ = low[i]
             pc = close[i - 1]
             tr = h - lo_
             up = abs(h - pc)
@@ -304,17 +221,63 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
                 tr = up
             if down > tr:
                 tr = down
-            acc = atr_beta * acc + atr_alpha * tr
-        # running sums add the difference (new − leaving), one addition per bar on each chain;
-        # the same arithmetic as engine.indicators, so the values match bit for bit
+            acc = beta * acc + alpha * tr
+            pct = acc / close[i]
+            atr_[i] = acc
+            atr_pct[i] = pct
+            vol_acc += pct
+            lo = pct if pct < lo else lo
+            hi = pct if pct > hi else hi
+        ep_vol[e] = vol_acc
+        if stop <= train_end:  # train episodes come first: the extremes so far are the train part's
+            train_lo = lo
+            train_hi = hi
+    if train_end < 3:  # vol_terciles ranks all bars then
+        return atr_, atr_pct, ep_vol, lo, hi
+    return atr_, atr_pct, ep_vol, train_lo, train_hi
+
+
+@njit(cache=True, error_model="numpy")
+def _accept_signals(close, volume, taker_buy, signal, atr_, fp, ip, side, gates):
+    """Mark the signals that every enabled gate lets through: side[i] = signal[i] and gates[i] =
+    its four gate values as GATE_* bits, for bars from warm-up to the one before the last.
+    Returns how many.
+
+    The gate inputs are running sums over all bars that add the difference (new − leaving),
+    the arithmetic of engine.indicators, so they equal its arrays bit for bit. Gates are
+    evaluated only at signal bars, cheapest first, stopping at the first enabled gate that
+    fails: a rejected signal's gate values are never recorded.
+    """
+    n = close.shape[0]
+    period_z = ip[I_Z_WINDOW]
+    vhf_period = ip[I_VHF_PERIOD]
+    cvd_window = ip[I_CVD_WINDOW]
+    imb_window = ip[I_IMB_WINDOW]
+    warmup = ip[I_WARMUP]
+    has_taker = ip[I_HAS_TAKER] == 1
+    use_cvd = ip[I_GATE_CVD] == 1
+    use_imb = ip[I_GATE_IMB] == 1
+    use_atrz = ip[I_GATE_ATRZ] == 1
+    use_vhf = ip[I_GATE_VHF] == 1
+    z_min = fp[F_Z_MIN]
+    imb_min = fp[F_IMB_MIN]
+    vhf_min = fp[F_VHF_MIN]
+    zs = 0.0
+    zs2 = 0.0
+    path = 0.0
+    cvd_sum = 0.0
+    imb_sum = 0.0
+    vol_sum = 0.0
+    accepted = 0
+    for i in range(n - 1):  # a signal at the last close opens nothing
+        acc = atr_[i]
+        c = close[i]
         move = abs(c - close[i - 1]) if i > 0 else 0.0
         if i >= vhf_period:
             leaving = i - vhf_period
             path += move - (abs(close[leaving] - close[leaving - 1]) if leaving > 0 else 0.0)
         else:
             path += move
-        atr_[i] = acc
-        atr_pct[i] = acc / c
         if i >= period_z:
             old = atr_[i - period_z]
             zs += acc - old
@@ -336,104 +299,195 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
                 imb_sum += d
                 vol_sum += volume[i]
 
-        # ---- a signal accepted at the previous close fills at this open
-        if pending != 0:
-            px = open_[i]
+        s = signal[i]
+        if s == 0 or i < warmup:
+            continue
+        g_cvd = (not has_taker) or s * cvd_sum > 0.0
+        imb = imb_sum / vol_sum if has_taker and vol_sum > 0.0 else 0.0
+        g_imb = (not has_taker) or s * imb >= imb_min
+        if (use_cvd and not g_cvd) or (use_imb and not g_imb):
+            continue
+        z = 0.0
+        if i >= period_z - 1:
+            mean = zs / period_z
+            var = zs2 / period_z - mean * mean
+            if var > 1e-18 * (mean * mean + 1.0):
+                z = (acc - mean) / np.sqrt(var)
+        g_atrz = z >= z_min
+        if use_atrz and not g_atrz:
+            continue
+        # VHF: the close's range over the period (a short scan, only for signals that got here)
+        hi = c
+        lo = c
+        for j in range(max(0, i - vhf_period + 1), i):
+            cj = close[j]
+            hi = cj if cj > hi else hi
+            lo = cj if cj < lo else lo
+        trend = (hi - lo) / path if path > 0.0 else 0.0
+        g_vhf = trend >= vhf_min
+        if use_vhf and not g_vhf:
+            continue
+        side[i] = s
+        gates[i] = GATE_CVD * g_cvd + GATE_IMB * g_imb + GATE_ATRZ * g_atrz + GATE_VHF * g_vhf
+        accepted += 1
+    return accepted
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr):
+    """Fill one TRADE_DTYPE record's fill, exit and gate fields; returns its pnl (USD after fees)."""
+    fees = fee * qty * (entry + exit_px)
+    pnl = side * qty * (exit_px - entry) - fees
+    t.entry_idx = entry_idx
+    t.exit_idx = exit_idx
+    t.side = side
+    t.entry = entry
+    t.exit = exit_px
+    t.qty = qty
+    t.fees = fees
+    t.pnl = pnl
+    t.bars_held = exit_idx - entry_idx
+    t.exit_reason = reason
+    t.gate_cvd = (gates & GATE_CVD) != 0
+    t.gate_imb = (gates & GATE_IMB) != 0
+    t.gate_atrz = (gates & GATE_ATRZ) != 0
+    t.gate_vhf = (gates & GATE_VHF) != 0
+    t.stop = stop
+    t.target = target
+    t.atr = entry_atr
+    return pnl
+
+
+@njit(cache=True, error_model="numpy")
+def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
+    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
+
+    Three passes: the ATR, the gates at each signal bar (only those a trade can come from),
+    then the trading loop below, which touches only prices, ATR and the accepted signals.
+    Indicator values equal engine.indicators' array functions at every bar.
+    """
+    n = close.shape[0]
+    timeout = ip[I_TIMEOUT]
+    train_end = ip[I_TRAIN_END]
+    ep_bars = ip[I_EPISODE_BARS]
+    mult = fp[F_STOP_MULT]
+    tp_usd = fp[F_TP_USD]
+    fee = fp[F_FEE_BPS] * 1e-4
+    slip = fp[F_SLIP_BPS] * 1e-4
+    notional = fp[F_NOTIONAL]
+
+    episodes = _episode_table(n, train_end, ip[I_VAL_END], ep_bars)
+    equity = np.empty(n)
+    if n == 0:
+        return np.empty(0, TRADE_DTYPE), equity, episodes
+    n_ep = episodes.shape[0]
+    atr_, atr_pct, ep_vol, lo, hi = _atr_by_episode(high, low, close, ip[I_ATR_PERIOD], episodes, train_end)
+    m = train_end if train_end >= 3 else n
+    q1, q2 = _terciles_between(atr_pct, min(m, n), lo, hi) if m >= 3 else (np.inf, np.inf)
+    entry_side = np.zeros(n, np.int8)
+    entry_gates = np.zeros(n, np.int8)
+    n_accepted = _accept_signals(close, volume, taker_buy, signal, atr_, fp, ip, entry_side, entry_gates)
+
+    trades = np.empty(n_accepted, dtype=TRADE_DTYPE)  # every trade opens on an accepted signal
+    ep_maxdd = np.empty(n_ep)
+    k = 0
+    realized = 0.0
+    pos = 0
+    entry = 0.0
+    qty = 0.0
+    stop = 0.0
+    target = 0.0
+    entry_atr = 0.0
+    entry_idx = -1
+    gates = 0  # of the open position
+    pending = 0
+    pending_gates = 0
+    peak = 0.0  # per-episode drawdown, metrics.max_drawdown tracked in the loop
+    eq = 0.0
+    for e in range(n_ep):
+        phase = episodes[e].phase
+        worst = 0.0
+        for i in range(episodes[e].start, episodes[e].stop):
+            h = high[i]
+            lo_ = low[i]
+            c = close[i]
+            # ---- a signal accepted at the previous close fills at this open
+            if pending != 0:
+                px = open_[i]
+                if pos != 0:
+                    t = trades[k]
+                    realized += _write_trade(
+                        t, entry_idx, i, pos, entry, px * (1.0 - pos * slip), qty, fee,
+                        SIGNAL_FLIP, gates, stop, target, entry_atr,
+                    )
+                    t.vol_bin = _bin(atr_pct[entry_idx - 1], q1, q2)
+                    t.phase = phase
+                    t.episode = e
+                    k += 1
+                pos = pending
+                pending = 0
+                entry = px * (1.0 + pos * slip)
+                qty = notional / entry
+                entry_atr = atr_[i - 1]
+                stop = entry - pos * mult * entry_atr
+                target = entry + pos * tp_usd / qty
+                entry_idx = i
+                gates = pending_gates
+
+            # ---- exits on this bar
             if pos != 0:
-                realized += _write_trade(
-                    trades[k], entry_idx, i, pos, entry, px * (1.0 - pos * slip), qty, fee,
-                    SIGNAL_FLIP, gates, stop, target, entry_atr,
-                )
-                signal_bar[k] = entry_signal
-                k += 1
-            pos = pending
-            pending = 0
-            entry = px * (1.0 + pos * slip)
-            qty = notional / entry
-            entry_atr = atr_[i - 1]
-            stop = entry - pos * mult * entry_atr
-            target = entry + pos * tp_usd / qty
-            entry_idx = i
-            entry_signal = i - 1
-            gates[:] = pending_gates
+                reason = -1
+                exit_px = 0.0
+                o = open_[i]
+                if pos == 1:
+                    if o <= stop:
+                        reason, exit_px = SL_HIT, o
+                    elif o >= target:
+                        reason, exit_px = TP_HIT, o
+                    elif lo_ <= stop:
+                        reason, exit_px = SL_HIT, stop
+                    elif h >= target:
+                        reason, exit_px = TP_HIT, target
+                else:
+                    if o >= stop:
+                        reason, exit_px = SL_HIT, o
+                    elif o <= target:
+                        reason, exit_px = TP_HIT, o
+                    elif h >= stop:
+                        reason, exit_px = SL_HIT, stop
+                    elif lo_ <= target:
+                        reason, exit_px = TP_HIT, target
+                if reason < 0 and i - entry_idx >= timeout:
+                    reason, exit_px = TIMEOUT, c
+                if reason < 0 and i == n - 1:
+                    reason, exit_px = END_OF_DATA, c
+                if reason >= 0:
+                    t = trades[k]
+                    realized += _write_trade(
+                        t, entry_idx, i, pos, entry, exit_px * (1.0 - pos * slip), qty, fee,
+                        reason, gates, stop, target, entry_atr,
+                    )
+                    t.vol_bin = _bin(atr_pct[entry_idx - 1], q1, q2)
+                    t.phase = phase
+                    t.episode = e
+                    k += 1
+                    pos = 0
 
-        # ---- exits on this bar
-        if pos != 0:
-            reason = -1
-            exit_px = 0.0
-            o = open_[i]
-            if pos == 1:
-                if o <= stop:
-                    reason, exit_px = SL_HIT, o
-                elif o >= target:
-                    reason, exit_px = TP_HIT, o
-                elif lo_ <= stop:
-                    reason, exit_px = SL_HIT, stop
-                elif h >= target:
-                    reason, exit_px = TP_HIT, target
-            else:
-                if o >= stop:
-                    reason, exit_px = SL_HIT, o
-                elif o <= target:
-                    reason, exit_px = TP_HIT, o
-                elif h >= stop:
-                    reason, exit_px = SL_HIT, stop
-                elif lo_ <= target:
-                    reason, exit_px = TP_HIT, target
-            if reason < 0 and i - entry_idx >= timeout:
-                reason, exit_px = TIMEOUT, c
-            if reason < 0 and i == n - 1:
-                reason, exit_px = END_OF_DATA, c
-            if reason >= 0:
-                realized += _write_trade(
-                    trades[k], entry_idx, i, pos, entry, exit_px * (1.0 - pos * slip), qty, fee,
-                    reason, gates, stop, target, entry_atr,
-                )
-                signal_bar[k] = entry_signal
-                k += 1
-                pos = 0
+            eq = realized + pos * qty * (c - entry) - fee * qty * entry if pos != 0 else realized
+            equity[i] = eq
+            peak = eq if eq > peak else peak
+            dd = eq - peak
+            worst = dd if dd < worst else worst
 
-        eq = realized + pos * qty * (c - entry) - fee * qty * entry if pos != 0 else realized
-        equity[i] = eq
-        peak = eq if eq > peak else peak
-        dd = eq - peak
-        worst = dd if dd < worst else worst
-        vol_acc += atr_pct[i]
-        if i + 1 == ep_stop:
-            ep_maxdd[ep] = worst
-            ep_vol[ep] = vol_acc
-            ep += 1
-            ep_stop = episodes[ep].stop if ep < episodes.shape[0] else -1
-            peak = eq  # the next episode's peak starts at the equity before it
-            worst = 0.0
-            vol_acc = 0.0
-
-        # ---- the signal at this close
-        if i >= warmup and i < n - 1:
-            s = signal[i]
+            # ---- the signal at this close (gates already passed)
+            s = entry_side[i]
             if s != 0 and s != pos:
-                cvd, imb, z, trend = _gate_values(
-                    i, s, close, atr_, period_z, zs, zs2, vhf_period, path, cvd_sum, imb_sum, vol_sum, has_taker
-                )
-                g_cvd = (not has_taker) or s * cvd > 0.0
-                g_imb = (not has_taker) or s * imb >= imb_min
-                g_atrz = z >= z_min
-                g_vhf = trend >= vhf_min
-                if (g_cvd or not use_cvd) and (g_imb or not use_imb) and (g_atrz or not use_atrz) and (g_vhf or not use_vhf):
-                    pending = s
-                    pending_gates[0] = g_cvd
-                    pending_gates[1] = g_imb
-                    pending_gates[2] = g_atrz
-                    pending_gates[3] = g_vhf
+                pending = s
+                pending_gates = entry_gates[i]
+        ep_maxdd[e] = worst
+        peak = eq  # the next episode's peak starts at the equity before it
 
-    # labels that need the whole train part: vol bins, phases, episodes
-    q1, q2 = vol_terciles(atr_pct, train_end)
     trades = trades[:k].copy()
-    for j in range(k):
-        t = trades[j]
-        t.vol_bin = _bin(atr_pct[signal_bar[j]], q1, q2)
-        t.phase = _phase_of(t.exit_idx, train_end, val_end)
-        t.episode = _episode_of(t.exit_idx, train_end, val_end, ep_bars)
     _score_episodes(episodes, trades, ep_maxdd, ep_vol, q1, q2, ip[I_BLUNDER_BARS], notional)
     return trades, equity, episodes
 

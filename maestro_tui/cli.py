@@ -1,14 +1,18 @@
 """The `maestro-tui` command line (DESIGN.md §10).
 
-Exit codes: 0 done, 1 a session failed, 2 bad usage or bad input (one-line reason on stderr).
+Exit codes: 0 done, 1 a session failed, 2 bad usage or bad input (one-line reason on
+stderr), 130 a session stopped by Ctrl-C / SIGTERM (resumable with `run --resume`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -19,14 +23,52 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"maestro-tui: {message}\n")
 
 
+class BadInput(Exception):
+    """An expected failure: one line for the person at the terminal, exit code 2."""
+
+
+def _sessions_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("MAESTRO_SESSIONS_DIR") or "sessions")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="maestro-tui",
         description="Supervise AI-steered strategy research: walk-forward micro-backtests on 5-minute bars.",
+        epilog="Without a command: a new session on the embedded defaults (`maestro-tui run`).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    bt = sub.add_parser("backtest", help="walk-forward backtests of the three methods on the default or given data")
+    run = sub.add_parser("run", help="start a research session (or --resume one)")
+    run.add_argument("--data", metavar="FILE", help="bars: Binance kline CSV, CSV with a header, or Parquet")
+    run.add_argument("--config", metavar="FILE", help="a config.toml instead of ~/.config/maestro-tui/config.toml")
+    run.add_argument("--segments", type=int, help="segments (default 5)")
+    run.add_argument("--tests", type=int, help="tests per segment (default 100)")
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--approval", choices=("manual", "auto", "veto-only"),
+                     help="who decides plans (default: auto headless, manual in the console)")
+    run.add_argument("--seed", type=int, help="seed of the synthetic data and offline agents (default 7)")
+    run.add_argument("--pipeline-depth", type=int, help="tests started ahead of the one processed (default 8)")
+    run.add_argument("--headless", action="store_true", help="no console: progress lines on stdout")
+    run.add_argument("--sessions-dir", metavar="DIR", help="where sessions live (default ./sessions)")
+    run.add_argument("--dask", metavar="ADDRESS", help="run the tests on this dask.distributed scheduler")
+    run.add_argument("--resume", metavar="SESSION_DIR", help="continue an interrupted session")
+
+    ls = sub.add_parser("ls", help="list sessions with their state and headline metrics")
+    ls.add_argument("--sessions-dir", metavar="DIR")
+
+    rep = sub.add_parser("report", help="(re)write session_summary.md and metrics_global.json")
+    rep.add_argument("session", metavar="SESSION_DIR")
+
+    dec = sub.add_parser("decide", help="approve, veto or edit a pending plan without the console")
+    dec.add_argument("session", metavar="SESSION_DIR")
+    dec.add_argument("plan", metavar="PLAN")
+    dec.add_argument("decision", choices=("approve", "veto", "edit"))
+    dec.add_argument("values", nargs="*", metavar="PARAM=VALUE", help="the edited values (edit only)")
+    dec.add_argument("--note", default="", help="why, for the audit trail")
+    dec.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the conductor (default 10)")
+
+    bt = sub.add_parser("backtest", help="walk-forward backtests of the three methods, no agents")
     bt.add_argument("--data", metavar="FILE", help="bars: Binance kline CSV, CSV with a header, or Parquet")
     bt.add_argument("--windows", type=int, default=100, help="walk-forward windows to test (default 100)")
     bt.add_argument("--seed", type=int, default=7, help="seed of the synthetic data (default 7)")
@@ -40,25 +82,181 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     if args.command is None:  # bare `maestro-tui`: the main job on its embedded defaults
-        args = build_parser().parse_args(["backtest"])
+        args = build_parser().parse_args(["run"])
     from engine import DataError
+    from engine.jsonl import SessionFileError
 
+    handlers = {
+        "run": _run, "ls": _ls, "report": _report, "decide": _decide,
+        "backtest": _backtest, "check-data": _check_data,
+    }
     try:
-        if args.command == "check-data":
-            return _check_data(args.file)
-        return _backtest(args)
+        return handlers[args.command](args)
     except DataError as err:
         print(f"maestro-tui: bad market data: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (BadInput, SessionFileError) as err:
+        print(f"maestro-tui: {err}", file=sys.stderr)
     except KeyboardInterrupt:
-        return EXIT_FAILED
+        return 130
+    return EXIT_BAD_INPUT
 
 
-def _check_data(path: str) -> int:
+# ---------------------------------------------------------------- run
+
+
+def _settings(args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    from agents.settings import config_path, load_settings
+
+    if args.config:
+        if not Path(args.config).is_file():
+            raise BadInput(f"--config {args.config}: no such file")
+        os.environ["MAESTRO_CONFIG"] = args.config
+    try:
+        return load_settings(
+            data=args.data, segments=args.segments, tests=args.tests, workers=args.workers, approval=args.approval,
+            seed=args.seed, pipeline_depth=args.pipeline_depth, dask=args.dask,
+            sessions_dir=args.sessions_dir or os.environ.get("MAESTRO_SESSIONS_DIR"),
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise BadInput(f"setting {where}: {first['msg']} (flags, MAESTRO_* variables or {config_path()})") from None
+    except ValueError as err:  # an unreadable config.toml
+        raise BadInput(f"{config_path()}: {err}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agents.conductor import Conductor, load_source, new_session_config
+    from engine.jsonl import write_json_atomic
+    from engine.session import CONFIG, SessionDir, new_session_dir
+
+    if not args.headless and sys.stdout.isatty():
+        print("(the console is not built yet: running headless)", file=sys.stderr)
+    if args.resume:
+        session = SessionDir(Path(args.resume))
+        if not session.exists():
+            raise BadInput(f"{args.resume} is not a session folder (no session_config.json)")
+        from engine.session import conductor_alive, read_conductor_state
+
+        if conductor_alive(read_conductor_state(session)):
+            raise BadInput(f"{args.resume} is still running (its conductor is alive)")
+        print(f"resuming {session.root}")
+    else:
+        settings = _settings(args)
+        approval = settings.approval or "auto"
+        if settings.data:
+            load_source({"kind": "file", "path": settings.data})  # bad data: stop before making a folder
+        session = new_session_dir(settings.sessions_dir)
+        write_json_atomic(session.file(CONFIG), new_session_config(session, settings, approval))
+        if approval == "auto":
+            print(f"approval: auto (headless: nobody at the keyboard; plans apply at once) — session {session.root}")
+        else:
+            print(f"approval: {approval} — session {session.root}; decide with `maestro-tui decide {session.root} PLAN approve`")
+    started = time.perf_counter()
+    code = Conductor(session, echo=print).run()
+    took = time.perf_counter() - started
+    if code == 0:
+        print(f"done in {took:.1f} s: {session.file('session_summary.md')}")
+    elif code == 130:
+        print(f"stopped; resume with: maestro-tui run --resume {session.root}")
+    return code
+
+
+# ---------------------------------------------------------------- ls, report, decide
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from engine.jsonl import read_json
+    from engine.session import METRICS_GLOBAL, list_sessions, read_conductor_state, session_status
+
+    sessions = list_sessions(_sessions_dir(args.sessions_dir))
+    if not sessions:
+        print(f"no sessions in {_sessions_dir(args.sessions_dir)}")
+        return EXIT_OK
+    print(f"{'session':28s} {'state':12s} {'started':20s} {'tests':>9s}  best config (validation)")
+    for s in sessions:
+        status = session_status(s)
+        try:
+            state = read_conductor_state(s)
+        except ValueError:
+            state = None
+        tests = f"{state.tests_done}/{state.tests_total}" if state else "-"
+        started = read_json(s.file("session_config.json")).get("created_at", "")[:19].replace("T", " ")
+        best = ""
+        if s.file(METRICS_GLOBAL).exists():
+            top = read_json(s.file(METRICS_GLOBAL)).get("best")
+            if top:
+                best = (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
+                        f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}")
+        print(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {best}")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    from agents.report import plan_after_segment, write_reports, write_text_atomic
+    from engine.jsonl import read_json
+    from engine.session import SEGMENT_RESULTS, SessionDir
+
+    session = SessionDir(Path(args.session))
+    if not session.exists():
+        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    segments = read_json(session.file("session_config.json"))["settings"]["segments"]
+    for k in (2, 4):
+        if k < segments and (session.segment_dir(k) / SEGMENT_RESULTS).exists():
+            write_text_atomic(session.plan_after(k), plan_after_segment(session, k, segments))
+    write_reports(session, segments)
+    print(f"wrote {session.file('session_summary.md')} and {session.file('metrics_global.json')}")
+    return EXIT_OK
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from agents.approval import DecisionError, decision_outcome, record_decision
+    from engine.session import SessionDir, conductor_alive, read_conductor_state
+
+    session = SessionDir(Path(args.session))
+    if not session.exists():
+        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    edits = {}
+    for item in args.values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BadInput(f"{item!r}: write edits as parameter=value")
+        edits[name.strip()] = value.strip()
+    if args.decision != "edit" and edits:
+        raise BadInput("parameter=value pairs go with edit only")
+    try:
+        decision = record_decision(
+            session.root, args.plan, args.decision, edits, by=f"{getpass.getuser()}@{os.uname().nodename}", note=args.note
+        )
+    except DecisionError as err:
+        raise BadInput(str(err)) from None
+    change = ", ".join(f"{p.parameter} {p.old_value} -> {p.new_value}" for p in decision.patch) or "discard"
+    if not conductor_alive(read_conductor_state(session)):
+        print(f"{args.plan}: {args.decision} recorded ({change}); the conductor is not running — "
+              "it applies when the session resumes")
+        return EXIT_OK
+    deadline = time.monotonic() + args.wait
+    while time.monotonic() < deadline:
+        outcome = decision_outcome(session.root, decision)
+        if outcome:
+            kind, details = outcome
+            print(f"{args.plan}: {kind} ({change}) {details}".rstrip())
+            return EXIT_OK if kind != "refused" else EXIT_BAD_INPUT
+        time.sleep(0.1)
+    print(f"{args.plan}: {args.decision} recorded ({change}); the conductor has not acted on it yet")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- engine utilities
+
+
+def _check_data(args: argparse.Namespace) -> int:
     from engine import load_bars
 
-    bars = load_bars(path)
-    print(f"{path}: {len(bars)} bars of {bars.interval_ms // 60_000}m, taker-buy volume: "
+    bars = load_bars(args.file)
+    print(f"{args.file}: {len(bars)} bars of {bars.interval_ms // 60_000}m, taker-buy volume: "
           f"{'yes' if bars.taker_buy_volume is not None else 'no'}, gaps: {len(bars.gaps)}")
     for gap in bars.gaps[:20]:
         print(f"  gap before row {gap.row}: {gap.missing_bars} bars missing")
@@ -71,32 +269,22 @@ def _backtest(args: argparse.Namespace) -> int:
     from engine import METHODS, Params, bars_needed, load_bars, run_backtest, synthetic_bars, walk_forward_windows
 
     if args.windows < 1:
-        print("maestro-tui: --windows must be at least 1", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.data:
-        bars = load_bars(args.data)
-    else:
-        bars = synthetic_bars(bars_needed(args.windows, 300_000), seed=args.seed)
+        raise BadInput("--windows must be at least 1")
+    bars = load_bars(args.data) if args.data else synthetic_bars(bars_needed(args.windows, 300_000), seed=args.seed)
     windows = walk_forward_windows(len(bars), bars.interval_ms)[: args.windows]
     if not windows:
-        print(f"maestro-tui: {len(bars)} bars hold no full 15-day walk-forward window", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise BadInput(f"{len(bars)} bars hold no full 15-day walk-forward window")
     print(f"{bars.source}: {len(bars)} bars, {len(windows)} walk-forward windows")
     print(f"{'method':16s} {'trades':>7s} {'hit':>6s} {'payoff':>7s} {'pnl USD':>11s} {'maxdd USD':>10s} {'score':>6s}  (validation)")
     for name in METHODS:
         params = Params(method=name)
-        started = time.perf_counter()
-        rows = []
-        for w in windows:
-            r = run_backtest(bars.slice(w.start, w.end), params)
-            rows.append(r.metrics("validation"))
-        took = time.perf_counter() - started
+        rows = [run_backtest(bars.slice(w.start, w.end), params).metrics("validation") for w in windows]
         trades = sum(m.n_trades for m in rows)
         hit = sum(m.hit * m.n_trades for m in rows) / trades if trades else 0.0
         print(
             f"{name:16s} {trades:7d} {hit:6.3f} {np.mean([m.payoff for m in rows]):7.2f} "
             f"{sum(m.total_pnl for m in rows):11.0f} {min(m.maxdd for m in rows):10.0f} "
-            f"{np.mean([m.score for m in rows]):6.1f}  {took * 1000:.0f} ms"
+            f"{np.mean([m.score for m in rows]):6.1f}"
         )
     return EXIT_OK
 

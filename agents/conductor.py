@@ -1,0 +1,874 @@
+"""The Maestro: the conductor process that runs a research session into its directory.
+
+One loop, fed by one queue: test outcomes from the worker pool, "decisions.jsonl changed"
+from a watchfiles thread, a tick each second (heartbeat, veto-only grace periods) and stop
+signals. Nothing polls.
+
+Reproducibility. Outcomes are processed in test order whatever order they finish in.
+Test j is started once test j − W is processed (W = `pipeline_depth`), with the
+parameters in force then; a patch decided while processing test k applies from test
+k + W on (later, if a human took longer: from the first test not yet started). W does
+not depend on the number of workers, so the same data, seed, settings and decisions give
+the same files on one core, two, or a dask cluster.
+
+Crash safety. The directory is the source of truth, and resuming replays it: complete
+test folders are read back instead of re-run, every agent message, plan, status line and
+audit record has a deterministic key and is written only if absent, decisions are re-read
+and those already spent (audit.jsonl) are not applied again. So a conductor killed at any
+moment resumes into the same files an uninterrupted run would have written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.approval import PlanBook, PlanRecord, new_nonce
+from agents.context import SegmentContext, Standing, segment_role
+from agents.critic import Critic, OfflineCritic, proposal_params
+from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
+from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports, write_text_atomic
+from agents.rules import Analyzer, RuleFiring, episode_stats
+from agents.settings import Settings
+from agents.strategist import OfflineStrategist, Strategist
+from engine.backtest import run_backtest
+from engine.data import Bars, load_bars
+from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
+from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
+from engine.jsonl import JsonlTail, JsonlWriter, read_json, read_jsonl, write_json_atomic
+from engine.leaderboard import (
+    LeaderboardRow,
+    config_id,
+    config_label,
+    params_json,
+    rank_test_rows,
+    read_leaderboard_csv,
+    standings,
+    write_leaderboard_csv,
+)
+from engine.methods import METHODS
+from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
+from engine.params import Params
+from engine.session import (
+    AUDIT,
+    CONDUCTOR_LOG,
+    CONFIG,
+    CONVERSATION,
+    DECISIONS,
+    LEADERBOARD,
+    PLANS,
+    SCORES,
+    SEGMENT_PLAN,
+    SEGMENT_RESULTS,
+    TEST_LOG,
+    TRADES,
+    ConductorState,
+    SessionDir,
+    completed_tests,
+    parse_test_id,
+    test_id,
+    this_host,
+    write_conductor_state,
+    write_test_dir,
+)
+from engine.synthetic import synthetic_bars
+from engine.windows import Window, bars_needed, walk_forward_windows
+
+log = logging.getLogger("maestro.conductor")
+
+EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
+PREFLIGHT_WINDOWS = 10
+
+# Crash points for the crash-safety tests: MAESTRO_CRASH_AT=<name>[:<n>] makes the conductor
+# kill itself with SIGKILL the n-th time (default 1st) it passes that point.
+CRASH_ENV = "MAESTRO_CRASH_AT"
+_crash_counts: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    spec = os.environ.get(CRASH_ENV, "")
+    if not spec:
+        return
+    target, _, nth = spec.partition(":")
+    if target != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- session creation
+
+
+def data_source(settings: Settings) -> dict[str, Any]:
+    """What session_config.json records about the bars: a file, or the synthetic generator."""
+    if settings.data:
+        path = Path(settings.data).resolve()
+        return {"kind": "file", "path": str(path)}
+    n = bars_needed(settings.segments * settings.tests, 300_000)
+    return {"kind": "synthetic", "seed": settings.seed, "n_bars": n, "interval_ms": 300_000}
+
+
+def load_source(source: dict[str, Any]) -> Bars:
+    """The bars a session runs on (raises engine.DataError for bad files)."""
+    if source["kind"] == "file":
+        return load_bars(source["path"])
+    return synthetic_bars(source["n_bars"], seed=source["seed"], interval_ms=source["interval_ms"])
+
+
+def smart_baseline(sessions_dir: Path, exclude: Path | None = None) -> tuple[Params, str]:
+    """The best config (validation) of the latest finished session in the folder, or the defaults."""
+    best: tuple[str, Params, str] | None = None
+    if sessions_dir.is_dir():
+        for path in sorted(sessions_dir.glob("*/metrics_global.json")):
+            if exclude is not None and path.parent == exclude:
+                continue
+            try:
+                metrics = read_json(path)
+                top = metrics.get("best")
+                if top:
+                    params = Params.model_validate_json(top["params_json"])
+                    key = path.parent.name
+                    if best is None or key > best[0]:
+                        best = (key, params, f"best config of {path.parent.name} ({top['label']})")
+            except Exception:  # noqa: BLE001 - a damaged earlier session just does not count
+                log.warning("ignoring %s as a baseline: unreadable", path)
+    if best is None:
+        return Params(), "built-in defaults"
+    return best[1], best[2]
+
+
+def new_session_config(session: SessionDir, settings: Settings, approval: str) -> dict[str, Any]:
+    """session_config.json for a new session: the values it actually runs with (no API keys)."""
+    base, origin = smart_baseline(Path(settings.sessions_dir), exclude=session.root)
+    values = settings.model_dump(mode="json")
+    values["approval"] = approval
+    values["workers"] = settings.effective_workers()
+    return {
+        "v": 1,
+        "session_id": session.session_id,
+        "created_at": utc_now_iso(),
+        "settings": values,
+        "data": data_source(settings),
+        "base_params": base.model_dump(),
+        "base_origin": origin,
+        "agents": {"strategist": "offline", "critic": "offline"},
+    }
+
+
+# ---------------------------------------------------------------- the conductor
+
+
+@dataclass
+class Patch:
+    """An applied change: which segment, from which test (global index) on, the items."""
+
+    segment: int
+    from_index: int
+    items: list[PatchItem]
+    plan_id: str
+    who: str
+
+
+@dataclass
+class SegmentState:
+    """The segment being run: its configs, patches, tallies and leaderboard rows."""
+
+    number: int
+    role: str
+    research: Params  # the research config as chosen (patches come on top)
+    ensemble: list[Params]
+    baselines: list[Params]
+    plan: dict[str, Any]
+    patches: list[Patch] = field(default_factory=list)
+    tally: SegmentTally = field(default_factory=SegmentTally)
+    rows: list[LeaderboardRow] = field(default_factory=list)
+
+
+class Conductor:
+    """Runs (or resumes) one session; `run()` returns the exit code."""
+
+    def __init__(
+        self,
+        session: SessionDir,
+        *,
+        echo: Callable[[str], None] = print,
+        strategist: Strategist | None = None,
+        critic: Critic | None = None,
+    ) -> None:
+        self.session = session
+        self.config = read_json(session.file(CONFIG))
+        self.settings = Settings.model_validate(self.config["settings"])
+        self.approval: str = self.config["settings"]["approval"]
+        self.echo = echo
+        self.strategist: Strategist = strategist or OfflineStrategist()
+        self.critic: Critic = critic or OfflineCritic()
+        self.sid = session.session_id
+        self.W = self.settings.pipeline_depth
+        self.T = self.settings.tests
+        self.S = self.settings.segments
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.stopping = False
+        self.started = time.time()
+        self.book = PlanBook()
+        self.analyzer = Analyzer(self.settings.rules)
+        self.patches: list[Patch] = []
+        self.plan_seq = 0
+        self.tests_done = 0
+        self.tests_failed = 0
+        self.waiting_for: str | None = None
+        self.seg: SegmentState | None = None
+        self.all_rows: list[LeaderboardRow] = []
+        self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
+        self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
+        self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
+        self.next_unstarted = 0  # global index of the first test not yet started
+        self._state_lock = threading.Lock()
+
+    # ------------------------------------------------------------ infrastructure
+
+    def _g(self, segment: int, test: int) -> int:
+        return (segment - 1) * self.T + (test - 1)
+
+    def _test_of(self, g: int) -> str:
+        return test_id(g // self.T + 1, g % self.T + 1)
+
+    def _write_state(self, state: str = "running", error: str | None = None) -> None:
+        with self._state_lock:
+            write_conductor_state(
+                self.session,
+                ConductorState(
+                    session_id=self.sid,
+                    pid=os.getpid(),
+                    host=this_host(),
+                    state=state,  # type: ignore[arg-type]
+                    waiting_for=self.waiting_for,
+                    heartbeat=utc_now_iso(),
+                    started_at=self.config["created_at"],
+                    segment=self.seg.number if self.seg else 0,
+                    segments=self.S,
+                    tests_done=self.tests_done,
+                    tests_total=self.S * self.T,
+                    tests_failed=self.tests_failed,
+                    approval=self.approval,
+                    providers={"strategist": self.strategist.provider, "critic": self.critic.provider},
+                    pending_plans=len(self.book.pending()),
+                    error=error,
+                ),
+            )
+
+    def _append(self, name: str, key: str, record: dict[str, Any] | Any) -> bool:
+        """Append a record unless one with `key` was written before (resume); True if written."""
+        if key in self.written[name]:
+            return False
+        self.written[name].add(key)
+        self.writers[name].append(record)
+        return True
+
+    def _load_written(self) -> None:
+        """Keys of the records already in the session's files, the plan book and the patch timeline."""
+        for rec in read_jsonl(self.session.file(CONVERSATION)).records:
+            self.written[CONVERSATION].add(f"{rec['segment']}:{rec['turn']}:{rec['agent']}:{rec['message'].get('ref', '')}")
+        for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
+            self.written[PLANS].add(f"{rec.plan_id}:{rec.status}")
+            known = self.book.plans.get(rec.plan_id)
+            if known is None:
+                seg, t = parse_test_id(rec.test_id or "seg1_test001")
+                self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
+            else:
+                known.event = rec
+        for rec in read_jsonl(self.session.file(AUDIT)).records:
+            self.written[AUDIT].add(self._audit_key(rec))
+            if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
+                self.book.spent.add(rec["nonce"])
+                if "decision_offset" in rec["details"]:
+                    self.spent_offsets.add(rec["details"]["decision_offset"])
+            if rec["action"] == "patch_applied":
+                d = rec["details"]
+                self.patches.append(
+                    Patch(d["segment"], d["from_index"], [PatchItem(**p) for p in d["patch"]], rec["plan_id"], rec["who"])
+                )
+            if rec["action"] == "decision_refused" and "decision_offset" in rec["details"]:
+                self.refused_offsets.add(rec["details"]["decision_offset"])
+
+    @staticmethod
+    def _audit_key(rec: dict[str, Any]) -> str:
+        d = rec.get("details", {})
+        return f"{rec['action']}:{rec.get('plan_id')}:{rec.get('nonce')}:{d.get('decision_offset', '')}:{d.get('test', '')}"
+
+    def _audit(self, action: str, who: str, why: str, plan_id: str | None = None, nonce: str | None = None,
+               **details: Any) -> None:
+        rec = {
+            "v": 1, "kind": "audit", "session_id": self.sid, "emitted_at": utc_now_iso(),
+            "action": action, "plan_id": plan_id, "nonce": nonce, "who": who, "why": why, "details": details,
+        }
+        self._append(AUDIT, self._audit_key(rec), rec)
+        log.info("audit %s %s %s: %s", action, plan_id or "", nonce or "", why)
+
+    def _say(self, segment: int, turn: int, provider: str, message: Any, ref: str = "") -> None:
+        """Append an agent message to conversation.jsonl (once per segment, turn, agent and ref)."""
+        body = message.model_dump()
+        if ref:
+            body["ref"] = ref
+        rec = {
+            "v": 1, "kind": "message", "session_id": self.sid, "emitted_at": utc_now_iso(),
+            "agent": body["agente"], "provider": provider, "segment": segment, "turn": turn,
+            "message": body, "text": one_line(message),
+        }
+        self._append(CONVERSATION, f"{segment}:{turn}:{body['agente']}:{ref}", rec)
+
+    def _watch_decisions(self, stop: threading.Event) -> None:
+        import watchfiles
+
+        target = str(self.session.file(DECISIONS))
+        for _changes in watchfiles.watch(
+            self.session.root, stop_event=stop, watch_filter=lambda _c, path: path == target,
+            debounce=50, step=20, yield_on_timeout=False, rust_timeout=1000,
+        ):
+            self.events.put(("decisions", None))
+
+    def _ticker(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            self.events.put(("tick", None))
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.events.put(("stop", signum))
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> int:
+        """Run or resume the session to its end; 0 done, 1 failed, 130 stopped by a signal."""
+        handler = logging.FileHandler(self.session.file(CONDUCTOR_LOG), encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("maestro").addHandler(handler)
+        logging.getLogger("maestro").setLevel(logging.INFO)
+        stop_threads = threading.Event()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        self.runner: TestRunner | None = None
+        code = EXIT_FAILED
+        try:
+            self._write_state("starting")
+            self._load_written()
+            self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT)}
+            self.decisions = JsonlTail(self.session.file(DECISIONS), DecisionEvent, index=True)
+            self.bars = load_source(self.config["data"])
+            self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
+            if not self.windows:
+                raise RuntimeError(f"{len(self.bars)} bars hold no full 15-day walk-forward window")
+            if len(self.windows) < self.S * self.T:
+                log.warning("%d tests on %d windows: windows are reused", self.S * self.T, len(self.windows))
+            threads = [
+                threading.Thread(target=self._watch_decisions, args=(stop_threads,), daemon=True, name="decisions"),
+                threading.Thread(target=self._ticker, args=(stop_threads,), daemon=True, name="ticker"),
+            ]
+            for t in threads:
+                t.start()
+            self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
+            self._write_state("running")
+            for segment in range(1, self.S + 1):
+                self._run_segment(segment)
+                if self.stopping:
+                    break
+            if self.stopping:
+                self._write_state("stopped")
+                code = EXIT_STOPPED
+            else:
+                crash_point("summary")
+                write_reports(self.session, self.S)
+                self._write_state("finished")
+                code = EXIT_DONE
+        except Exception as err:  # noqa: BLE001 - the session failed: say so in conductor.json and the log
+            log.error("session failed: %s\n%s", err, traceback.format_exc())
+            self._write_state("failed", error=f"{type(err).__name__}: {err}")
+            self.echo(f"maestro-tui: session failed: {err} (details in {self.session.file(CONDUCTOR_LOG)})")
+            code = EXIT_FAILED
+        finally:
+            stop_threads.set()
+            if self.runner is not None:
+                self.runner.shutdown(cancel=True)
+            for name, writer in getattr(self, "writers", {}).items():
+                writer.close()
+            for s, h in previous.items():
+                signal.signal(s, h)
+            logging.getLogger("maestro").removeHandler(handler)
+            handler.close()
+        return code
+
+    def _make_executor(self):
+        if self.settings.dask:
+            from distributed import Client
+
+            self._dask_client = getattr(self, "_dask_client", None) or Client(self.settings.dask)
+            return self._dask_client.get_executor()
+        return process_pool(self.settings.effective_workers())
+
+    # ------------------------------------------------------------ segments
+
+    def _context(self, segment: int, base: Params) -> SegmentContext:
+        ranked = standings(self.all_rows)
+        stand = [
+            Standing(s.config_id, s.label, Params.model_validate_json(s.params_json), s.tests, s.val_trades,
+                     s.val_hit, s.val_payoff, s.val_pnl, s.val_score, s.deflated_sharpe)
+            for s in ranked[:5]
+        ]
+        return SegmentContext(
+            segment=segment, segments=self.S, role=segment_role(segment), base=base,
+            targets=self.settings.targets, seed=self.settings.seed, standings=stand,
+            preflight=self._preflight(segment),
+        )
+
+    def _preflight(self, segment: int) -> Callable[[Params], float | None]:
+        """A config's mean validation score on the windows just before the segment's (seen already)."""
+        first = self._g(segment, 1) % len(self.windows)
+        past = self.windows[max(0, first - PREFLIGHT_WINDOWS):first] if segment > 1 else []
+
+        def score(params: Params) -> float | None:
+            if not past:
+                return None
+            values = []
+            for w in past:
+                r = run_backtest(self.bars.slice(w.start, w.end), params, train_end=w.train_bars,
+                                 validation_end=w.train_bars + w.validation_bars,
+                                 episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
+                values.append(r.metrics("validation").score)
+            return float(np.mean(values))
+
+        return score
+
+    def _current_research(self) -> Params:
+        """The research config with every patch applied so far (what the next test would use)."""
+        assert self.seg is not None
+        return self._apply(self.seg.research, [p for p in self.patches if p.segment == self.seg.number])
+
+    @staticmethod
+    def _apply(params: Params, patches: list[Patch]) -> Params:
+        for p in patches:
+            params = params.with_changes(**{i.parameter: i.new_value for i in p.items})
+        return params
+
+    def _params_for(self, g: int) -> Params:
+        assert self.seg is not None
+        return self._apply(self.seg.research, [p for p in self.patches if p.segment == self.seg.number and p.from_index <= g])
+
+    def _carried_base(self, segment: int) -> Params:
+        """What the next segment starts from: the previous research config with all its patches."""
+        if segment == 1:
+            return Params.model_validate(self.config["base_params"])
+        prev = read_json(self.session.segment_dir(segment - 1) / SEGMENT_PLAN)
+        research = Params.model_validate_json(prev["research_params_json"])
+        return self._apply(research, [p for p in self.patches if p.segment == segment - 1])
+
+    def _segment_start(self, segment: int) -> SegmentState:
+        path = self.session.segment_dir(segment) / SEGMENT_PLAN
+        base = self._carried_base(segment)
+        ctx = self._context(segment, base)
+        if path.exists():  # resuming: the agents already spoke; reuse what they said
+            plan = read_json(path)
+        else:
+            proposals = self.strategist.propose(ctx)
+            choice = self.critic.choose(ctx, proposals)
+            candidates = proposal_params(base, proposals)
+            chosen = [candidates[i] for i in choice.chosen]
+            plan = {
+                "segment": segment,
+                "role": ctx.role,
+                "base_params_json": params_json(base),
+                "proposals": proposals.model_dump(),
+                "critic": choice.message.model_dump(),
+                "chosen": [{"index": i, "name": proposals.proposta[i].nome, "config_id": config_id(candidates[i]),
+                            "label": config_label(candidates[i]), "params": candidates[i].model_dump()}
+                           for i in choice.chosen],
+                "research_params_json": params_json(chosen[0]),
+                "ensemble_params_json": [params_json(p) for p in chosen[1:]],
+                "targets": self.settings.targets.model_dump(),
+                "tests_planned": [
+                    {"test_id": test_id(segment, t), "window": self._g(segment, t) % len(self.windows)}
+                    for t in range(1, self.T + 1)
+                ],
+            }
+            self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, plan)
+        crash_point("segment_start")
+        self._say(segment, 0, self.strategist.provider, StrategistMessage.model_validate(plan["proposals"]))
+        self._say(segment, 1, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
+        research = Params.model_validate_json(plan["research_params_json"])
+        ensemble = [Params.model_validate_json(j) for j in plan["ensemble_params_json"]]
+        baselines = [Params(method=m) for m in METHODS]
+        return SegmentState(segment, plan["role"], research, ensemble, baselines, plan)
+
+    def _run_segment(self, segment: int) -> None:
+        self.seg = self._segment_start(segment)
+        self.analyzer.reset()
+        self._write_state("running")
+        done = completed_tests(self.session, segment)
+        processed = 0
+        next_t = 1
+        waiting: dict[int, TestOutcome] = {}
+        in_flight: set[int] = set()
+        self._read_decisions()  # any that arrived while nobody watched
+        while processed < self.T:
+            if processed + 1 in done:  # resuming: read back instead of re-running
+                self._absorb_from_disk(segment, processed + 1)
+                processed += 1
+                next_t = max(next_t, processed + 1)
+                continue
+            if processed + 1 in waiting:
+                self._absorb_outcome(waiting.pop(processed + 1))
+                processed += 1
+                continue
+            if self.stopping and not in_flight:
+                return
+            while (not self.stopping and next_t <= self.T and next_t <= processed + self.W
+                   and self._may_start(self._g(segment, next_t))):
+                if next_t not in done:
+                    self._start(segment, next_t)
+                    in_flight.add(next_t)
+                next_t += 1
+            self.next_unstarted = self._g(segment, next_t)
+            self._update_waiting(segment, next_t)
+            kind, payload = self.events.get()
+            if kind == "outcome":
+                in_flight.discard(payload.test)
+                waiting[payload.test] = payload
+            else:
+                self._handle(kind, payload)
+        if not self.stopping:
+            self._segment_end(segment)
+
+    def _may_start(self, g: int) -> bool:
+        if self.approval != "manual":
+            return True
+        # a pending plan holds back every test that would start after its effect point
+        return not any(r.emit_index <= g - self.W or r.segment < self.seg.number for r in self.book.pending())  # type: ignore[union-attr]
+
+    def _update_waiting(self, segment: int, next_t: int) -> None:
+        blocked = next_t <= self.T and not self._may_start(self._g(segment, next_t)) and not self.stopping
+        pending = self.book.pending()
+        what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}" if blocked and pending else None
+        if what != self.waiting_for:
+            self.waiting_for = what
+            self._write_state("waiting" if what else "running")
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        if kind == "decisions":
+            self._read_decisions()
+        elif kind == "tick":
+            self._grace_expiries()
+            self._write_state("waiting" if self.waiting_for else "running")
+        elif kind == "stop":
+            log.info("signal %s: stopping after the tests already running", payload)
+            self.stopping = True
+
+    def _start(self, segment: int, t: int) -> None:
+        assert self.seg is not None and self.runner is not None
+        g = self._g(segment, t)
+        w = self.windows[g % len(self.windows)]
+        research = self._params_for(g)
+        role = "ensemble" if self.seg.role == "ensemble" else "chosen"
+        configs = [research, *self.seg.ensemble, *self.seg.baselines]
+        roles = [role] + ["ensemble"] * len(self.seg.ensemble) + ["baseline"] * len(self.seg.baselines)
+        specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
+        self.runner.submit(
+            TestTask(
+                test_id(segment, t), segment, t, w.index, self.bars.slice(w.start, w.end),
+                w.train_bars, w.train_bars + w.validation_bars, specs,
+                self.settings.episode_bars, self.settings.blunder_bars,
+            )
+        )
+
+    def _segment_end(self, segment: int) -> None:
+        assert self.seg is not None
+        seg = self.seg
+        patches = [
+            {"plan_id": p.plan_id, "from_test": self._test_of(p.from_index), "who": p.who,
+             "change": PlanEvent.change_from_patch(p.items)}
+            for p in self.patches if p.segment == segment
+        ]
+        results = segment_results(segment, seg.role, seg.tally, seg.rows, seg.plan, patches, self.settings.targets)
+        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, results)
+        ctx = self._context(segment, self._current_research())
+        self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, results))
+        v = results["chosen"]["validation"]
+        self._say(
+            segment, 3, "maestro",
+            MaestroMessage(
+                turno=3, acao=f"segment {segment} done",
+                detalhes={"tests": results["tests"], "failed": results["tests_failed"], "patches": len(patches)},
+                metricas_pos_patch={k: round(v[k], 4) for k in ("hit", "payoff", "total_pnl", "maxdd")},
+                status="next segment" if segment < self.S else "session done",
+            ),
+        )
+        if segment in (2, 4) and segment < self.S:
+            write_text_atomic(self.session.plan_after(segment), plan_after_segment(self.session, segment, self.S))
+        pending = len(self.book.pending())
+        failed = f" ({results['tests_failed']} failed)" if results["tests_failed"] else ""
+        self.echo(
+            f"segment {segment}/{self.S} ({seg.role}): {results['tests'] - results['tests_failed']}/{self.T} tests{failed}, "
+            f"{v['n_trades']} validation trades, hit {v['hit']:.3f}, payoff {v['payoff']:.2f}, "
+            f"pnl {v['total_pnl']:,.0f} USD, plans applied {len(patches)}, pending {pending}"
+        )
+
+    # ------------------------------------------------------------ one test's results
+
+    def _absorb_outcome(self, outcome: TestOutcome) -> None:
+        """Write a finished test's folder, then account for it (in test order)."""
+        assert self.seg is not None
+        seg, t = outcome.segment, outcome.test
+        g = self._g(seg, t)
+        w = self.windows[g % len(self.windows)]
+        tid = test_id(seg, t)
+        if outcome.ok:
+            trades = self._trade_records(outcome, w, tid)
+            scores = self._score_records(outcome, tid)
+            rows = rank_test_rows(outcome.rows)
+        else:
+            trades, scores, rows = [], [], []
+        files = {
+            TRADES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in trades),
+            SCORES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in scores),
+            TEST_LOG: self._test_log(outcome, w, rows),
+        }
+        folder = write_test_dir(self.session, seg, t, files)
+        write_leaderboard_csv(folder / LEADERBOARD, rows)
+        crash_point("after_test")
+        if not outcome.ok:
+            self._audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
+                        test=tid, attempts=outcome.attempts)
+        self._account(seg, t, trades, scores, rows, outcome.ok)
+
+    def _absorb_from_disk(self, seg: int, t: int) -> None:
+        folder = self.session.test_dir(seg, t)
+        trades = read_jsonl(folder / TRADES).records
+        scores = read_jsonl(folder / SCORES).records
+        rows = read_leaderboard_csv(folder / LEADERBOARD)
+        ok = bool(rows)
+        self._account(seg, t, trades, scores, rows, ok)
+
+    def _account(self, seg: int, t: int, trades: list, scores: list, rows: list[LeaderboardRow], ok: bool) -> None:
+        """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
+        assert self.seg is not None
+        g = self._g(seg, t)
+        research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
+        self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
+        self.seg.rows.extend(rows)
+        self.all_rows.extend(rows)
+        self.tests_done += 1
+        if not ok:
+            self.tests_failed += 1
+            return
+        if g < self._muted_until(seg, g):
+            return  # these tests started before the latest plan could change anything: stale evidence
+        stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
+        for firing in self.analyzer.feed(stats, self._current_research()):
+            self._propose(firing, seg, t, g)
+
+    def _muted_until(self, seg: int, g: int) -> int:
+        """First test whose results count for the rules again after the plans emitted before test g.
+
+        Positional, not timed, so a replay feeds the analyzer exactly as the original run did:
+        a plan's evidence is spent at emission; the tests already in flight then (up to W − 1
+        after it) and, when it applied, the tests before its patch took effect do not count.
+        """
+        until = 0
+        for r in self.book.plans.values():
+            if r.segment == seg and r.emit_index < g:
+                until = max(until, r.emit_index + self.W)
+        for p in self.patches:
+            plan = self.book.plans.get(p.plan_id)
+            if p.segment == seg and plan is not None and plan.emit_index < g:
+                until = max(until, p.from_index)
+        return until
+
+    def _trade_records(self, outcome: TestOutcome, w: Window, tid: str) -> list[dict[str, Any]]:
+        tr = outcome.trades
+        if len(tr) == 0:
+            return []
+        ts = self.bars.ts
+        iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
+        exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
+        method = outcome.rows[0].method
+        now = utc_now_iso()
+        tf = f"{self.bars.interval_ms // 60_000}m"
+        out = []
+        for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
+            tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(), tr["qty"].tolist(), tr["fees"].tolist(),
+            tr["pnl"].tolist(), tr["bars_held"].tolist(), tr["exit_reason"].tolist(), tr["vol_bin"].tolist(),
+            tr["phase"].tolist(), tr["episode"].tolist(), tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(),
+            tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
+        )):
+            out.append({
+                "v": 1, "kind": "trade", "session_id": self.sid, "emitted_at": now,
+                "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
+                "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
+                "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
+                "gates": {"cvd": gc, "imb": gi, "atrz": ga, "vhf": gv}, "bars_held": held,
+                "exit_reason": EXIT_REASONS[reason], "vol_bin": VOL_BINS[vbin], "phase": PHASES[phase],
+            })
+        return out
+
+    def _score_records(self, outcome: TestOutcome, tid: str) -> list[dict[str, Any]]:
+        now = utc_now_iso()
+        return [
+            {
+                "v": 1, "kind": "score", "session_id": self.sid, "emitted_at": now,
+                "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
+                "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
+                "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
+                "phase": PHASES[e["phase"]],
+            }
+            for e in (dict(zip(outcome.episodes.dtype.names, rec)) for rec in outcome.episodes.tolist())
+        ]
+
+    def _test_log(self, outcome: TestOutcome, w: Window, rows: list[LeaderboardRow]) -> str:
+        b = self.bars
+        day = lambda i: np.datetime_as_string(b.ts[i].astype("datetime64[ms]"), unit="m")  # noqa: E731
+        lines = [
+            f"{outcome.test_id}: window {w.index}, bars {w.start}..{w.end - 1} "
+            f"(train from {day(w.start)}, validation from {day(w.train_end)}, holdout from {day(w.validation_end)} "
+            f"to {day(w.end - 1)})",
+            f"attempts: {outcome.attempts}",
+        ]
+        if not outcome.ok:
+            lines.append(f"FAILED: {outcome.error.strip()}")
+        for r in rows:
+            lines.append(
+                f"#{r.rank} {r.role:8s} {r.config_id} {config_label(Params.model_validate_json(r.params_json))}: "
+                f"validation {r.val_trades} trades, hit {r.val_hit:.3f}, payoff {r.val_payoff:.2f}, "
+                f"pnl {r.val_pnl:,.2f} USD, maxdd {r.val_maxdd:,.2f} USD, score {r.val_score:.1f}"
+            )
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------ plans and decisions
+
+    def _propose(self, firing: RuleFiring, seg: int, t: int, g: int) -> None:
+        """A rule fired: the Critic reviews it; a plan is written and goes through approval."""
+        self.plan_seq += 1
+        plan_id = f"P{seg}-{self.plan_seq:03d}"
+        self.analyzer.reset()  # the evidence is spent on this plan
+        ctx = self._context(seg, self._current_research())
+        review = self.critic.review(ctx, firing)
+        self._say(seg, 10 + self.plan_seq, self.critic.provider, review.message, ref=plan_id)
+        if review.patch is None:
+            return
+        existing = self.book.plans.get(plan_id)
+        if existing is None:
+            patch = [PatchItem(**p) for p in review.patch]
+            event = PlanEvent(
+                session_id=self.sid, emitted_at=utc_now_iso(), plan_id=plan_id, nonce=new_nonce(),
+                episode_id=firing.episode_id, test_id=test_id(seg, t), agent=f"critic:{self.critic.provider}",
+                action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=firing.reason,
+                evidence=dict(firing.evidence), status="pending", note=f"rule {firing.rule}",
+            )
+            record = PlanRecord(event, seg, g)
+            self.book.plans[plan_id] = record
+            self._append(PLANS, f"{plan_id}:pending", event.model_dump())
+        else:
+            record = existing
+        if record.event.status != "pending":
+            return
+        for old in self.book.superseded_by(record):
+            self._set_status(old, "superseded", superseded_by=plan_id)
+            self._audit("plan_superseded", "maestro", f"{plan_id} changes the same parameter", old.event.plan_id,
+                        old.event.nonce)
+        if self.approval == "auto":
+            self._apply_plan(record, list(record.event.patch), "approved", "maestro (auto approval)", "auto mode")
+        elif self.approval == "veto-only" and record.deadline is None:
+            record.deadline = time.monotonic() + self.settings.veto_grace_s
+
+    def _set_status(self, record: PlanRecord, status: str, **changes: Any) -> None:
+        event = record.event.with_changes(status=status, emitted_at=utc_now_iso(), **changes)
+        record.event = event
+        self._append(PLANS, f"{event.plan_id}:{status}", event.model_dump())
+
+    def _apply_plan(self, record: PlanRecord, patch: list[PatchItem], status: str, who: str, why: str,
+                    decision_offset: int | None = None) -> None:
+        """Spend the plan's nonce and put its patch in force from the first test not yet started."""
+        assert self.seg is not None
+        plan_id = record.event.plan_id
+        if self.approval == "auto":
+            from_index = record.emit_index + self.W
+        else:
+            from_index = max(record.emit_index + self.W, self.next_unstarted)
+        if record.segment != self.seg.number:  # decided after its segment ended: carried into this one
+            from_index = max(from_index, self._g(self.seg.number, 1))
+        self.book.spent.add(record.event.nonce)
+        if status == "edited":
+            self._set_status(record, "edited", patch=[p.model_dump() for p in patch], change=PlanEvent.change_from_patch(patch))
+        else:
+            self._set_status(record, status)
+        patch_obj = Patch(self.seg.number, from_index, patch, plan_id, who)
+        self.patches.append(patch_obj)
+        after = self._current_research()
+        self._audit(
+            "patch_applied", who, why, plan_id, record.event.nonce,
+            segment=self.seg.number, from_index=from_index, from_test=self._test_of(from_index),
+            patch=[p.model_dump() for p in patch], params_after=json.loads(params_json(after)),
+            **({} if decision_offset is None else {"decision_offset": decision_offset}),
+        )
+        self._set_status(record, "applied", note=f"applies from {self._test_of(from_index)}")
+        self._say(
+            self.seg.number, 100 + int(plan_id.split("-")[1]), "maestro",
+            MaestroMessage(turno=4, acao=f"apply {plan_id}", detalhes=PlanEvent.change_from_patch(patch),
+                           metricas_pos_patch={}, status=f"from {self._test_of(from_index)} ({who})"),
+            ref=plan_id,
+        )
+
+    def _read_decisions(self) -> None:
+        """Take every decision appended since the last read, in file order."""
+        got = self.decisions.read_new()
+        for bad in got.bad_lines:
+            self._audit("decision_refused", "maestro", f"unreadable decisions.jsonl line {bad.line_no}: {bad.reason}",
+                        decision_offset=bad.byte_offset)
+        offsets = self.decisions.offsets[len(self.decisions.offsets) - len(got.records):]
+        for decision, offset in zip(got.records, offsets):
+            self._decide(decision, offset)
+
+    def _decide(self, decision: DecisionEvent, offset: int) -> None:
+        """Apply, veto or refuse one decision; `offset` (its byte offset) keys it across restarts."""
+        assert self.seg is not None
+        if offset in self.spent_offsets or offset in self.refused_offsets:
+            return  # handled before a restart
+        verdict = self.book.judge(decision, self._current_research())
+        if verdict.kind == "replay":
+            self._audit("nonce_replayed", decision.by, verdict.reason, decision.plan_id, decision.nonce,
+                        decision_offset=offset)
+            return
+        if verdict.kind == "refuse":
+            self.refused_offsets.add(offset)
+            self._audit("decision_refused", decision.by, verdict.reason, decision.plan_id, decision.nonce,
+                        decision_offset=offset)
+            self.echo(f"decision on {decision.plan_id} refused: {verdict.reason}")
+            return
+        record = verdict.plan
+        assert record is not None
+        self.spent_offsets.add(offset)
+        if verdict.kind == "veto":
+            self.book.spent.add(record.event.nonce)
+            self._set_status(record, "vetoed", note=decision.note or None)
+            self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id, record.event.nonce,
+                        decision_offset=offset)
+        else:
+            status = "approved" if decision.decision == "approve" else "edited"
+            self._apply_plan(record, verdict.patch, status, decision.by, decision.note or f"{status} by {decision.by}",
+                             decision_offset=offset)
+
+    def _grace_expiries(self) -> None:
+        if self.approval != "veto-only":
+            return
+        now = time.monotonic()
+        for record in self.book.pending():
+            if record.deadline is not None and now >= record.deadline:
+                self._apply_plan(record, list(record.event.patch), "approved", "maestro (veto-only grace period)",
+                                 f"no veto within {self.settings.veto_grace_s:g} s")

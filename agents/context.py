@@ -1,0 +1,57 @@
+"""What an agent is told at its turn: computed numbers only, never raw files or free text.
+
+The same context feeds the offline rules and (later) the LLM prompts, so both see the
+session through one narrow, validated window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agents.settings import Targets
+from engine.params import Params
+
+Role = Literal["explore", "new_methods", "validate", "ensemble"]
+
+
+def segment_role(segment: int) -> Role:
+    """DESIGN.md §6: 1–2 explore around the best known configs, 3 new methods,
+    4 walk-forward validation of the best, 5 (and later) the ensemble."""
+    if segment <= 2:
+        return "explore"
+    return {3: "new_methods", 4: "validate"}.get(segment, "ensemble")  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A config's out-of-sample record so far, as agents see it."""
+
+    config_id: str
+    label: str
+    params: Params
+    tests: int
+    val_trades: int
+    val_hit: float
+    val_payoff: float
+    val_pnl: float
+    val_score: float
+    deflated_sharpe: float | None = None
+
+
+@dataclass
+class SegmentContext:
+    """The facts an agent decides on at a segment's start or end."""
+
+    segment: int
+    segments: int
+    role: Role
+    base: Params
+    targets: Targets
+    seed: int
+    standings: list[Standing] = field(default_factory=list)  # best first, validation only
+    method_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    last_segment: dict[str, Any] | None = None
+    # validation score of a config on recent, already-seen windows (no look-ahead); None: no such windows
+    preflight: Callable[[Params], float | None] | None = None

@@ -1,0 +1,293 @@
+"""Aggregates and documents: segment_results.json, the one-page plans, the session summary.
+
+Everything here is computed from the session's files (trades, scores, leaderboards, plans,
+audit), so `maestro-tui report DIR` rewrites the same documents the conductor wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.critic import targets_met
+from agents.settings import Targets
+from engine.jsonl import read_json, read_jsonl, write_json_atomic
+from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
+from engine.metrics import PAYOFF_CAP
+from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir
+
+PHASE_NAMES = ("train", "validation", "holdout")
+
+
+@dataclass
+class Tally:
+    """Running trade statistics of one config over many tests, for one phase."""
+
+    trades: int = 0
+    wins: int = 0
+    sum_win: float = 0.0
+    losses: int = 0
+    sum_loss: float = 0.0
+    pnl: float = 0.0
+    blunders: int = 0
+    high_vol: int = 0
+    worst_test_maxdd: float = 0.0
+    tests: int = 0
+
+    def add_trades(self, trades: Iterable[Mapping[str, Any]], blunder_bars: int) -> None:
+        for t in trades:
+            pnl = t["pnl"]
+            self.trades += 1
+            self.pnl += pnl
+            if pnl > 0:
+                self.wins += 1
+                self.sum_win += pnl
+            elif pnl < 0:
+                self.losses += 1
+                self.sum_loss += pnl
+            if t["exit_reason"] == "sl_hit" and t["bars_held"] < blunder_bars:
+                self.blunders += 1
+            if t["vol_bin"] == "high":
+                self.high_vol += 1
+
+    def metrics(self) -> dict[str, float | int]:
+        """hit, payoff, pnl and the rest, as engine.metrics defines them, over every trade tallied."""
+        if self.wins == 0:
+            payoff = 0.0
+        elif self.losses == 0 or self.sum_loss == 0:
+            payoff = PAYOFF_CAP
+        else:
+            payoff = min(PAYOFF_CAP, (self.sum_win / self.wins) / (-self.sum_loss / self.losses))
+        n = self.trades
+        return {
+            "tests": self.tests,
+            "n_trades": n,
+            "hit": self.wins / n if n else 0.0,
+            "payoff": payoff,
+            "total_pnl": self.pnl,
+            "maxdd": self.worst_test_maxdd,
+            "blunders": self.blunders,
+            "blunders_per_100": 100.0 * self.blunders / n if n else 0.0,
+            "high_vol_share": self.high_vol / n if n else 0.0,
+        }
+
+
+@dataclass
+class SegmentTally:
+    """What a segment's research config did, per phase, and how many tests ran or failed."""
+
+    by_phase: dict[str, Tally] = field(default_factory=lambda: {p: Tally() for p in PHASE_NAMES})
+    tests: int = 0
+    failed: int = 0
+
+    def add_test(self, trades: list[Mapping[str, Any]], row: LeaderboardRow | None, blunder_bars: int) -> None:
+        self.tests += 1
+        if row is None:
+            self.failed += 1
+            return
+        for phase, prefix in zip(PHASE_NAMES, ("train", "val", "hold")):
+            tally = self.by_phase[phase]
+            tally.tests += 1
+            tally.add_trades((t for t in trades if t["phase"] == phase), blunder_bars)
+            tally.worst_test_maxdd = min(tally.worst_test_maxdd, getattr(row, f"{prefix}_maxdd"))
+
+
+def standing_dict(s: Standing) -> dict[str, Any]:
+    return asdict(s)
+
+
+def segment_results(
+    segment: int,
+    role: str,
+    tally: SegmentTally,
+    rows: list[LeaderboardRow],
+    plan: Mapping[str, Any],
+    patches: list[dict[str, Any]],
+    targets: Targets,
+) -> dict[str, Any]:
+    """segment_results.json: the research config per phase, each baseline, the segment's standings."""
+    chosen = {phase: t.metrics() for phase, t in tally.by_phase.items()}
+    by_method: dict[str, list[LeaderboardRow]] = {}
+    for r in rows:
+        if r.role == "baseline":
+            by_method.setdefault(r.method, []).append(r)
+    baselines = {
+        m: {
+            "tests": len(rs),
+            "val_trades": sum(r.val_trades for r in rs),
+            "val_pnl": sum(r.val_pnl for r in rs),
+            "val_score": sum(r.val_score for r in rs) / len(rs),
+        }
+        for m, rs in sorted(by_method.items())
+    }
+    return {
+        "segment": segment,
+        "role": role,
+        "tests": tally.tests,
+        "tests_failed": tally.failed,
+        "chosen_config": plan.get("chosen", []),
+        "patches": patches,
+        "chosen": chosen,
+        "targets": targets.model_dump(),
+        "targets_met": targets_met(targets, chosen["validation"]),
+        "baselines": baselines,
+        "standings": [standing_dict(s) for s in standings(rows)[:10]],
+    }
+
+
+# ---------------------------------------------------------------- reading a session back
+
+
+def session_rows(session: SessionDir) -> list[LeaderboardRow]:
+    """Every leaderboard row of every complete test, in session order."""
+    rows: list[LeaderboardRow] = []
+    for seg_dir in sorted(session.root.glob("segment_*"), key=lambda p: int(p.name.split("_")[1])):
+        for test_dir in sorted(p for p in seg_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            path = test_dir / LEADERBOARD
+            if path.exists():
+                rows.extend(read_leaderboard_csv(path))
+    return rows
+
+
+def _fmt_metrics(m: Mapping[str, Any]) -> str:
+    return (
+        f"{m.get('n_trades', 0)} trades, hit {m.get('hit', 0):.3f}, payoff {m.get('payoff', 0):.2f}, "
+        f"pnl {m.get('total_pnl', 0):,.0f} USD, worst test drawdown {m.get('maxdd', 0):,.0f} USD, "
+        f"blunders {m.get('blunders_per_100', 0):.1f}/100, high-vol share {m.get('high_vol_share', 0):.0%}"
+    )
+
+
+def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
+    """The one-page plan written after segments 2 and 4: where the research stands, what comes next."""
+    res = read_json(session.segment_dir(segment) / SEGMENT_RESULTS)
+    rows = session_rows(session)
+    top = standings(rows)[:3]
+    lines = [
+        f"# Plan after segment {segment} of {segments}",
+        "",
+        f"Session `{session.session_id}`. Research config of segment {segment} ({res['role']}):",
+        "",
+        f"- validation: {_fmt_metrics(res['chosen']['validation'])}",
+        f"- holdout: {_fmt_metrics(res['chosen']['holdout'])}",
+        "",
+        "Targets: " + ", ".join(f"{k} {'met' if ok else 'missed'}" for k, ok in res["targets_met"].items()) + ".",
+        "",
+        "## Best configs so far (validation only)",
+        "",
+        "| rank | config | tests | val trades | val hit | val pnl USD | val score | deflated Sharpe |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in top:
+        dsr = "n/a" if s.deflated_sharpe is None else f"{s.deflated_sharpe:.2f}"
+        lines.append(
+            f"| {s.rank} | {s.label} | {s.tests} | {s.val_trades} | {s.val_hit:.3f} | {s.val_pnl:,.0f} | {s.val_score:.1f} | {dsr} |"
+        )
+    nxt = {2: "segment 3 tries the methods not yet researched, with the exits and gates learned so far",
+           4: "segment 5 runs the best configs together as an ensemble under the allocation layer"}.get(segment, "")
+    lines += ["", "## Next", "", f"- {nxt}." if nxt else "- the session ends.", ""]
+    if res["patches"]:
+        lines += ["## Changes applied in this segment", ""]
+        lines += [f"- {p['change']} (from {p['from_test']}, {p['who']})" for p in res["patches"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
+    """metrics_global.json: the session's aggregates, rebuilt from its files."""
+    rows = session_rows(session)
+    ranked = standings(rows)
+    seg_results = []
+    total = Tally()
+    for k in range(1, segments + 1):
+        path = session.segment_dir(k) / SEGMENT_RESULTS
+        if path.exists():
+            seg_results.append(read_json(path))
+    tests = sum(r["tests"] for r in seg_results)
+    failed = sum(r["tests_failed"] for r in seg_results)
+    for r in seg_results:
+        m = r["chosen"]["validation"]
+        total.trades += m["n_trades"]
+        total.pnl += m["total_pnl"]
+    plans = read_jsonl(session.file(PLANS)).records
+    last_status: dict[str, str] = {}
+    for p in plans:
+        last_status[p["plan_id"]] = p["status"]
+    statuses: dict[str, int] = {}
+    for s in last_status.values():
+        statuses[s] = statuses.get(s, 0) + 1
+    applied = [a for a in read_jsonl(session.file(AUDIT)).records if a["action"] == "patch_applied"]
+    best = ranked[0] if ranked else None
+    return {
+        "session_id": session.session_id,
+        "segments_done": len(seg_results),
+        "tests": tests,
+        "tests_failed": failed,
+        "configs_tried": len(ranked),
+        "research_validation_trades": total.trades,
+        "research_validation_pnl": total.pnl,
+        "plans": len(last_status),
+        "plans_by_status": dict(sorted(statuses.items())),
+        "patches_applied": len(applied),
+        "best": standing_dict(best) if best else None,
+        "standings": [standing_dict(s) for s in ranked[:10]],
+        "segments": [
+            {"segment": r["segment"], "role": r["role"], "validation": r["chosen"]["validation"], "targets_met": r["targets_met"]}
+            for r in seg_results
+        ],
+    }
+
+
+def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
+    """session_summary.md: the final report, figures equal to metrics_global.json."""
+    lines = [
+        f"# Session {metrics['session_id']}",
+        "",
+        f"{metrics['tests']} tests in {metrics['segments_done']} segments ({metrics['tests_failed']} failed), "
+        f"{metrics['configs_tried']} configs tried, {metrics['plans']} plans "
+        f"({', '.join(f'{v} {k}' for k, v in metrics['plans_by_status'].items()) or 'none'}), "
+        f"{metrics['patches_applied']} patches applied.",
+        "",
+        "## Segments (research config, validation)",
+        "",
+        "| segment | role | trades | hit | payoff | pnl USD | worst test dd USD | targets met |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in metrics["segments"]:
+        m = s["validation"]
+        met = sum(s["targets_met"].values())
+        lines.append(
+            f"| {s['segment']} | {s['role']} | {m['n_trades']} | {m['hit']:.3f} | {m['payoff']:.2f} | "
+            f"{m['total_pnl']:,.0f} | {m['maxdd']:,.0f} | {met}/{len(s['targets_met'])} |"
+        )
+    lines += [
+        "",
+        "## Leaderboard (ranked on validation; deflated Sharpe given every config tried)",
+        "",
+        "| rank | config | id | tests | val trades | val hit | val payoff | val pnl USD | val score | holdout pnl USD | deflated Sharpe |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in metrics["standings"]:
+        dsr = "n/a" if s["deflated_sharpe"] is None else f"{s['deflated_sharpe']:.2f}"
+        lines.append(
+            f"| {s['rank']} | {s['label']} | {s['config_id']} | {s['tests']} | {s['val_trades']} | {s['val_hit']:.3f} | "
+            f"{s['val_payoff']:.2f} | {s['val_pnl']:,.0f} | {s['val_score']:.1f} | {s['holdout_pnl']:,.0f} | {dsr} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_reports(session: SessionDir, segments: int) -> dict[str, Any]:
+    """(Re)write metrics_global.json and session_summary.md from the session's files."""
+    metrics = global_metrics(session, segments)
+    write_json_atomic(session.file(METRICS_GLOBAL), metrics)
+    write_text_atomic(session.file(SUMMARY), session_summary(session, metrics))
+    return metrics
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+

@@ -1,0 +1,113 @@
+"""Session settings: defaults < ~/.config/maestro-tui/config.toml < MAESTRO_* env < flags.
+
+`session_config.json` records the values a session actually ran with (never API keys).
+Nested values take `__` in the environment: MAESTRO_TARGETS__HIT_MIN=0.55.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ApprovalMode = Literal["manual", "auto", "veto-only"]
+
+
+def config_path() -> Path:
+    """The user config file: $MAESTRO_CONFIG, else $XDG_CONFIG_HOME or ~/.config, /maestro-tui/config.toml."""
+    if os.environ.get("MAESTRO_CONFIG"):
+        return Path(os.environ["MAESTRO_CONFIG"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "maestro-tui" / "config.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Targets(_Section):
+    """What the research aims for (DESIGN.md §6); checked on out-of-sample results."""
+
+    hit_min: float = Field(0.52, ge=0, le=1, description="hit rate at least")
+    payoff_min: float = Field(1.25, ge=0, le=10, description="payoff at least")
+    maxdd_min_usd: float = Field(-2000.0, le=0, description="max drawdown no deeper than, USD")
+    blunders_per_100_max: float = Field(2.0, ge=0, le=100, description="blunders per 100 trades at most")
+    high_vol_share_min: float = Field(0.30, ge=0, le=1, description="share of trades in the high-vol bin at least")
+
+
+class Rules(_Section):
+    """The analyzer's deterministic rules: when each fires and the step it proposes."""
+
+    check_every_episodes: int = Field(10, ge=1, description="run the rules every N out-of-sample episodes")
+    window_episodes: int = Field(30, ge=5, description="rules look at the last N out-of-sample episodes")
+    min_trades: int = Field(10, ge=1, description="no rule fires on fewer trades than this in the window")
+    hit_below: float = Field(0.48, ge=0, le=1)
+    hit_consecutive_checks: int = Field(3, ge=1)
+    hit_step_atr_stop_mult: float = Field(0.3, gt=0)
+    payoff_below: float = Field(1.1, ge=0)
+    payoff_step_hard_tp_usd: float = Field(200.0, gt=0)
+    maxdd_below_usd: float = Field(-2000.0, le=0)
+    maxdd_step_timeout_bars: int = Field(60, ge=1)
+    blunders_per_100_above: float = Field(2.0, ge=0)
+    blunders_step_vhf_min: float = Field(0.05, gt=0)
+    high_vol_share_below: float = Field(0.30, ge=0, le=1)
+    high_vol_step_atr_z_min: float = Field(0.25, gt=0)
+
+
+class AgentChoice(_Section):
+    """Which provider plays a role ("offline" needs no key)."""
+
+    provider: Literal["offline", "anthropic", "openai"] = "offline"
+    model: str = ""
+
+
+class Settings(BaseSettings):
+    """Everything a session can be told; see README "Settings"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MAESTRO_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    sessions_dir: Path = Field(Path("sessions"), description="where sessions live")
+    data: str | None = Field(None, description="bars file; None = the embedded synthetic data")
+    seed: int = Field(7, description="seed of the synthetic data and the offline agents")
+    segments: int = Field(5, ge=1, le=50)
+    tests: int = Field(100, ge=1, le=100_000, description="tests per segment")
+    workers: int = Field(0, ge=0, le=512, description="worker processes; 0 = one per core")
+    approval: ApprovalMode | None = Field(None, description="None: auto when headless, manual in the console")
+    veto_grace_s: float = Field(30.0, ge=0, le=86_400, description="veto-only: seconds before a plan applies itself")
+    pipeline_depth: int = Field(
+        8, ge=1, le=10_000,
+        description="tests started ahead of the one being processed; a patch applies this many tests later",
+    )
+    dask: str | None = Field(None, description="dask.distributed scheduler address instead of local processes")
+    episode_bars: int = Field(120, ge=10, le=10_000)
+    blunder_bars: int = Field(3, ge=1, le=100)
+    targets: Targets = Targets()
+    rules: Rules = Rules()
+    strategist: AgentChoice = AgentChoice()
+    critic: AgentChoice = AgentChoice()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: flags (init) > environment > config file > defaults
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_path())
+
+    def effective_workers(self) -> int:
+        """Worker processes to start: the setting, or one per core."""
+        return self.workers or os.cpu_count() or 1
+
+
+def load_settings(**flags: Any) -> Settings:
+    """Settings from every source; `flags` (None values dropped) win over the rest."""
+    return Settings(**{k: v for k, v in flags.items() if v is not None})

@@ -1,0 +1,515 @@
+"""Leaderboards: the configs of one walk-forward test ranked, and session standings across tests.
+
+Each test (one window) backtests several configs; each gives one `LeaderboardRow` with its
+metrics per phase. Ranking — within a test and across the session — uses the validation
+(out-of-sample) phase only, never train and never holdout (DESIGN.md §9): by validation
+score, then validation PnL, then config id so ties always fall the same way.
+
+A config is named by `config_id`: "c-" + the first 8 hex digits of the SHA-256 of its
+canonical parameter JSON (all fields, sorted keys, compact), so the same parameters get the
+same id in every test, session and process, and any change of any parameter gives a new one.
+
+CSV file (`leaderboard_base.csv` in each test folder, DESIGN.md §4): a header row, then one
+row per config, in the column order of `CSV_COLUMNS`:
+
+    test_id, rank, config_id, role, method,
+    val_{trades,hit,payoff,pnl,maxdd,sharpe,score,blunders,high_vol_share},
+    hold_{...same nine...}, train_{...same nine...}, params_json
+
+Counts are integers; every other number is written with repr() so it reads back bit for
+bit; params_json is last because it is long, and quoted by the csv module.
+
+Session standings (`standings`), per config, over the tests it ran in:
+
+- val_trades, val_pnl, holdout_pnl: sums (trades, USD).
+- val_hit: trade-weighted (all validation wins / all validation trades).
+- val_payoff: mean of the per-test payoffs over the tests with validation trades (a test
+  without trades has no payoff to average; 0 when no test had trades).
+- val_maxdd: the worst (most negative) per-test validation drawdown, USD ≤ 0.
+- val_score: mean of the per-test validation scores; a test without trades counts as 0.
+- sharpe_per_test: mean / sample sd (n − 1) of the per-test validation returns
+  r_i = val_pnl_i / notional_usd. Not annualised: one unit is one test. 0 with fewer than
+  2 tests or when the sd is 0.
+- deflated_sharpe: see below; None with fewer than 3 tests.
+
+Deflated Sharpe ratio (Bailey & López de Prado, 2014, "The Deflated Sharpe Ratio: Correcting
+for Selection Bias, Backtest Overfitting and Non-Normality"). In a trader's words: the
+probability that the config's true Sharpe is above what the best of N random configs would
+show by luck alone. Trying many configs and keeping the best inflates its Sharpe; the DSR
+asks how much of it survives that selection and the fat tails of few test results.
+
+    SR0 = sqrt(V) · ((1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e)))         (SR0 = 0 when N = 1)
+    DSR = Φ( (SR̂ − SR0)·sqrt(T − 1) / sqrt(1 − γ3·SR̂ + (γ4 − 1)/4 · SR̂²) )
+
+- SR̂: the config's sharpe_per_test; T: its number of tests (returns).
+- γ3, γ4: skewness and (non-excess, normal = 3) kurtosis of its per-test returns, moment
+  estimators (population central moments m3 / m2^1.5, m4 / m2²).
+- N: the number of configs tried in the session (every config in the rows).
+- V: sample variance across configs of their SR̂, over configs with at least 2 tests;
+  0 when fewer than 2 such configs.
+- γ = 0.5772156649 (Euler–Mascheroni); Φ, Φ⁻¹ the standard normal cdf and its inverse.
+- SR0 is the Sharpe the best of N luck-only configs is expected to show (`expected_max_sharpe`).
+
+Guards: the term under the square root is the variance of the SR̂ estimate (× T − 1). With
+moments estimated from the same returns it cannot be negative (γ4 − 1 ≥ γ3²), but it can
+reach 0, and caller-given moments can make it negative; it is floored at
+`MIN_SR_VARIANCE` (1e-6), so the DSR then saturates near 0 or 1 by the sign of SR̂ − SR0.
+Returns with sd 0 (e.g. a config that never traded) have SR̂ = 0, and are taken as normal
+(γ3 = 0, γ4 = 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from statistics import NormalDist
+from typing import Any
+
+from engine.jsonl import SessionFileError
+from engine.methods import METHODS
+from engine.metrics import Metrics
+from engine.params import Params
+
+EULER_GAMMA = 0.5772156649
+# Floor for the variance term of the DSR denominator (see the module docstring, "Guards").
+MIN_SR_VARIANCE = 1e-6
+
+ROLES = ("chosen", "baseline", "ensemble")
+# Phase name -> column prefix; validation first because it is the one that ranks.
+PHASE_PREFIXES = {"validation": "val", "holdout": "hold", "train": "train"}
+# Row metric name -> Metrics field it comes from.
+METRIC_SOURCES = {
+    "trades": "n_trades",
+    "hit": "hit",
+    "payoff": "payoff",
+    "pnl": "total_pnl",
+    "maxdd": "maxdd",
+    "sharpe": "sharpe",
+    "score": "score",
+    "blunders": "blunders",
+    "high_vol_share": "high_vol_share",
+}
+_COUNT_METRICS = ("trades", "blunders")
+_PHASE_COLUMNS = tuple(f"{prefix}_{m}" for prefix in PHASE_PREFIXES.values() for m in METRIC_SOURCES)
+CSV_COLUMNS: tuple[str, ...] = ("test_id", "rank", "config_id", "role", "method", *_PHASE_COLUMNS, "params_json")
+_INT_COLUMNS = frozenset({"rank", *(f"{p}_{m}" for p in PHASE_PREFIXES.values() for m in _COUNT_METRICS)})
+_FLOAT_COLUMNS = frozenset(c for c in _PHASE_COLUMNS if c not in _INT_COLUMNS)
+
+
+# ---------------------------------------------------------------------------- config identity
+
+
+def params_json(params: Params) -> str:
+    """Canonical JSON of every parameter: sorted keys, compact separators (the hashed form)."""
+    return json.dumps(params.model_dump(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _id_of_json(canonical: str) -> str:
+    return "c-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
+
+
+def config_id(params: Params) -> str:
+    """Short stable id of a config: "c-" + 8 hex digits of SHA-256 of its canonical JSON."""
+    return _id_of_json(params_json(params))
+
+
+def _number(x: Any) -> str:
+    # 400.0 reads better as "400"; other floats keep enough digits to tell configs apart.
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return format(x, ".10g") if isinstance(x, float) else str(x)
+
+
+def _label_of(values: Mapping[str, Any]) -> str:
+    method = str(values.get("method", "?"))
+    known = METHODS.get(method)
+    parts = [method]
+    if known is not None:
+        parts.append("/".join(_number(values[n]) for n in known.param_names if n in values))
+    if "atr_stop_mult" in values:
+        parts.append(f"stop{_number(values['atr_stop_mult'])}")
+    if "hard_tp_usd" in values:
+        parts.append(f"tp{_number(values['hard_tp_usd'])}")
+    return " ".join(p for p in parts if p)
+
+
+def config_label(params: Params) -> str:
+    """Human label: method, its periods (bars), stop (ATRs), take-profit (USD): "ema_crossover 12/48 stop1.5 tp400"."""
+    return _label_of(params.model_dump())
+
+
+# ---------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    """One config's results in one test: identity, then nine metrics for each phase.
+
+    Units: pnl and maxdd in USD (maxdd ≤ 0); hit and high_vol_share fractions in [0, 1];
+    payoff a ratio; sharpe annualised per-bar (engine.metrics); score 0–100; trades and
+    blunders counts. rank is 1-based within the test, 0 until `rank_test_rows` sets it.
+    """
+
+    test_id: str
+    config_id: str
+    role: str
+    method: str
+    params_json: str
+    val_trades: int
+    val_hit: float
+    val_payoff: float
+    val_pnl: float
+    val_maxdd: float
+    val_sharpe: float
+    val_score: float
+    val_blunders: int
+    val_high_vol_share: float
+    hold_trades: int
+    hold_hit: float
+    hold_payoff: float
+    hold_pnl: float
+    hold_maxdd: float
+    hold_sharpe: float
+    hold_score: float
+    hold_blunders: int
+    hold_high_vol_share: float
+    train_trades: int
+    train_hit: float
+    train_payoff: float
+    train_pnl: float
+    train_maxdd: float
+    train_sharpe: float
+    train_score: float
+    train_blunders: int
+    train_high_vol_share: float
+    rank: int = 0
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"role {self.role!r} is not one of {', '.join(ROLES)}")
+
+
+def row_from_metrics(
+    test_id: str,
+    params: Params,
+    role: str,
+    by_phase: Mapping[str, Metrics],
+    rank: int = 0,
+) -> LeaderboardRow:
+    """A row from a backtest's per-phase Metrics (keys validation, holdout, train; others ignored)."""
+    missing = [p for p in PHASE_PREFIXES if p not in by_phase]
+    if missing:
+        raise ValueError(f"{test_id}: metrics missing for phase {', '.join(missing)}")
+    values: dict[str, Any] = {}
+    for phase, prefix in PHASE_PREFIXES.items():
+        m = by_phase[phase]
+        for name, source in METRIC_SOURCES.items():
+            raw = getattr(m, source)
+            values[f"{prefix}_{name}"] = int(raw) if name in _COUNT_METRICS else float(raw)
+    return LeaderboardRow(
+        test_id=test_id,
+        config_id=config_id(params),
+        role=role,
+        method=params.method,
+        params_json=params_json(params),
+        rank=rank,
+        **values,
+    )
+
+
+def _validation_key(score: float, pnl: float, cid: str) -> tuple[float, float, str]:
+    # Best first: higher out-of-sample score, then higher out-of-sample PnL, then id for a fixed order.
+    return (-score, -pnl, cid)
+
+
+def rank_test_rows(rows: Iterable[LeaderboardRow]) -> list[LeaderboardRow]:
+    """The rows of ONE test, best first, with rank 1..n by validation score, then validation PnL, then config_id."""
+    rows = list(rows)
+    tests = {r.test_id for r in rows}
+    if len(tests) > 1:
+        raise ValueError(f"rank_test_rows ranks one test; got {len(tests)}: {', '.join(sorted(tests))}")
+    ordered = sorted(
+        rows, key=lambda r: (*_validation_key(r.val_score, r.val_pnl, r.config_id), ROLES.index(r.role))
+    )
+    return [replace(r, rank=i) for i, r in enumerate(ordered, start=1)]
+
+
+# ---------------------------------------------------------------------------- CSV
+
+
+def _cell(row_no: int, column: str, value: Any) -> str:
+    if column in _INT_COLUMNS:
+        return str(int(value))
+    if column in _FLOAT_COLUMNS:
+        x = float(value)
+        if not math.isfinite(x):
+            raise ValueError(f"row {row_no}, column {column}: {x!r} is not a finite number")
+        return repr(x)  # repr is the shortest text that reads back to the same float
+    return str(value)
+
+
+def write_leaderboard_csv(path: str | os.PathLike[str], rows: Iterable[LeaderboardRow]) -> None:
+    """Write rows (in the order given) with a header, replacing the file whole.
+
+    Raises ValueError naming the row and column of a NaN or infinite value; the file is
+    then left untouched.
+    """
+    path = Path(path)
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    lines = [
+        [_cell(i, c, getattr(r, c)) for c in CSV_COLUMNS] for i, r in enumerate(rows, start=2)
+    ]
+    # Written beside the target and renamed in, so the TUI never reads half a leaderboard.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(lines)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; other tools read session files
+        os.replace(tmp_name, path)
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _parse_cell(column: str, text: str) -> Any:
+    """A cell's value, or ValueError with a one-line reason."""
+    if column in _INT_COLUMNS:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+        if value < 0:
+            raise ValueError(f"{value} is negative")
+        return value
+    if column in _FLOAT_COLUMNS:
+        try:
+            x = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(x):
+            raise ValueError(f"{text!r} is not a finite number")
+        return x
+    if column == "role" and text not in ROLES:
+        raise ValueError(f"{text!r} is not one of {', '.join(ROLES)}")
+    if column == "params_json":
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            raise ValueError("not valid JSON") from None
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        # standings need the size to turn USD into returns
+        notional = obj.get("notional_usd")
+        if isinstance(notional, bool) or not isinstance(notional, (int, float)) or not 0 < notional < math.inf:
+            raise ValueError(f"notional_usd {notional!r} is not a positive number")
+    elif column in ("test_id", "config_id", "method") and not text:
+        raise ValueError("empty")
+    return text
+
+
+def read_leaderboard_csv(path: str | os.PathLike[str]) -> list[LeaderboardRow]:
+    """Read a leaderboard CSV written by `write_leaderboard_csv`.
+
+    Raises SessionFileError naming the row (header = row 1) and column of the first problem.
+    """
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            return _read_rows(path, csv.reader(f, strict=True))
+    except FileNotFoundError:
+        raise SessionFileError(path, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise SessionFileError(path, f"not UTF-8 (byte {exc.start} of a chunk)") from None
+    except OSError as exc:
+        raise SessionFileError(path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def _read_rows(path: Path, reader: Any) -> list[LeaderboardRow]:
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise SessionFileError(path, "empty file: expected a header row")
+        if tuple(header) != CSV_COLUMNS:
+            missing = [c for c in CSV_COLUMNS if c not in header]
+            extra = [c for c in header if c not in CSV_COLUMNS]
+            detail = "; ".join(
+                part
+                for part in (
+                    f"missing column {', '.join(missing)}" if missing else "",
+                    f"unexpected column {', '.join(repr(c) for c in extra)}" if extra else "",
+                )
+                if part
+            ) or "columns out of order"
+            raise SessionFileError(path, f"row 1 (header): {detail}; rewrite it with write_leaderboard_csv")
+        rows: list[LeaderboardRow] = []
+        for cells in reader:
+            row_no = reader.line_num
+            if not cells:
+                continue  # a blank line carries nothing
+            if len(cells) != len(CSV_COLUMNS):
+                raise SessionFileError(
+                    path, f"row {row_no}: {len(cells)} columns, expected {len(CSV_COLUMNS)}"
+                )
+            values: dict[str, Any] = {}
+            for column, text in zip(CSV_COLUMNS, cells):
+                try:
+                    values[column] = _parse_cell(column, text)
+                except ValueError as exc:
+                    raise SessionFileError(path, f"row {row_no}, column {column}: {exc}") from None
+            rows.append(LeaderboardRow(**values))
+        return rows
+    except csv.Error as exc:
+        raise SessionFileError(path, f"row {reader.line_num}: not valid CSV ({exc})") from None
+
+
+# ---------------------------------------------------------------------------- deflated Sharpe
+
+
+_NORMAL = NormalDist()
+
+
+def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
+    """SR0: the Sharpe the best of `n_trials` luck-only configs is expected to show (0 for 1 trial).
+
+    `var_trials` is the variance across configs of their Sharpe estimates (same units as
+    the Sharpe squared: here per test, not annualised).
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
+    if not (var_trials >= 0.0 and math.isfinite(var_trials)):
+        raise ValueError(f"var_trials must be a finite number ≥ 0, got {var_trials}")
+    if n_trials == 1:
+        return 0.0  # one config is not a selection: nothing to deflate (and Φ⁻¹(0) is −∞)
+    z_n = _NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
+    z_ne = _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
+    return math.sqrt(var_trials) * ((1.0 - EULER_GAMMA) * z_n + EULER_GAMMA * z_ne)
+
+
+def deflated_sharpe(sr: float, t: int, skew: float, kurt: float, n_trials: int, var_trials: float) -> float:
+    """Probability in [0, 1] that the true Sharpe beats the best of `n_trials` by luck (module docstring).
+
+    `sr` is the non-annualised Sharpe of `t` returns, `skew` their skewness, `kurt` their
+    non-excess kurtosis (3 for normal returns).
+    """
+    if t < 2:
+        raise ValueError(f"t must be at least 2 returns, got {t}")
+    for name, value in (("sr", sr), ("skew", skew), ("kurt", kurt)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value}")
+    sr0 = expected_max_sharpe(n_trials, var_trials)
+    sr_variance = max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, MIN_SR_VARIANCE)
+    return _NORMAL.cdf((sr - sr0) * math.sqrt(t - 1) / math.sqrt(sr_variance))
+
+
+def _return_stats(returns: Sequence[float]) -> tuple[float, float, float]:
+    """(Sharpe = mean / sample sd, skewness, kurtosis) of returns; (0, 0, 3) when the sd is 0."""
+    n = len(returns)
+    if n < 2:
+        return 0.0, 0.0, 3.0
+    mean = math.fsum(returns) / n
+    dev = [r - mean for r in returns]
+    m2 = math.fsum(d * d for d in dev) / n
+    # relative threshold: returns equal up to rounding have no spread worth a ratio
+    if m2 <= (1e-12 * max(abs(r) for r in returns)) ** 2:
+        return 0.0, 0.0, 3.0
+    m3 = math.fsum(d**3 for d in dev) / n
+    m4 = math.fsum(d**4 for d in dev) / n
+    sd_sample = math.sqrt(m2 * n / (n - 1))
+    return mean / sd_sample, m3 / m2**1.5, m4 / (m2 * m2)
+
+
+# ---------------------------------------------------------------------------- standings
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One config across the session's tests, on validation results (holdout_pnl for reference).
+
+    Units and aggregation rules: module docstring, "Session standings". rank is 1-based.
+    """
+
+    rank: int
+    config_id: str
+    method: str
+    params_json: str
+    label: str
+    roles: tuple[str, ...]
+    tests: int
+    val_trades: int
+    val_hit: float
+    val_payoff: float
+    val_pnl: float
+    val_maxdd: float
+    val_score: float
+    sharpe_per_test: float
+    holdout_pnl: float
+    deflated_sharpe: float | None
+
+
+def standings(rows: Iterable[LeaderboardRow]) -> list[Standing]:
+    """Per-config standings across tests, best first by mean validation score, then validation PnL, then config_id.
+
+    A config listed twice in one test (e.g. as chosen and as baseline) counts once there;
+    its roles are all kept.
+    """
+    by_config: dict[str, dict[str, LeaderboardRow]] = {}
+    roles: dict[str, set[str]] = {}
+    # Sorted so the row kept for a (config, test) and the order of sums never depend on input order.
+    for r in sorted(rows, key=lambda r: (r.config_id, r.test_id, ROLES.index(r.role))):
+        by_config.setdefault(r.config_id, {}).setdefault(r.test_id, r)
+        roles.setdefault(r.config_id, set()).add(r.role)
+
+    n_trials = len(by_config)
+    stats: dict[str, tuple[float, float, float, int]] = {}
+    for cid, per_test in by_config.items():
+        test_rows = list(per_test.values())
+        notional = float(json.loads(test_rows[0].params_json)["notional_usd"])
+        returns = [r.val_pnl / notional for r in test_rows]
+        sr, skew, kurt = _return_stats(returns)
+        stats[cid] = (sr, skew, kurt, len(returns))
+    srs = [s[0] for s in stats.values() if s[3] >= 2]
+    var_trials = statistics.variance(srs) if len(srs) >= 2 else 0.0
+
+    table: list[Standing] = []
+    for cid, per_test in by_config.items():
+        test_rows = list(per_test.values())
+        first = test_rows[0]
+        sr, skew, kurt, t = stats[cid]
+        trades = sum(r.val_trades for r in test_rows)
+        wins = math.fsum(r.val_hit * r.val_trades for r in test_rows)
+        payoffs = [r.val_payoff for r in test_rows if r.val_trades > 0]
+        table.append(
+            Standing(
+                rank=0,
+                config_id=cid,
+                method=first.method,
+                params_json=first.params_json,
+                label=_label_of(json.loads(first.params_json)),
+                roles=tuple(role for role in ROLES if role in roles[cid]),
+                tests=t,
+                val_trades=trades,
+                val_hit=wins / trades if trades else 0.0,
+                val_payoff=math.fsum(payoffs) / len(payoffs) if payoffs else 0.0,
+                val_pnl=math.fsum(r.val_pnl for r in test_rows),
+                val_maxdd=min(r.val_maxdd for r in test_rows),
+                val_score=math.fsum(r.val_score for r in test_rows) / t,
+                sharpe_per_test=sr,
+                holdout_pnl=math.fsum(r.hold_pnl for r in test_rows),
+                deflated_sharpe=deflated_sharpe(sr, t, skew, kurt, n_trials, var_trials) if t >= 3 else None,
+            )
+        )
+    table.sort(key=lambda s: _validation_key(s.val_score, s.val_pnl, s.config_id))
+    return [replace(s, rank=i) for i, s in enumerate(table, start=1)]

@@ -1,0 +1,228 @@
+"""The session directory (DESIGN.md §4): its layout, the conductor's heartbeat, test folders.
+
+The directory is the single source of truth between processes. Only the conductor writes
+here, except `decisions.jsonl` (the console and `maestro-tui decide`). A test folder is
+written whole under a hidden name and renamed into place, so a folder that exists is a
+complete test; JSON documents are replaced atomically; JSON Lines files are appended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.jsonl import SessionFileError, read_json, write_json_atomic
+
+CONFIG = "session_config.json"
+CONDUCTOR = "conductor.json"
+CONVERSATION = "conversation.jsonl"
+PLANS = "plans.jsonl"
+DECISIONS = "decisions.jsonl"
+ALLOCATION = "allocation.jsonl"
+AUDIT = "audit.jsonl"
+SUMMARY = "session_summary.md"
+METRICS_GLOBAL = "metrics_global.json"
+CONDUCTOR_LOG = "conductor.log"
+
+SEGMENT_PLAN = "segment_plan.json"
+SEGMENT_RESULTS = "segment_results.json"
+LEADERBOARD = "leaderboard_base.csv"
+TRADES = "trades.jsonl"
+SCORES = "scores.jsonl"
+TEST_LOG = "test.log"
+
+_TEST_ID = re.compile(r"^seg(\d+)_test(\d{3,})$")
+
+ConductorStateName = Literal["starting", "running", "waiting", "paused", "stopped", "finished", "failed"]
+
+
+def test_id(segment: int, test: int) -> str:
+    """'seg2_test007' for test 7 (1-based) of segment 2."""
+    return f"seg{segment}_test{test:03d}"
+
+
+def parse_test_id(text: str) -> tuple[int, int]:
+    """(segment, test) of a test id; ValueError when it is not one."""
+    m = _TEST_ID.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a test id like seg1_test001")
+    return int(m.group(1)), int(m.group(2))
+
+
+@dataclass(frozen=True)
+class SessionDir:
+    """Paths of one session directory."""
+
+    root: Path
+
+    @property
+    def session_id(self) -> str:
+        return self.root.name
+
+    def file(self, name: str) -> Path:
+        return self.root / name
+
+    def segment_dir(self, segment: int) -> Path:
+        return self.root / f"segment_{segment}"
+
+    def test_dir(self, segment: int, test: int) -> Path:
+        return self.segment_dir(segment) / test_id(segment, test)
+
+    def plan_after(self, segment: int) -> Path:
+        return self.root / f"plan_after_segment_{segment}.md"
+
+    def exists(self) -> bool:
+        return (self.root / CONFIG).is_file()
+
+
+def new_session_dir(sessions_dir: str | os.PathLike[str], now: dt.datetime | None = None) -> SessionDir:
+    """Create sessions_dir/session_YYYY-MM-DD_HHMM (a suffix _2, _3… when taken)."""
+    now = now or dt.datetime.now()
+    base = Path(sessions_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    stem = f"session_{now:%Y-%m-%d_%H%M}"
+    for n in range(1, 10_000):
+        path = base / (stem if n == 1 else f"{stem}_{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return SessionDir(path)
+    raise SessionFileError(base, "no free session folder name")
+
+
+def list_sessions(sessions_dir: str | os.PathLike[str]) -> list[SessionDir]:
+    """Session folders (those holding a session_config.json), oldest name first."""
+    base = Path(sessions_dir)
+    if not base.is_dir():
+        return []
+    return [SessionDir(p) for p in sorted(base.iterdir()) if (p / CONFIG).is_file()]
+
+
+# ---------------------------------------------------------------- conductor.json
+
+
+class ConductorState(BaseModel):
+    """conductor.json: how `ls`, `attach` and the console know whether a session is alive."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    v: int = 1
+    session_id: str
+    pid: int
+    host: str
+    state: ConductorStateName
+    waiting_for: str | None = None
+    heartbeat: str
+    started_at: str
+    segment: int = 0
+    segments: int = 0
+    tests_done: int = 0
+    tests_total: int = 0
+    tests_failed: int = 0
+    approval: str = "auto"
+    providers: dict[str, str] = Field(default_factory=dict)
+    pending_plans: int = 0
+    log: str = CONDUCTOR_LOG
+    error: str | None = None
+
+
+def utc_iso(ts: float | None = None) -> str:
+    """ISO-8601 UTC with milliseconds and 'Z'."""
+    moment = dt.datetime.fromtimestamp(time.time() if ts is None else ts, dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def write_conductor_state(session: SessionDir, state: ConductorState) -> None:
+    """Replace conductor.json atomically."""
+    write_json_atomic(session.file(CONDUCTOR), state.model_dump())
+
+
+def read_conductor_state(session: SessionDir) -> ConductorState | None:
+    """conductor.json, or None when the conductor never wrote one; SessionFileError if corrupt."""
+    path = session.file(CONDUCTOR)
+    if not path.exists():
+        return None
+    try:
+        return ConductorState.model_validate(read_json(path))
+    except ValueError as err:
+        raise SessionFileError(path, f"not a conductor state: {str(err).splitlines()[0]}") from None
+
+
+def conductor_alive(state: ConductorState | None, stale_after_s: float = 15.0) -> bool:
+    """Whether the conductor process behind `state` still runs (same host: pid check; else heartbeat age)."""
+    if state is None or state.state in ("finished", "failed", "stopped"):
+        return False
+    if state.host == socket.gethostname():
+        try:
+            os.kill(state.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    beat = dt.datetime.fromisoformat(state.heartbeat.replace("Z", "+00:00")).timestamp()
+    return time.time() - beat < stale_after_s
+
+
+def session_status(session: SessionDir) -> str:
+    """running / waiting / paused / finished / failed / stopped / interrupted (died without saying so)."""
+    try:
+        state = read_conductor_state(session)
+    except SessionFileError:
+        return "unknown"
+    if state is None:
+        return "interrupted"
+    if state.state in ("finished", "failed", "stopped"):
+        return state.state
+    return state.state if conductor_alive(state) else "interrupted"
+
+
+# ---------------------------------------------------------------- test folders
+
+
+def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str, str | bytes]) -> Path:
+    """Write a test's files under a hidden name, then rename it into place (all or nothing)."""
+    final = session.test_dir(segment, test)
+    partial = final.with_name("." + final.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)  # left by a crash: its content is incomplete
+    partial.mkdir(parents=True)
+    for name, content in files.items():
+        mode = "wb" if isinstance(content, bytes) else "w"
+        with open(partial / name, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"})) as fh:
+            fh.write(content)
+    if final.exists():  # a rerun of a test that a crash left complete but unprocessed
+        shutil.rmtree(final)
+    os.rename(partial, final)
+    return final
+
+
+def completed_tests(session: SessionDir, segment: int) -> set[int]:
+    """Tests of a segment whose folder is complete (renamed into place)."""
+    folder = session.segment_dir(segment)
+    if not folder.is_dir():
+        return set()
+    done = set()
+    for p in folder.iterdir():
+        if p.is_dir() and not p.name.startswith("."):
+            try:
+                seg, test = parse_test_id(p.name)
+            except ValueError:
+                continue
+            if seg == segment:
+                done.add(test)
+    return done
+
+
+def this_host() -> str:
+    return socket.gethostname()
