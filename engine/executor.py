@@ -17,6 +17,7 @@ import os
 import queue
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -122,11 +123,33 @@ def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
 
 
+def _watch_conductor(conductor_pid: int) -> None:
+    """Worker initializer: a worker must not outlive a conductor killed with SIGKILL.
+
+    Workers are children of the fork server, and they hold both ends of the pool's queues,
+    so nothing tells them their conductor is gone; a daemon thread checks twice a second.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(conductor_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
+
+
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` processes forked from a fork server that has the engine imported."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["engine.executor"])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_watch_conductor, initargs=(os.getpid(),)
+    )
 
 
 class TestRunner:

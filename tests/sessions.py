@@ -1,0 +1,113 @@
+"""Running real sessions from tests: the `maestro-tui` command in a subprocess, and comparing them.
+
+Waiting is on conditions (a file says so), never on fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.jsonl import read_json, read_jsonl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `maestro-tui ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "maestro_tui.cli", *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+
+
+def cli_background(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `maestro-tui ARGS` and return at once."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "maestro_tui.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+    )
+
+
+def only_session(sessions_dir: Path) -> Path:
+    found = [p for p in sessions_dir.iterdir() if (p / "session_config.json").exists()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
+    """Wait until `condition()` is truthy (checked every 20 ms); fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def conductor_state(session: Path) -> dict:
+    try:
+        return read_json(session / "conductor.json")
+    except Exception:  # noqa: BLE001 - not written yet, or mid-rename
+        return {}
+
+
+def pending_plans(session: Path) -> list[dict]:
+    latest: dict[str, dict] = {}
+    for rec in read_jsonl(session / "plans.jsonl").records:
+        latest[rec["plan_id"]] = rec
+    return [p for p in latest.values() if p["status"] == "pending"]
+
+
+# fields that legitimately differ between two runs of the same session
+VOLATILE = {"emitted_at", "session_id", "nonce", "created_at", "heartbeat"}
+
+
+def _scrub(value):
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def snapshot(session: Path) -> dict[str, object]:
+    """Every file of a session that must be reproducible, with timestamps and ids removed."""
+    out: dict[str, object] = {}
+    for path in sorted(session.rglob("*")):
+        rel = path.relative_to(session).as_posix()
+        if not path.is_file() or rel in ("conductor.json", "conductor.log", "session_config.json"):
+            continue
+        if rel.endswith(".lock") or "/." in rel:
+            continue
+        if path.suffix == ".jsonl":
+            recs = read_jsonl(path).records
+            if rel == "audit.jsonl":
+                # the decision's byte offset depends on the decider's clock and user name
+                for r in recs:
+                    r.get("details", {}).pop("decision_offset", None)
+                    if r["action"] == "patch_applied":
+                        r.pop("who", None)
+            if rel == "decisions.jsonl":
+                recs = [{k: v for k, v in r.items() if k not in ("by",)} for r in recs]
+            out[rel] = _scrub(recs)
+        elif path.suffix == ".json":
+            out[rel] = _scrub(json.loads(path.read_text()))
+        elif path.suffix == ".md":
+            out[rel] = path.read_text().replace(session.name, "SESSION")
+        else:
+            out[rel] = path.read_text()
+    return out
+
+
+def assert_same_sessions(a: Path, b: Path) -> None:
+    sa, sb = snapshot(a), snapshot(b)
+    assert sorted(sa) == sorted(sb), f"files differ: {sorted(set(sa) ^ set(sb))[:10]}"
+    for name in sa:
+        assert sa[name] == sb[name], f"{name} differs between {a.name} and {b.name}"
