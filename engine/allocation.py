@@ -1,0 +1,393 @@
+"""The allocation layer (DESIGN.md §8): modes by trailing Sharpe, the systemic-risk override,
+just-in-time identities, and the numba portfolio simulation.
+
+Modes, per strategy, from the trailing Sharpe of its out-of-sample returns:
+  Sharpe ≥ 1.0 → ACTIVE (its base allocation); 0.5 ≤ Sharpe < 1.0 → REDUCED (base × 0.5);
+  Sharpe < 0.5 → SHADOW (zero, still paper-traded so it can come back);
+  too little history → ACTIVE. Thresholds, window, factor and base allocations are settings.
+Systemic risk: when at least 3 strategies (a setting) signal SELL on the same bar, every BUY
+on that bar becomes HOLD, and the signal says why.
+Identity: every signal and every applied change carries agent_id (environment + strategy),
+a fresh nonce and the session_id; a ledger spends each nonce once and refuses a BUY that
+would spend buying power already committed on that bar. Refusals are logged, never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numba import njit
+from pydantic import BaseModel, ConfigDict, Field
+
+log = logging.getLogger("maestro.allocation")
+
+Mode = Literal["ACTIVE", "REDUCED", "SHADOW"]
+MODES = ("ACTIVE", "REDUCED", "SHADOW")
+ACTIVE, REDUCED, SHADOW = 0, 1, 2
+BUY, HOLD, SELL = 1, 0, -1
+SIGNAL_NAMES = {BUY: "BUY", HOLD: "HOLD", SELL: "SELL"}
+
+
+class AllocationSettings(BaseModel):
+    """The controller's thresholds; every one is a setting."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    active_sharpe: float = Field(1.0, description="trailing Sharpe at least this: ACTIVE")
+    reduced_sharpe: float = Field(0.5, description="at least this (and below active_sharpe): REDUCED; below: SHADOW")
+    reduced_factor: float = Field(0.5, ge=0, le=1, description="REDUCED gets base allocation × this")
+    window_days: float = Field(30.0, gt=0, description="trailing window of returns for the Sharpe")
+    min_history_days: float = Field(7.0, ge=0, description="less history than this: ACTIVE")
+    rebalance_bars: int = Field(288, ge=1, description="allocations recomputed every N bars (288 = a day of 5m bars)")
+    systemic_sells: int = Field(3, ge=1, description="this many SELLs on one bar turn every BUY into HOLD")
+    cost_bps: float = Field(2.0, ge=0, le=100, description="cost per unit of position change, bps")
+
+
+# ---------------------------------------------------------------- the controller
+
+
+def mode_for(sharpe: float | None, s: AllocationSettings) -> Mode:
+    """The mode for a trailing Sharpe (None: too little history → ACTIVE)."""
+    if sharpe is None or sharpe >= s.active_sharpe:
+        return "ACTIVE"
+    if sharpe >= s.reduced_sharpe:
+        return "REDUCED"
+    return "SHADOW"
+
+
+def allocation_for(mode: Mode, base: float, s: AllocationSettings) -> float:
+    """Fraction of capital for a strategy in `mode` with base allocation `base`."""
+    return {"ACTIVE": base, "REDUCED": base * s.reduced_factor, "SHADOW": 0.0}[mode]
+
+
+def trailing_sharpe(returns: np.ndarray, bars_per_year: float, min_history: int) -> float | None:
+    """Annualised Sharpe of per-period returns; None with fewer than `min_history` of them; 0 if flat."""
+    r = np.asarray(returns, dtype=float)
+    if r.shape[0] < max(min_history, 2):
+        return None
+    sd = float(r.std())
+    if sd <= 1e-15:
+        return 0.0
+    return float(r.mean() / sd * math.sqrt(bars_per_year))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Just-in-time identity of a signal or an applied change."""
+
+    agent_id: str  # environment + strategy, e.g. "research/ema_crossover"
+    nonce: str
+    session_id: str
+
+
+def new_identity(environment: str, strategy: str, session_id: str) -> Identity:
+    """A fresh identity: a nonce no one has spent."""
+    return Identity(f"{environment}/{strategy}", secrets.token_hex(8), session_id)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A strategy's signal on a bar, after the systemic override, with its identity."""
+
+    strategy: str
+    raw: int  # BUY, HOLD, SELL
+    final: int
+    identity: Identity
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return SIGNAL_NAMES[self.final]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the controller decided for one strategy at one rebalance."""
+
+    strategy: str
+    sharpe: float | None
+    mode: Mode
+    allocation: float
+    previous_allocation: float
+    identity: Identity
+    reason: str
+
+
+class NonceLedger:
+    """Spends each nonce once and each bar's buying power once; every refusal is logged and kept."""
+
+    def __init__(self) -> None:
+        self.spent: set[str] = set()
+        self.committed: dict[int, float] = {}  # bar -> capital fraction already committed
+        self.refusals: list[str] = []
+
+    def spend(self, identity: Identity, *, bar: int | None = None, amount: float = 0.0, capacity: float = 1.0) -> bool:
+        """Spend `identity.nonce` (and `amount` of the bar's buying power); False, logged, if refused."""
+        if identity.nonce in self.spent:
+            return self._refuse(f"nonce {identity.nonce} of {identity.agent_id} already spent (double spend refused)")
+        if bar is not None and amount > 0:
+            used = self.committed.get(bar, 0.0)
+            if used + amount > capacity + 1e-12:
+                return self._refuse(
+                    f"{identity.agent_id} would spend {amount:.2f} of bar {bar}'s buying power, "
+                    f"{used:.2f} of {capacity:.2f} already committed"
+                )
+            self.committed[bar] = used + amount
+        self.spent.add(identity.nonce)
+        return True
+
+    def _refuse(self, why: str) -> bool:
+        self.refusals.append(why)
+        log.warning("ledger refused: %s", why)
+        return False
+
+
+class Controller:
+    """Modes and allocations for named strategies, plus the systemic-risk override for one bar."""
+
+    def __init__(self, bases: dict[str, float], settings: AllocationSettings, session_id: str,
+                 environment: str = "research") -> None:
+        self.bases = dict(bases)
+        self.settings = settings
+        self.session_id = session_id
+        self.environment = environment
+        self.allocations = {name: base for name, base in bases.items()}  # too little history: ACTIVE
+        self.modes: dict[str, Mode] = {name: "ACTIVE" for name in bases}
+        self.ledger = NonceLedger()
+
+    def rebalance(self, sharpes: dict[str, float | None]) -> list[Decision]:
+        """New mode and allocation per strategy from its trailing Sharpe (None: too little history)."""
+        out = []
+        s = self.settings
+        for name, base in self.bases.items():
+            sharpe = sharpes.get(name)
+            mode = mode_for(sharpe, s)
+            alloc = allocation_for(mode, base, s)
+            identity = new_identity(self.environment, name, self.session_id)
+            self.ledger.spend(identity)
+            if sharpe is None:
+                reason = "too little history: ACTIVE until its Sharpe can be judged"
+            elif mode == "ACTIVE":
+                reason = f"trailing Sharpe {sharpe:.2f} ≥ {s.active_sharpe:g}: full base allocation"
+            elif mode == "REDUCED":
+                reason = f"trailing Sharpe {sharpe:.2f} in [{s.reduced_sharpe:g}, {s.active_sharpe:g}): half allocation"
+            else:
+                reason = f"trailing Sharpe {sharpe:.2f} < {s.reduced_sharpe:g}: shadow (paper only)"
+            out.append(Decision(name, sharpe, mode, alloc, self.allocations[name], identity, reason))
+            self.allocations[name] = alloc
+            self.modes[name] = mode
+        return out
+
+    def signals(self, raw: dict[str, int], bar: int) -> list[Signal]:
+        """Apply the systemic-risk override to one bar's raw signals; each gets a fresh identity."""
+        sells = [k for k, v in raw.items() if v == SELL]
+        systemic = len(sells) >= self.settings.systemic_sells
+        out = []
+        for name, value in raw.items():
+            identity = new_identity(self.environment, name, self.session_id)
+            final, reason = value, ""
+            if systemic and value == BUY:
+                final = HOLD
+                reason = (f"systemic risk: {len(sells)} strategies signal SELL on this bar "
+                          f"({', '.join(sells)}); BUY held")
+            elif value == BUY and self.modes.get(name) == "SHADOW":
+                reason = "shadow: paper trade only"
+            if final == BUY and self.modes.get(name) != "SHADOW":
+                if not self.ledger.spend(identity, bar=bar, amount=self.allocations.get(name, 0.0)):
+                    final, reason = HOLD, self.ledger.refusals[-1]
+            else:
+                self.ledger.spend(identity)
+            out.append(Signal(name, value, final, identity, reason))
+        return out
+
+
+# ---------------------------------------------------------------- portfolio simulation
+
+MODE_CODES = np.array([ACTIVE, REDUCED, SHADOW], np.int8)
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_portfolio(close, decided, bases, active_sharpe, reduced_sharpe, reduced_factor,
+                       window, min_history, rebalance, systemic_sells, cost, bars_per_year, use_controller, use_override):
+    """K strategies trading one instrument's closes, under the controller.
+
+    decided[k, i] ∈ {−1, 0, +1}: the position strategy k wants to hold during bar i + 1,
+    decided at bar i's close. A change upwards is a BUY, downwards a SELL. On a bar where at
+    least `systemic_sells` strategies SELL, every BUY is held (the strategy keeps its
+    position) — when `use_override`. Every strategy trades on paper whatever its mode; its
+    paper returns set its trailing Sharpe (over `window` bars, None-like before `min_history`).
+    Allocations (base, × reduced_factor, or 0) are recomputed every `rebalance` bars from
+    bar `rebalance` on and apply from the next bar; without `use_controller` they stay at
+    `bases`.
+
+    Returns (portfolio_returns[n], strategy_returns[K, n], alloc_timeline[R, K],
+    mode_timeline[R, K], sharpe_timeline[R, K] (NaN: too little history), rebalance_bars[R],
+    overridden[K, n] bool).
+    """
+    k_n, n = decided.shape
+    pos = np.zeros(k_n)
+    prev_decided = np.zeros(k_n)
+    alloc = bases.copy()
+    strat_ret = np.zeros((k_n, n))
+    port_ret = np.zeros(n)
+    overridden = np.zeros((k_n, n), np.bool_)
+    n_reb = (n - 1) // rebalance if rebalance > 0 else 0
+    alloc_tl = np.zeros((n_reb, k_n))
+    mode_tl = np.zeros((n_reb, k_n), np.int8)
+    sharpe_tl = np.full((n_reb, k_n), np.nan)
+    reb_bars = np.zeros(n_reb, np.int64)
+    s1 = np.zeros(k_n)
+    s2 = np.zeros(k_n)
+    r = 0
+    for i in range(n):
+        if i > 0:
+            move = close[i] / close[i - 1] - 1.0
+            total = 0.0
+            for k in range(k_n):
+                ret = pos[k] * move
+                strat_ret[k, i] = ret
+                total += alloc[k] * ret
+            port_ret[i] = total
+        # costs of the position changes decided at this close are paid on this bar
+        sells = 0
+        for k in range(k_n):
+            if decided[k, i] < prev_decided[k]:
+                sells += 1
+        systemic = use_override and sells >= systemic_sells
+        extra = 0.0
+        for k in range(k_n):
+            want = decided[k, i]
+            if want != prev_decided[k]:
+                buy = want > prev_decided[k]
+                if buy and systemic:
+                    overridden[k, i] = True
+                else:
+                    change = abs(want - pos[k])
+                    strat_ret[k, i] -= cost * change
+                    extra -= alloc[k] * cost * change
+                    pos[k] = want
+            prev_decided[k] = want
+        port_ret[i] += extra
+        # trailing sums of paper returns
+        for k in range(k_n):
+            x = strat_ret[k, i]
+            if i >= window:
+                old = strat_ret[k, i - window]
+                s1[k] += x - old
+                s2[k] += x * x - old * old
+            else:
+                s1[k] += x
+                s2[k] += x * x
+        if i > 0 and i % rebalance == 0 and r < n_reb:
+            count = min(i + 1, window)
+            reb_bars[r] = i
+            for k in range(k_n):
+                if count >= min_history and count >= 2:
+                    mean = s1[k] / count
+                    var = s2[k] / count - mean * mean
+                    sh = 0.0
+                    if var > 1e-30:
+                        sh = mean / np.sqrt(var) * np.sqrt(bars_per_year)
+                    sharpe_tl[r, k] = sh
+                    if sh >= active_sharpe:
+                        mode = ACTIVE
+                    elif sh >= reduced_sharpe:
+                        mode = REDUCED
+                    else:
+                        mode = SHADOW
+                else:
+                    mode = ACTIVE
+                mode_tl[r, k] = mode
+                if use_controller:
+                    if mode == ACTIVE:
+                        alloc[k] = bases[k]
+                    elif mode == REDUCED:
+                        alloc[k] = bases[k] * reduced_factor
+                    else:
+                        alloc[k] = 0.0
+                alloc_tl[r, k] = alloc[k]
+            r += 1
+    return port_ret, strat_ret, alloc_tl, mode_tl, sharpe_tl, reb_bars, overridden
+
+
+@dataclass
+class PortfolioResult:
+    """A portfolio run: equity curves (USD), the allocation timeline and the override events."""
+
+    names: list[str]
+    capital_usd: float
+    portfolio_equity: np.ndarray
+    strategy_equity: np.ndarray  # K × n, each strategy alone at full capital (paper)
+    rebalance_bars: np.ndarray
+    allocations: np.ndarray  # R × K
+    modes: np.ndarray  # R × K codes into MODES
+    sharpes: np.ndarray  # R × K, NaN: too little history
+    overridden: np.ndarray  # K × n
+    comparisons: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pnl(self) -> float:
+        return float(self.portfolio_equity[-1]) if len(self.portfolio_equity) else 0.0
+
+    def override_bars(self) -> list[tuple[int, list[str]]]:
+        """(bar, strategies whose BUY was held) for every bar with an override."""
+        bars = np.nonzero(self.overridden.any(axis=0))[0]
+        return [(int(b), [self.names[k] for k in np.nonzero(self.overridden[:, b])[0]]) for b in bars]
+
+
+def run_portfolio(
+    close: np.ndarray,
+    decided: np.ndarray,
+    names: list[str],
+    bases: np.ndarray,
+    settings: AllocationSettings,
+    interval_ms: int,
+    *,
+    capital_usd: float = 100_000.0,
+    use_controller: bool = True,
+    use_override: bool = True,
+    compare: bool = True,
+) -> PortfolioResult:
+    """Simulate the strategies' decided positions as one portfolio; with `compare`, also report
+    the PnL with equal weights (no controller) and without the systemic override."""
+    bars_per_day = 86_400_000 / interval_ms
+    window = max(2, int(round(settings.window_days * bars_per_day)))
+    min_history = int(round(settings.min_history_days * bars_per_day))
+    args = (
+        np.ascontiguousarray(close, dtype=np.float64), np.ascontiguousarray(decided, dtype=np.float64),
+        np.ascontiguousarray(bases, dtype=np.float64), settings.active_sharpe, settings.reduced_sharpe,
+        settings.reduced_factor, window, min_history, settings.rebalance_bars, settings.systemic_sells,
+        settings.cost_bps * 1e-4, 365.0 * bars_per_day,
+    )
+    port, strat, alloc, modes, sharpes, reb, over = simulate_portfolio(*args, use_controller, use_override)
+    result = PortfolioResult(
+        names, capital_usd, np.cumsum(port) * capital_usd, np.cumsum(strat, axis=1) * capital_usd,
+        reb, alloc, modes, sharpes, over,
+    )
+    if compare:
+        k = len(names)
+        equal = simulate_portfolio(*args[:2], np.full(k, 1.0 / k), *args[3:], False, use_override)[0]
+        no_override = simulate_portfolio(*args, use_controller, False)[0]
+        result.comparisons = {
+            "controller_pnl": result.pnl,
+            "equal_weights_pnl": float(equal.sum() * capital_usd),
+            "no_override_pnl": float(no_override.sum() * capital_usd),
+        }
+    return result
+
+
+def decided_positions(trades: np.ndarray, n: int) -> np.ndarray:
+    """Bar-level positions a strategy decides at each close, from its simulator trades.
+
+    A trade filled at bar e's open was decided at bar e − 1's close and held until its exit
+    bar x: decided[e − 1 .. x − 1] = side (decisions at x's close and later follow the next trade).
+    """
+    out = np.zeros(n, np.int8)
+    for entry, exit_, side in zip(trades["entry_idx"].tolist(), trades["exit_idx"].tolist(), trades["side"].tolist()):
+        out[max(entry - 1, 0):max(exit_, entry)] = side
+    return out
