@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
@@ -62,6 +63,7 @@ from engine.methods import METHODS
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import (
+    ALLOCATION,
     AUDIT,
     CONDUCTOR_LOG,
     CONFIG,
@@ -232,6 +234,9 @@ class Conductor:
         self.seg: SegmentState | None = None
         self.all_rows: list[LeaderboardRow] = []
         self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
+        self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
+        self.allocation_seq = 0  # allocation.jsonl is one deterministic stream: resume skips by count
+        self.allocation_existing = 0
         self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.next_unstarted = 0  # global index of the first test not yet started
@@ -289,6 +294,7 @@ class Conductor:
                 self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
             else:
                 known.event = rec
+        self.allocation_existing = len(read_jsonl(self.session.file(ALLOCATION)).records)
         for rec in read_jsonl(self.session.file(AUDIT)).records:
             self.written[AUDIT].add(self._audit_key(rec))
             if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
@@ -306,6 +312,8 @@ class Conductor:
     @staticmethod
     def _audit_key(rec: dict[str, Any]) -> str:
         d = rec.get("details", {})
+        if rec["action"] == "allocation_decision":  # its nonce is fresh on every replay
+            return f"allocation:{d.get('at')}:{d.get('strategy')}"
         return f"{rec['action']}:{rec.get('plan_id')}:{rec.get('nonce')}:{d.get('decision_offset', '')}:{d.get('test', '')}"
 
     def _audit(self, action: str, who: str, why: str, plan_id: str | None = None, nonce: str | None = None,
@@ -361,7 +369,7 @@ class Conductor:
         try:
             self._write_state("starting")
             self._load_written()
-            self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT)}
+            self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT, ALLOCATION)}
             self.decisions = JsonlTail(self.session.file(DECISIONS), DecisionEvent, index=True)
             self.bars = load_source(self.config["data"])
             self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
@@ -597,6 +605,12 @@ class Conductor:
             for p in self.patches if p.segment == segment
         ]
         results = segment_results(segment, seg.role, seg.tally, seg.rows, seg.plan, patches, self.settings.targets)
+        first = self.windows[self._g(segment, 1) % len(self.windows)]
+        last = self.windows[self._g(segment, self.T) % len(self.windows)]
+        if seg.role == "ensemble":
+            results["ensemble_portfolio"], records = self._ensemble(first, last)
+            self._write_records(records)
+        self._write_records(self.desk.segment_end(segment, self._iso(last.validation_end - 1)))
         write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, results)
         ctx = self._context(segment, self._current_research())
         self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, results))
@@ -619,6 +633,20 @@ class Conductor:
             f"{v['n_trades']} validation trades, hit {v['hit']:.3f}, payoff {v['payoff']:.2f}, "
             f"pnl {v['total_pnl']:,.0f} USD, plans applied {len(patches)}, pending {pending}"
         )
+
+    def _ensemble(self, first: Window, last: Window) -> tuple[dict[str, Any], list[Record]]:
+        """The best configs so far as one portfolio over the segment's bars, under the controller."""
+        assert self.seg is not None
+        members = [self._current_research(), *self.seg.ensemble]
+        for s in standings(self.all_rows):
+            if len(members) >= 5:
+                break
+            p = Params.model_validate_json(s.params_json)
+            if params_json(p) not in {params_json(m) for m in members}:
+                members.append(p)
+        start, end = first.start, max(last.end, first.end)
+        return ensemble_portfolio(self.bars, start, end, first.train_bars, members, self.settings.allocation,
+                                  self.sid, lambda bar: self._iso(bar))
 
     # ------------------------------------------------------------ one test's results
 
@@ -668,11 +696,26 @@ class Conductor:
         if not ok:
             self.tests_failed += 1
             return
+        w = self.windows[g % len(self.windows)]
+        self._write_records(self.desk.after_test(test_id(seg, t), rows, self._iso(w.validation_end - 1)))
         if g < self._muted_until(seg, g):
             return  # these tests started before the latest plan could change anything: stale evidence
         stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
         for firing in self.analyzer.feed(stats, self._current_research()):
             self._propose(firing, seg, t, g)
+
+    def _iso(self, bar: int) -> str:
+        """Market time of a bar (its open), ISO UTC."""
+        return str(np.datetime_as_string(self.bars.ts[bar].astype("datetime64[ms]"), unit="ms")) + "Z"
+
+    def _write_records(self, records: list[Record]) -> None:
+        for rec in records:
+            if rec.file == ALLOCATION:
+                self.allocation_seq += 1
+                if self.allocation_seq > self.allocation_existing:
+                    self.writers[ALLOCATION].append(rec.body)
+            else:
+                self._append(AUDIT, rec.key, rec.body)
 
     def _muted_until(self, seg: int, g: int) -> int:
         """First test whose results count for the rules again after the plans emitted before test g.

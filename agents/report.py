@@ -219,6 +219,7 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         statuses[s] = statuses.get(s, 0) + 1
     applied = [a for a in read_jsonl(session.file(AUDIT)).records if a["action"] == "patch_applied"]
     best = ranked[0] if ranked else None
+    ensemble = next((r["ensemble_portfolio"] for r in seg_results if "ensemble_portfolio" in r), None)
     return {
         "session_id": session.session_id,
         "segments_done": len(seg_results),
@@ -232,6 +233,7 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         "patches_applied": len(applied),
         "best": standing_dict(best) if best else None,
         "standings": [standing_dict(s) for s in ranked[:10]],
+        "ensemble": ensemble,
         "segments": [
             {"segment": r["segment"], "role": r["role"], "validation": r["chosen"]["validation"], "targets_met": r["targets_met"]}
             for r in seg_results
@@ -274,6 +276,21 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"| {s['rank']} | {s['label']} | {s['config_id']} | {s['tests']} | {s['val_trades']} | {s['val_hit']:.3f} | "
             f"{s['val_payoff']:.2f} | {s['val_pnl']:,.0f} | {s['val_score']:.1f} | {s['holdout_pnl']:,.0f} | {dsr} |"
         )
+    e = metrics.get("ensemble")
+    if e:
+        lines += [
+            "",
+            "## Ensemble portfolio (segment 5, under the allocation layer)",
+            "",
+            f"{len(e['members'])} configs over {e['bars']:,} bars, {e['capital_usd']:,.0f} USD: "
+            f"pnl {e['pnl']:,.0f} USD, Sharpe {e['sharpe']:.2f}, max drawdown {e['maxdd']:,.0f} USD; "
+            f"equal weights {e['equal_weights_pnl']:,.0f} USD, without the systemic override "
+            f"{e['no_override_pnl']:,.0f} USD; {e['override_bars']} bars with BUYs held, {e['rebalances']} rebalances.",
+            "",
+            "| member | final mode | final allocation |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {name} | {f['mode']} | {f['allocation']:.0%} |" for name, f in e["final"].items()]
     lines.append("")
     return "\n".join(lines)
 

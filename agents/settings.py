@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from engine.allocation import AllocationSettings
+
 ApprovalMode = Literal["manual", "auto", "veto-only"]
 
 
@@ -88,6 +90,7 @@ class Settings(BaseSettings):
     blunder_bars: int = Field(3, ge=1, le=100)
     targets: Targets = Targets()
     rules: Rules = Rules()
+    allocation: AllocationSettings = AllocationSettings()
     strategist: AgentChoice = AgentChoice()
     critic: AgentChoice = AgentChoice()
 

@@ -85,6 +85,17 @@ def test_default_session_writes_every_file_and_every_line_validates(full_session
     assert {"agente", "turno", "veredito", "analise", "ajuste_proposto"} <= shapes["critic"]
     assert {"agente", "turno", "acao", "detalhes", "metricas_pos_patch", "status"} <= shapes["maestro"]
     assert read_jsonl(s / "plans.jsonl").records, "no rule fired in a whole default session"
+    # the allocation layer rated the method families and ran the ensemble as a portfolio
+    allocations = read_jsonl(s / "allocation.jsonl").records
+    assert {a["strategy"] for a in allocations} >= {"ema_crossover", "macd_trend", "trend_breakout"}
+    assert all(a["nonce"] for a in allocations if not a["override"] and a["agent_id"].startswith("research/"))
+    summaries = [a for a in read_jsonl(s / "audit.jsonl").records if a["action"] == "allocation_decision"]
+    assert summaries and "trailing Sharpe" in summaries[0]["why"] and "allocation" in summaries[0]["why"]
+    ensemble = read_json(s / "segment_5" / "segment_results.json")["ensemble_portfolio"]
+    assert len(ensemble["members"]) >= 3 and ensemble["rebalances"] > 0
+    assert {"pnl", "equal_weights_pnl", "no_override_pnl", "override_bars", "final"} <= set(ensemble)
+    assert read_json(s / "metrics_global.json")["ensemble"] == ensemble
+    assert "Ensemble portfolio" in (s / "session_summary.md").read_text()
     config = read_json(s / "session_config.json")
     assert config["settings"]["approval"] == "auto" and config["data"]["kind"] == "synthetic"
     assert "key" not in json.dumps(config).lower()
