@@ -406,6 +406,8 @@ class Conductor:
             stop_threads.set()
             if self.runner is not None:
                 self.runner.shutdown(cancel=True)
+            if getattr(self, "_dask_client", None) is not None:
+                self._dask_client.close()
             for name, writer in getattr(self, "writers", {}).items():
                 writer.close()
             for s, h in previous.items():

@@ -140,10 +140,12 @@ def segment_results(
 # ---------------------------------------------------------------- reading a session back
 
 
-def session_rows(session: SessionDir) -> list[LeaderboardRow]:
-    """Every leaderboard row of every complete test, in session order."""
+def session_rows(session: SessionDir, up_to_segment: int | None = None) -> list[LeaderboardRow]:
+    """Every leaderboard row of every complete test (of segments ≤ up_to_segment), in session order."""
     rows: list[LeaderboardRow] = []
     for seg_dir in sorted(session.root.glob("segment_*"), key=lambda p: int(p.name.split("_")[1])):
+        if up_to_segment is not None and int(seg_dir.name.split("_")[1]) > up_to_segment:
+            continue
         for test_dir in sorted(p for p in seg_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             path = test_dir / LEADERBOARD
             if path.exists():
@@ -162,7 +164,7 @@ def _fmt_metrics(m: Mapping[str, Any]) -> str:
 def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
     """The one-page plan written after segments 2 and 4: where the research stands, what comes next."""
     res = read_json(session.segment_dir(segment) / SEGMENT_RESULTS)
-    rows = session_rows(session)
+    rows = session_rows(session, up_to_segment=segment)  # as it stood then, even when rewritten later
     top = standings(rows)[:3]
     lines = [
         f"# Plan after segment {segment} of {segments}",

@@ -123,22 +123,36 @@ def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
 
 
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (dead, not yet reaped by its parent) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # no /proc here: the pid exists, that is all we know
+
+
 def _watch_conductor(conductor_pid: int) -> None:
     """Worker initializer: a worker must not outlive a conductor killed with SIGKILL.
 
     Workers are children of the fork server, and they hold both ends of the pool's queues,
     so nothing tells them their conductor is gone; a daemon thread checks twice a second.
+    (A killed conductor stays a zombie until its parent reaps it, and a parent that reads
+    the conductor's output first waits for these very workers to close it: hence _alive.)
     """
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            try:
-                os.kill(conductor_pid, 0)
-            except ProcessLookupError:
+            if not _alive(conductor_pid):
                 os._exit(0)
-            except PermissionError:
-                pass
 
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
 
@@ -207,7 +221,10 @@ class TestRunner:
             old = self._executor
             self._generation += 1
             self._executor = self._make_executor()
-        old.shutdown(wait=False, cancel_futures=True)
+        try:
+            old.shutdown(wait=False, cancel_futures=True)
+        except TypeError:
+            old.shutdown(wait=False)
 
     def _retry_loop(self) -> None:
         while True:
@@ -233,4 +250,7 @@ class TestRunner:
             self._closed = True
             executor = self._executor
         self._retries.put(None)
-        executor.shutdown(wait=True, cancel_futures=cancel)
+        try:
+            executor.shutdown(wait=True, cancel_futures=cancel)
+        except TypeError:  # dask's ClientExecutor knows only `wait`
+            executor.shutdown(wait=True)

@@ -87,26 +87,51 @@ def macd_trend(open_, high, low, close, p):
 def trend_breakout(open_, high, low, close, p):
     """Long when the close breaks above the prior p[0]-bar high; short below the prior p[0]-bar low.
 
-    Equal to comparing with rolling_max(high)[i − 1] / rolling_min(low)[i − 1], but only
-    closes beyond the previous bar's range scan back, and stop at the first bar that holds.
+    Equal to comparing with rolling_max(high)[i − 1] / rolling_min(low)[i − 1], in O(n)
+    without data-dependent branches (van Herk/Gil-Werman): in blocks of p[0] bars, the
+    window of bar i, bars i − p[0] .. i − 1, is a suffix of one block and a prefix of the next.
     """
     n = close.shape[0]
     lookback = int(p[0])
     sig = np.zeros(n, np.int8)
-    for i in range(lookback, n):
-        c = close[i]
-        if c > high[i - 1]:
-            j = i - 2
-            while j >= i - lookback and high[j] < c:
-                j -= 1
-            if j < i - lookback:
-                sig[i] = 1
-        elif c < low[i - 1]:
-            j = i - 2
-            while j >= i - lookback and low[j] > c:
-                j -= 1
-            if j < i - lookback:
-                sig[i] = -1
+    if n <= lookback:
+        return sig
+    extremes = np.empty((4, n))
+    pre_h, pre_l, suf_h, suf_l = extremes[0], extremes[1], extremes[2], extremes[3]
+    for start in range(0, n, lookback):
+        stop = min(start + lookback, n)
+        m = stop - start
+        # block views index from 0, so no index can be negative (numba then skips the
+        # wrap-around arithmetic); prefix and suffix run in one loop, four independent chains
+        hb, lb = high[start:stop], low[start:stop]
+        ph, pl, sh, sl = pre_h[start:stop], pre_l[start:stop], suf_h[start:stop], suf_l[start:stop]
+        fh, fl, bh, bl = hb[0], lb[0], hb[m - 1], lb[m - 1]
+        for t in range(m):
+            v = hb[t]
+            fh = v if v > fh else fh
+            v = lb[t]
+            fl = v if v < fl else fl
+            ph[t] = fh
+            pl[t] = fl
+            u = m - 1 - t
+            v = hb[u]
+            bh = v if v > bh else bh
+            v = lb[u]
+            bl = v if v < bl else bl
+            sh[u] = bh
+            sl[u] = bl
+    # bar i against the suffix from bar i − lookback and the prefix to bar i − 1
+    c, out = close[lookback:], sig[lookback:]
+    sh, sl = suf_h[: n - lookback], suf_l[: n - lookback]
+    ph, pl = pre_h[lookback - 1 : n - 1], pre_l[lookback - 1 : n - 1]
+    for t in range(n - lookback):
+        a, b = sh[t], ph[t]
+        hi = a if a > b else b
+        a, b = sl[t], pl[t]
+        lo = a if a < b else b
+        x = c[t]
+        up = x > hi
+        out[t] = np.int8(up) - np.int8((x < lo) > up)  # long wins, as in the reference
     return sig
 
 

@@ -95,70 +95,77 @@ N_FLOAT = 8
 N_INT = 16
 
 
-
-# Bits of a signal's gate values in the kernel (a trade unpacks them into its gate_* fields).
-GATE_CVD, GATE_IMB, GATE_ATRZ, GATE_VHF = 1, 2, 4, 8
+# vol_terciles ranks ATR% through a histogram keyed on the top bits of each value's float64
+# representation, which order like the values for x ≥ 0 (ATR% always is): 7 mantissa bits
+# give 128 keys per binade, neighbours 0.8 % apart, from 2^-24 up to 1. Values outside that
+# range share the end keys, which keeps the ranking exact, only slower, should a tercile
+# ever fall there.
+PCT_KEY_SHIFT = 45
+PCT_KEY_MIN = (1023 - 24) << 7  # the key of 2^-24
+PCT_KEYS = 24 * 128 + 1
 
 
 @njit(cache=True, error_model="numpy")
 def vol_terciles(atr_pct: np.ndarray, stop: int):
-    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3)."""
-    m = stop if stop >= 3 else atr_pct.shape[0]
+    """(q1, q2): the order statistics at m//3 and 2m//3 of atr_pct[:stop] (all bars if stop < 3).
+
+    Exact, in O(m): a histogram of the keys finds the key holding each order statistic, and
+    only that key's values are sorted. (A quickselect mispredicts its way through smooth
+    series like ATR%, three times slower.)
+    """
+    n = atr_pct.shape[0]
+    m = min(stop, n) if stop >= 3 else n
     if m < 3:
         return np.inf, np.inf
-    lo = atr_pct[0]
-    hi = atr_pct[0]
-    for j in range(1, m):
-        v = atr_pct[j]
-        lo = v if v < lo else lo
-        hi = v if v > hi else hi
-    return _terciles_between(atr_pct, m, lo, hi)
-
-
-@njit(cache=True, error_model="numpy")
-def _terciles_between(x, m, lo, hi):
-    """vol_terciles of x[:m] (m ≥ 3) whose min and max are lo and hi.
-
-    Exact, in O(m) without data-dependent branching: a 512-bin histogram between lo and hi
-    finds the bin of each order statistic, and only that bin's values are sorted.
-    (A quickselect mispredicts its way through smooth series like ATR%, three times slower.)
-    """
-    n_bins = 512
-    scale = (n_bins - 1) / (hi - lo) if hi > lo else 0.0
-    bins = np.empty(m, np.int64)
+    x = np.ascontiguousarray(atr_pct)
+    bits = x.view(np.int64)
+    keys = np.empty(m, np.int32)
+    kmin = PCT_KEYS
+    kmax = 0
+    for j in range(m):  # vectorizes
+        key = (bits[j] >> PCT_KEY_SHIFT) - PCT_KEY_MIN
+        key = 0 if key < 0 else (PCT_KEYS - 1 if key > PCT_KEYS - 1 else key)
+        keys[j] = key
+        kmin = key if key < kmin else kmin
+        kmax = key if key > kmax else kmax
+    hist = np.zeros(kmax - kmin + 1, np.int64)
     for j in range(m):
-        bins[j] = int((x[j] - lo) * scale)
-    # four interleaved counters per bin: a smooth series lands runs of values in one bin, and a
-    # single counter would make each increment wait for the store of the one before
-    hist = np.zeros((4, n_bins + 1), np.int64)
-    m4 = m - m % 4
-    for j in range(0, m4, 4):
-        hist[0, bins[j]] += 1
-        hist[1, bins[j + 1]] += 1
-        hist[2, bins[j + 2]] += 1
-        hist[3, bins[j + 3]] += 1
-    for j in range(m4, m):
-        hist[0, bins[j]] += 1
-    out = np.empty(2)
-    for r in range(2):
-        k = m // 3 if r == 0 else (2 * m) // 3
-        below = 0
-        b = 0
-        while True:
-            count = hist[0, b] + hist[1, b] + hist[2, b] + hist[3, b]
-            if below + count > k:
-                break
-            below += count
-            b += 1
-        cand = np.empty(count)
-        c = 0
-        for j in range(m):
-            if bins[j] == b:
-                cand[c] = x[j]
-                c += 1
-        cand.sort()
-        out[r] = cand[k - below]
-    return out[0], out[1]
+        hist[np.uint32(keys[j] - kmin)] += 1  # an unsigned index skips the wrap-around code
+    k1 = m // 3
+    k2 = (2 * m) // 3
+    below = 0
+    b = 0
+    while below + hist[b] <= k1:
+        below += hist[b]
+        b += 1
+    key1, rank1 = b + kmin, k1 - below
+    while below + hist[b] <= k2:
+        below += hist[b]
+        b += 1
+    key2, rank2 = b + kmin, k2 - below
+    # the two keys' values side by side (the branches are rarely taken, so well predicted),
+    # each group then sorted by insertion: a key holds a handful of values
+    n1 = hist[key1 - kmin]
+    n2 = hist[key2 - kmin]
+    cand = np.empty(n1 + n2)
+    c1 = 0
+    c2 = n1
+    for j in range(m):
+        if keys[j] == key1:
+            cand[c1] = x[j]
+            c1 += 1
+        if keys[j] == key2:
+            cand[c2] = x[j]
+            c2 += 1
+    for first, stop_ in ((0, n1), (n1, n1 + n2)):
+        for t in range(first + 1, stop_):
+            v = cand[t]
+            u = t - 1
+            while u >= first and cand[u] > v:
+                cand[u + 1] = cand[u]
+                u -= 1
+            cand[u + 1] = v
+    return cand[rank1], cand[n1 + rank2]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -182,160 +189,25 @@ def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
     return n_train + n_val + (i - val_end) // ep_bars
 
 
-@njit(cache=True, error_model="numpy")
-def _atr_by_episode(high, low, close, period, episodes, train_end):
-    """(ATR, ATR% per bar, ATR% sum per episode, min and max of ATR% over the bars vol_terciles ranks).
-
-    The ATR recurrence is one multiply-add chain per bar; the division and the per-episode
-    sums and extremes ride along in its shadow. Equal to engine.indicators.atr bit for bit.
-    """
-    n = close.shape[0]
-    n_ep = episodes.shape[0]
-    atr_ = np.empty(n)
-    atr_pct = np.empty(n)
-    ep_vol = np.empty(n_ep)
-    beta = 1.0 - 1.0 / period
-    alpha = 1.0 / period
-    acc = high[0] - low[0]
-    lo = acc / close[0]
-    hi = lo
-    train_lo = lo
-    train_hi = hi
-    for e in range(n_ep):
-        start = episodes[e].start
-        stop = episodes[e].stop
-        vol_acc = 0.0
-        if start == 0:  # the first bar seeds the recurrence
-            atr_[0] = acc
-            atr_pct[0] = lo
-            vol_acc += lo
-            start = 1
-        for i in range(start, stop):
-            h = high[i]
-            lo_ = low[i]
-            pc = close[i - 1]
-            tr = h - lo_
-            up = abs(h - pc)
-            down = abs(lo_ - pc)
-            if up > tr:
-                tr = up
-            if down > tr:
-                tr = down
-            acc = beta * acc + alpha * tr
-            pct = acc / close[i]
-            atr_[i] = acc
-            atr_pct[i] = pct
-            vol_acc += pct
-            lo = pct if pct < lo else lo
-            hi = pct if pct > hi else hi
-        ep_vol[e] = vol_acc
-        if stop <= train_end:  # train episodes come first: the extremes so far are the train part's
-            train_lo = lo
-            train_hi = hi
-    if train_end < 3:  # vol_terciles ranks all bars then
-        return atr_, atr_pct, ep_vol, lo, hi
-    return atr_, atr_pct, ep_vol, train_lo, train_hi
+@njit(cache=True, error_model="numpy", inline="always")
+def _zscore(x: float, s: float, s2: float, window: int) -> float:
+    """(x − mean) / population sd from the window's Σx and Σx², as engine.indicators.zscore; 0 when flat."""
+    mean = s / window
+    var = s2 / window - mean * mean
+    if var > 1e-18 * (mean * mean + 1.0):
+        return (x - mean) / np.sqrt(var)
+    return 0.0
 
 
-@njit(cache=True, error_model="numpy")
-def _accept_signals(close, volume, taker_buy, signal, atr_, fp, ip, side, gates):
-    """Mark the signals that every enabled gate lets through: side[i] = signal[i] and gates[i] =
-    its four gate values as GATE_* bits, for bars from warm-up to the one before the last.
-    Returns how many.
-
-    The gate inputs are running sums over all bars that add the difference (new − leaving),
-    the arithmetic of engine.indicators, so they equal its arrays bit for bit. Gates are
-    evaluated only at signal bars, cheapest first, stopping at the first enabled gate that
-    fails: a rejected signal's gate values are never recorded.
-    """
-    n = close.shape[0]
-    period_z = ip[I_Z_WINDOW]
-    vhf_period = ip[I_VHF_PERIOD]
-    cvd_window = ip[I_CVD_WINDOW]
-    imb_window = ip[I_IMB_WINDOW]
-    warmup = ip[I_WARMUP]
-    has_taker = ip[I_HAS_TAKER] == 1
-    use_cvd = ip[I_GATE_CVD] == 1
-    use_imb = ip[I_GATE_IMB] == 1
-    use_atrz = ip[I_GATE_ATRZ] == 1
-    use_vhf = ip[I_GATE_VHF] == 1
-    z_min = fp[F_Z_MIN]
-    imb_min = fp[F_IMB_MIN]
-    vhf_min = fp[F_VHF_MIN]
-    zs = 0.0
-    zs2 = 0.0
-    path = 0.0
-    cvd_sum = 0.0
-    imb_sum = 0.0
-    vol_sum = 0.0
-    accepted = 0
-    for i in range(n - 1):  # a signal at the last close opens nothing
-        acc = atr_[i]
-        c = close[i]
-        move = abs(c - close[i - 1]) if i > 0 else 0.0
-        if i >= vhf_period:
-            leaving = i - vhf_period
-            path += move - (abs(close[leaving] - close[leaving - 1]) if leaving > 0 else 0.0)
-        else:
-            path += move
-        if i >= period_z:
-            old = atr_[i - period_z]
-            zs += acc - old
-            zs2 += acc * acc - old * old
-        else:
-            zs += acc
-            zs2 += acc * acc
-        if has_taker:
-            d = 2.0 * taker_buy[i] - volume[i]
-            if i >= cvd_window:
-                cvd_sum += d - (2.0 * taker_buy[i - cvd_window] - volume[i - cvd_window])
-            else:
-                cvd_sum += d
-            if i >= imb_window:
-                j = i - imb_window
-                imb_sum += d - (2.0 * taker_buy[j] - volume[j])
-                vol_sum += volume[i] - volume[j]
-            else:
-                imb_sum += d
-                vol_sum += volume[i]
-
-        s = signal[i]
-        if s == 0 or i < warmup:
-            continue
-        g_cvd = (not has_taker) or s * cvd_sum > 0.0
-        imb = imb_sum / vol_sum if has_taker and vol_sum > 0.0 else 0.0
-        g_imb = (not has_taker) or s * imb >= imb_min
-        if (use_cvd and not g_cvd) or (use_imb and not g_imb):
-            continue
-        z = 0.0
-        if i >= period_z - 1:
-            mean = zs / period_z
-            var = zs2 / period_z - mean * mean
-            if var > 1e-18 * (mean * mean + 1.0):
-                z = (acc - mean) / np.sqrt(var)
-        g_atrz = z >= z_min
-        if use_atrz and not g_atrz:
-            continue
-        # VHF: the close's range over the period (a short scan, only for signals that got here)
-        hi = c
-        lo = c
-        for j in range(max(0, i - vhf_period + 1), i):
-            cj = close[j]
-            hi = cj if cj > hi else hi
-            lo = cj if cj < lo else lo
-        trend = (hi - lo) / path if path > 0.0 else 0.0
-        g_vhf = trend >= vhf_min
-        if use_vhf and not g_vhf:
-            continue
-        side[i] = s
-        gates[i] = GATE_CVD * g_cvd + GATE_IMB * g_imb + GATE_ATRZ * g_atrz + GATE_VHF * g_vhf
-        accepted += 1
-    return accepted
+# Bits of the four gate values carried from a signal to its trade record.
+GATE_CVD, GATE_IMB, GATE_ATRZ, GATE_VHF = 1, 2, 4, 8
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr):
-    """Fill one TRADE_DTYPE record's fill, exit and gate fields; returns its pnl (USD after fees)."""
+def _write_trade(
+    t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason, gates, stop, target, entry_atr, phase, episode
+):
+    """Fill one TRADE_DTYPE record (all but vol_bin); returns its pnl (USD after fees)."""
     fees = fee * qty * (entry + exit_px)
     pnl = side * qty * (exit_px - entry) - fees
     t.entry_idx = entry_idx
@@ -348,6 +220,8 @@ def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason,
     t.pnl = pnl
     t.bars_held = exit_idx - entry_idx
     t.exit_reason = reason
+    t.phase = phase
+    t.episode = episode
     t.gate_cvd = (gates & GATE_CVD) != 0
     t.gate_imb = (gates & GATE_IMB) != 0
     t.gate_atrz = (gates & GATE_ATRZ) != 0
@@ -362,34 +236,71 @@ def _write_trade(t, entry_idx, exit_idx, side, entry, exit_px, qty, fee, reason,
 def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
 
-    Three passes: the ATR, the gates at each signal bar (only those a trade can come from),
-    then the trading loop below, which touches only prices, ATR and the accepted signals.
-    Indicator values equal engine.indicators' array functions at every bar.
+    Indicators are updated in the same pass as the trading loop (running sums, so the
+    independent recurrences overlap in the CPU); gate values are only evaluated on bars
+    with a signal. They equal engine.indicators' array functions at every bar.
+
+    The loop is bound by how many instructions a bar takes, not by any one dependency chain,
+    so it is kept lean: no branch per window sum (see the lagged views below), no helper
+    taking arrays on the per-bar path (numba would add reference counting calls there), and
+    a flat bar skips the drawdown update, which cannot move while equity stands still.
     """
     n = close.shape[0]
-    timeout = ip[I_TIMEOUT]
+    atr_period = ip[I_ATR_PERIOD]
+    period_z = ip[I_Z_WINDOW]
+    vhf_period = ip[I_VHF_PERIOD]
+    cvd_window = ip[I_CVD_WINDOW]
+    imb_window = ip[I_IMB_WINDOW]
     train_end = ip[I_TRAIN_END]
+    val_end = ip[I_VAL_END]
     ep_bars = ip[I_EPISODE_BARS]
+    timeout = ip[I_TIMEOUT]
+    warmup = ip[I_WARMUP]
+    has_taker = ip[I_HAS_TAKER] == 1
+    use_cvd = ip[I_GATE_CVD] == 1
+    use_imb = ip[I_GATE_IMB] == 1
+    use_atrz = ip[I_GATE_ATRZ] == 1
+    use_vhf = ip[I_GATE_VHF] == 1
+    no_taker = not has_taker
+    skip_cvd = not use_cvd
+    skip_imb = not use_imb
     mult = fp[F_STOP_MULT]
     tp_usd = fp[F_TP_USD]
     fee = fp[F_FEE_BPS] * 1e-4
     slip = fp[F_SLIP_BPS] * 1e-4
     notional = fp[F_NOTIONAL]
+    z_min = fp[F_Z_MIN]
+    imb_min = fp[F_IMB_MIN]
+    vhf_min = fp[F_VHF_MIN]
 
-    episodes = _episode_table(n, train_end, ip[I_VAL_END], ep_bars)
+    # Each running window sum reads the value leaving its window through a view that lags
+    # the current one by the window and starts on zeros: x − 0.0 = x exactly, so the first
+    # bars need no branch, and every index is the loop's own (no wrap-around arithmetic).
+    atr_pad = np.empty(n + period_z)
+    atr_pad[:period_z] = 0.0
+    atr_ = atr_pad[period_z:]
+    atr_leaving = atr_pad[:n]
+    atr_pct = np.empty(n)
+    move_pad = np.empty(n + vhf_period)
+    move_pad[:vhf_period] = 0.0
+    moves = move_pad[vhf_period:]
+    move_leaving = move_pad[:n]
+    lag = max(cvd_window, imb_window)
+    delta_pad = np.empty(n + lag)  # volume delta, 2 × taker_buy − volume
+    delta_pad[:lag] = 0.0
+    deltas = delta_pad[lag:]
+    cvd_leaving = delta_pad[lag - cvd_window : lag - cvd_window + n]
+    imb_leaving = delta_pad[lag - imb_window : lag - imb_window + n]
+    vol_pad = np.empty(n + imb_window)
+    vol_pad[:imb_window] = 0.0
+    vols = vol_pad[imb_window:]
+    vol_leaving = vol_pad[:n]
+    # a trade opens on a signal from warm-up to the bar before the last
+    n_signals = 0
+    for i in range(min(warmup, n), n - 1):
+        n_signals += signal[i] != 0
+    trades = np.empty(n_signals, dtype=TRADE_DTYPE)
     equity = np.empty(n)
-    if n == 0:
-        return np.empty(0, TRADE_DTYPE), equity, episodes
-    n_ep = episodes.shape[0]
-    atr_, atr_pct, ep_vol, lo, hi = _atr_by_episode(high, low, close, ip[I_ATR_PERIOD], episodes, train_end)
-    m = train_end if train_end >= 3 else n
-    q1, q2 = _terciles_between(atr_pct, min(m, n), lo, hi) if m >= 3 else (np.inf, np.inf)
-    entry_side = np.zeros(n, np.int8)
-    entry_gates = np.zeros(n, np.int8)
-    n_accepted = _accept_signals(close, volume, taker_buy, signal, atr_, fp, ip, entry_side, entry_gates)
-
-    trades = np.empty(n_accepted, dtype=TRADE_DTYPE)  # every trade opens on an accepted signal
-    ep_maxdd = np.empty(n_ep)
     k = 0
     realized = 0.0
     pos = 0
@@ -399,95 +310,177 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     target = 0.0
     entry_atr = 0.0
     entry_idx = -1
-    gates = 0  # of the open position
+    gates = 0  # GATE_* bits of the open position
     pending = 0
     pending_gates = 0
-    peak = 0.0  # per-episode drawdown, metrics.max_drawdown tracked in the loop
-    eq = 0.0
-    for e in range(n_ep):
-        phase = episodes[e].phase
-        worst = 0.0
-        for i in range(episodes[e].start, episodes[e].stop):
-            h = high[i]
-            lo_ = low[i]
-            c = close[i]
-            # ---- a signal accepted at the previous close fills at this open
-            if pending != 0:
-                px = open_[i]
-                if pos != 0:
-                    t = trades[k]
-                    realized += _write_trade(
-                        t, entry_idx, i, pos, entry, px * (1.0 - pos * slip), qty, fee,
-                        SIGNAL_FLIP, gates, stop, target, entry_atr,
-                    )
-                    t.vol_bin = _bin(atr_pct[entry_idx - 1], q1, q2)
-                    t.phase = phase
-                    t.episode = e
-                    k += 1
-                pos = pending
-                pending = 0
-                entry = px * (1.0 + pos * slip)
-                qty = notional / entry
-                entry_atr = atr_[i - 1]
-                stop = entry - pos * mult * entry_atr
-                target = entry + pos * tp_usd / qty
-                entry_idx = i
-                gates = pending_gates
 
-            # ---- exits on this bar
+    # running indicator state (see engine.indicators for the array forms)
+    atr_beta = 1.0 - 1.0 / atr_period
+    atr_alpha = 1.0 / atr_period
+    acc = 0.0
+    zs = 0.0
+    zs2 = 0.0
+    path = 0.0
+    cvd_sum = 0.0
+    imb_sum = 0.0
+    vol_sum = 0.0
+
+    # per-episode drawdown (metrics.max_drawdown, tracked in the loop) and ATR% sums
+    episodes = _episode_table(n, train_end, val_end, ep_bars)
+    ep_maxdd = np.zeros(episodes.shape[0])
+    ep_vol = np.zeros(episodes.shape[0])
+    ep = 0
+    ep_stop = episodes[0].stop if episodes.shape[0] > 0 else -1
+    phase = episodes[0].phase if episodes.shape[0] > 0 else 0  # of the episode, for trades closing in it
+    peak = 0.0
+    worst = 0.0
+    vol_acc = 0.0
+
+    for i in range(n):
+        # ---- indicators at the close of bar i (used by the signal step below)
+        h = high[i]
+        lo_ = low[i]
+        c = close[i]
+        if i == 0:
+            acc = h - lo_
+        else:
+            pc = close[i - 1]
+            tr = h - lo_
+            up = abs(h - pc)
+            down = abs(lo_ - pc)
+            if up > tr:
+                tr = up
+            if down > tr:
+                tr = down
+            acc = atr_beta * acc + atr_alpha * tr
+        # running sums add the difference (new − leaving), one addition per bar on each chain;
+        # the same arithmetic as engine.indicators, so the values match bit for bit
+        move = abs(c - close[i - 1]) if i > 0 else 0.0
+        moves[i] = move
+        path += move - move_leaving[i]
+        atr_[i] = acc
+        atr_pct[i] = acc / c
+        old = atr_leaving[i]
+        zs += acc - old
+        zs2 += acc * acc - old * old
+        if has_taker:
+            v = volume[i]
+            d = 2.0 * taker_buy[i] - v
+            deltas[i] = d
+            vols[i] = v
+            cvd_sum += d - cvd_leaving[i]
+            imb_sum += d - imb_leaving[i]
+            vol_sum += v - vol_leaving[i]
+
+        # ---- a signal accepted at the previous close fills at this open
+        if pending != 0:
+            px = open_[i]
             if pos != 0:
-                reason = -1
-                exit_px = 0.0
-                o = open_[i]
-                if pos == 1:
-                    if o <= stop:
-                        reason, exit_px = SL_HIT, o
-                    elif o >= target:
-                        reason, exit_px = TP_HIT, o
-                    elif lo_ <= stop:
-                        reason, exit_px = SL_HIT, stop
-                    elif h >= target:
-                        reason, exit_px = TP_HIT, target
-                else:
-                    if o >= stop:
-                        reason, exit_px = SL_HIT, o
-                    elif o <= target:
-                        reason, exit_px = TP_HIT, o
-                    elif h >= stop:
-                        reason, exit_px = SL_HIT, stop
-                    elif lo_ <= target:
-                        reason, exit_px = TP_HIT, target
-                if reason < 0 and i - entry_idx >= timeout:
-                    reason, exit_px = TIMEOUT, c
-                if reason < 0 and i == n - 1:
-                    reason, exit_px = END_OF_DATA, c
-                if reason >= 0:
-                    t = trades[k]
-                    realized += _write_trade(
-                        t, entry_idx, i, pos, entry, exit_px * (1.0 - pos * slip), qty, fee,
-                        reason, gates, stop, target, entry_atr,
-                    )
-                    t.vol_bin = _bin(atr_pct[entry_idx - 1], q1, q2)
-                    t.phase = phase
-                    t.episode = e
-                    k += 1
-                    pos = 0
+                realized += _write_trade(
+                    trades[k], entry_idx, i, pos, entry, px * (1.0 - pos * slip), qty, fee,
+                    SIGNAL_FLIP, gates, stop, target, entry_atr, phase, ep,
+                )
+                k += 1
+            pos = pending
+            pending = 0
+            entry = px * (1.0 + pos * slip)
+            qty = notional / entry
+            entry_atr = atr_[i - 1]
+            stop = entry - pos * mult * entry_atr
+            target = entry + pos * tp_usd / qty
+            entry_idx = i
+            gates = pending_gates
 
+        # ---- exits on this bar
+        if pos != 0:
+            reason = -1
+            exit_px = 0.0
+            o = open_[i]
+            if pos == 1:
+                if o <= stop:
+                    reason, exit_px = SL_HIT, o
+                elif o >= target:
+                    reason, exit_px = TP_HIT, o
+                elif lo_ <= stop:
+                    reason, exit_px = SL_HIT, stop
+                elif h >= target:
+                    reason, exit_px = TP_HIT, target
+            else:
+                if o >= stop:
+                    reason, exit_px = SL_HIT, o
+                elif o <= target:
+                    reason, exit_px = TP_HIT, o
+                elif h >= stop:
+                    reason, exit_px = SL_HIT, stop
+                elif lo_ <= target:
+                    reason, exit_px = TP_HIT, target
+            if reason < 0 and i - entry_idx >= timeout:
+                reason, exit_px = TIMEOUT, c
+            if reason < 0 and i == n - 1:
+                reason, exit_px = END_OF_DATA, c
+            if reason >= 0:
+                realized += _write_trade(
+                    trades[k], entry_idx, i, pos, entry, exit_px * (1.0 - pos * slip), qty, fee,
+                    reason, gates, stop, target, entry_atr, phase, ep,
+                )
+                k += 1
+                pos = 0
             eq = realized + pos * qty * (c - entry) - fee * qty * entry if pos != 0 else realized
-            equity[i] = eq
             peak = eq if eq > peak else peak
             dd = eq - peak
             worst = dd if dd < worst else worst
+        else:
+            # flat all bar: equity stands where the last exit left it, so peak and drawdown
+            # cannot move either (also right after an episode boundary, where peak = eq)
+            eq = realized
+        equity[i] = eq
+        vol_acc += atr_pct[i]
+        if i + 1 == ep_stop:
+            ep_maxdd[ep] = worst
+            ep_vol[ep] = vol_acc
+            ep += 1
+            if ep < episodes.shape[0]:
+                ep_stop = episodes[ep].stop
+                phase = episodes[ep].phase
+            peak = eq  # the next episode's peak starts at the equity before it
+            worst = 0.0
+            vol_acc = 0.0
 
-            # ---- the signal at this close (gates already passed)
-            s = entry_side[i]
-            if s != 0 and s != pos:
-                pending = s
-                pending_gates = entry_gates[i]
-        ep_maxdd[e] = worst
-        peak = eq  # the next episode's peak starts at the equity before it
+        # ---- the signal at this close: its gates, cheapest first, stopping at the first
+        # enabled gate that fails (a rejected signal's values are never recorded). Written out
+        # here rather than in a helper: an inlined helper taking arrays would add reference
+        # counting calls, and with them spills of every live register, on each signal bar.
+        s = signal[i]
+        if s != 0:
+            if s != pos and i >= warmup and i < n - 1:
+                # bitwise, not short-circuit: one branch for both volume gates
+                g_cvd = no_taker | (s * cvd_sum > 0.0)
+                imb = imb_sum / vol_sum if has_taker and vol_sum > 0.0 else 0.0
+                g_imb = no_taker | (s * imb >= imb_min)
+                if (g_cvd | skip_cvd) & (g_imb | skip_imb):
+                    z = _zscore(acc, zs, zs2, period_z) if i >= period_z - 1 else 0.0
+                    g_atrz = z >= z_min
+                    if g_atrz or not use_atrz:
+                        hi = c
+                        lo = c
+                        for j in range(max(0, i - vhf_period + 1), i):
+                            cj = close[j]
+                            hi = cj if cj > hi else hi
+                            lo = cj if cj < lo else lo
+                        trend = (hi - lo) / path if path > 0.0 else 0.0
+                        g_vhf = trend >= vhf_min
+                        if g_vhf or not use_vhf:
+                            pending = s
+                            pending_gates = (
+                                GATE_CVD * g_cvd + GATE_IMB * g_imb + GATE_ATRZ * g_atrz + GATE_VHF * g_vhf
+                            )
 
+    # vol bins need the terciles of the whole train part
+    q1, q2 = vol_terciles(atr_pct, train_end)
     trades = trades[:k].copy()
+    for j in range(k):
+        t = trades[j]
+        t.vol_bin = _bin(atr_pct[t.entry_idx - 1], q1, q2)  # at the signal bar, the one before the fill
     _score_episodes(episodes, trades, ep_maxdd, ep_vol, q1, q2, ip[I_BLUNDER_BARS], notional)
     return trades, equity, episodes
 

@@ -40,6 +40,14 @@ def only_session(sessions_dir: Path) -> Path:
     return found[0]
 
 
+def find_session(sessions_dir: Path) -> Path | None:
+    """The one session in a folder once its config is written, else None (for wait_for)."""
+    if not sessions_dir.exists():
+        return None
+    found = [p for p in sessions_dir.iterdir() if (p / "session_config.json").exists()]
+    return found[0] if len(found) == 1 else None
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> object:
     """Wait until `condition()` is truthy (checked every 20 ms); fail the test after `timeout` s."""
     deadline = time.monotonic() + timeout
@@ -99,6 +107,10 @@ def snapshot(session: Path) -> dict[str, object]:
             out[rel] = _scrub(recs)
         elif path.suffix == ".json":
             out[rel] = _scrub(json.loads(path.read_text()))
+        elif path.name == "test.log":
+            # how many attempts a test took is operations, not results: a worker death retries
+            # every test that was in flight with it
+            out[rel] = [line for line in path.read_text().splitlines() if not line.startswith("attempts:")]
         elif path.suffix == ".md":
             out[rel] = path.read_text().replace(session.name, "SESSION")
         else:
