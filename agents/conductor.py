@@ -57,7 +57,7 @@ from engine.leaderboard import (
     rank_test_rows,
     read_leaderboard_csv,
     standings,
-    write_leaderboard_csv,
+    leaderboard_csv_text,
 )
 from engine.methods import METHODS
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
@@ -109,6 +109,13 @@ def crash_point(name: str) -> None:
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
     if _crash_counts[name] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _warm_portfolio_kernel() -> None:
+    from engine.allocation import AllocationSettings, run_portfolio
+
+    close = np.linspace(100.0, 101.0, 50)
+    run_portfolio(close, np.zeros((1, 50)), ["warm-up"], np.ones(1), AllocationSettings(), 300_000, compare=False)
 
 
 # ---------------------------------------------------------------- session creation
@@ -384,6 +391,8 @@ class Conductor:
             for t in threads:
                 t.start()
             self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
+            # compile the portfolio kernel (segment 5) while the worker pool compiles its own
+            threading.Thread(target=_warm_portfolio_kernel, name="warm-up", daemon=True).start()
             self._write_state("running")
             for segment in range(1, self.S + 1):
                 self._run_segment(segment)
@@ -669,9 +678,9 @@ class Conductor:
             TRADES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in trades),
             SCORES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in scores),
             TEST_LOG: self._test_log(outcome, w, rows),
+            LEADERBOARD: leaderboard_csv_text(rows),  # inside the folder's atomic rename, like the rest
         }
-        folder = write_test_dir(self.session, seg, t, files)
-        write_leaderboard_csv(folder / LEADERBOARD, rows)
+        write_test_dir(self.session, seg, t, files)
         crash_point("after_test")
         if not outcome.ok:
             self._audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",

@@ -23,11 +23,29 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+
+
+class _LazyModule:
+    """A module imported on first use. pandas and pyarrow cost ~65 MB in every process that
+    imports them; backtests and workers never read files, so only file loading pays."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module = None
+
+    def __getattr__(self, attr: str):
+        if self._module is None:
+            import importlib
+
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+pd = _LazyModule("pandas")
+pa = _LazyModule("pyarrow")
+pc = _LazyModule("pyarrow.compute")
+pa_csv = _LazyModule("pyarrow.csv")
+pq = _LazyModule("pyarrow.parquet")
 
 __all__ = ["Bars", "DataError", "Gap", "bars_from_arrays", "load_bars", "validate_bars"]
 

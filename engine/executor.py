@@ -160,7 +160,9 @@ def _watch_conductor(conductor_pid: int) -> None:
 def process_pool(workers: int) -> ProcessPoolExecutor:
     """A pool of `workers` processes forked from a fork server that has the engine imported."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["engine.executor"])
+    # the fork server compiles the kernels once (engine.warmup), and every worker forked
+    # from it starts with them compiled, instead of each compiling its own copy
+    ctx.set_forkserver_preload(["engine.executor", "engine.warmup"])
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=_watch_conductor, initargs=(os.getpid(),)
     )

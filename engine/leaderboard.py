@@ -61,6 +61,7 @@ Returns with sd 0 (e.g. a config that never traded) have SR̂ = 0, and are taken
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 import json
 import math
@@ -256,6 +257,22 @@ def _cell(row_no: int, column: str, value: Any) -> str:
     return str(value)
 
 
+def leaderboard_csv_text(rows: Iterable[LeaderboardRow]) -> str:
+    """The CSV text of rows (in the order given) with a header.
+
+    Raises ValueError naming the row and column of a NaN or infinite value.
+    """
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    lines = [
+        [_cell(i, c, getattr(r, c)) for c in CSV_COLUMNS] for i, r in enumerate(rows, start=2)
+    ]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(lines)
+    return out.getvalue()
+
+
 def write_leaderboard_csv(path: str | os.PathLike[str], rows: Iterable[LeaderboardRow]) -> None:
     """Write rows (in the order given) with a header, replacing the file whole.
 
@@ -263,17 +280,12 @@ def write_leaderboard_csv(path: str | os.PathLike[str], rows: Iterable[Leaderboa
     then left untouched.
     """
     path = Path(path)
-    # Row numbers as a spreadsheet shows them: the header is row 1.
-    lines = [
-        [_cell(i, c, getattr(r, c)) for c in CSV_COLUMNS] for i, r in enumerate(rows, start=2)
-    ]
+    text = leaderboard_csv_text(rows)
     # Written beside the target and renamed in, so the TUI never reads half a leaderboard.
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(CSV_COLUMNS)
-            writer.writerows(lines)
+            f.write(text)
         os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; other tools read session files
         os.replace(tmp_name, path)
     except BaseException:
