@@ -40,7 +40,8 @@ from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
-from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports, write_text_atomic
+from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
+from engine.jsonl import write_text_atomic
 from agents.rules import Analyzer, RuleFiring, episode_stats
 from agents.settings import Settings
 from agents.strategist import OfflineStrategist, Strategist

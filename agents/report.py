@@ -13,7 +13,7 @@ from typing import Any
 
 from agents.critic import targets_met
 from agents.settings import Targets
-from engine.jsonl import read_json, read_jsonl, write_json_atomic
+from engine.jsonl import read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import PAYOFF_CAP
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir
@@ -303,10 +303,4 @@ def write_reports(session: SessionDir, segments: int) -> dict[str, Any]:
     write_json_atomic(session.file(METRICS_GLOBAL), metrics)
     write_text_atomic(session.file(SUMMARY), session_summary(session, metrics))
     return metrics
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 

@@ -396,13 +396,23 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Mapping[str, Any] | Bas
         found = _find_unserialisable(obj, "")
         detail = f"field {found[0]!r} {found[1]}" if found else str(exc)
         raise ValueError(f"{path}: not written, {detail}") from None
-    data = (text + "\n").encode("utf-8")
+    write_text_atomic(path, text + "\n", fsync=True)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, fsync: bool = False) -> None:
+    """Write `text` (UTF-8) to a temporary file beside `path` and rename it into place.
+
+    A reader sees the old file or the new one, never half of one. `fsync` also makes it
+    durable across a power cut (a crash of the process needs no fsync).
+    """
+    path = Path(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(text.encode("utf-8"))
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         # mkstemp makes the file 0600; session files are meant to be read by other tools.
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
@@ -412,7 +422,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Mapping[str, Any] | Bas
         except FileNotFoundError:
             pass
         raise
-    _fsync_directory(path.parent)
+    if fsync:
+        _fsync_directory(path.parent)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -67,14 +67,13 @@ import json
 import math
 import os
 import statistics
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from engine.jsonl import SessionFileError
+from engine.jsonl import SessionFileError, write_text_atomic
 from engine.methods import METHODS
 from engine.metrics import Metrics
 from engine.params import Params
@@ -279,21 +278,8 @@ def write_leaderboard_csv(path: str | os.PathLike[str], rows: Iterable[Leaderboa
     Raises ValueError naming the row and column of a NaN or infinite value; the file is
     then left untouched.
     """
-    path = Path(path)
-    text = leaderboard_csv_text(rows)
-    # Written beside the target and renamed in, so the TUI never reads half a leaderboard.
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; other tools read session files
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
+    # renamed into place whole, so the console never reads half a leaderboard
+    write_text_atomic(path, leaderboard_csv_text(rows))
 
 
 def _parse_cell(column: str, text: str) -> Any:

@@ -195,7 +195,8 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from agents.report import plan_after_segment, write_reports, write_text_atomic
+    from agents.report import plan_after_segment, write_reports
+    from engine.jsonl import write_text_atomic
     from engine.jsonl import read_json
     from engine.session import SEGMENT_RESULTS, SessionDir
 
