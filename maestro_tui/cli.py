@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dask", metavar="ADDRESS", help="run the tests on this dask.distributed scheduler")
     run.add_argument("--resume", metavar="SESSION_DIR", help="continue an interrupted session")
 
+    att = sub.add_parser("attach", help="reopen the console on a running session")
+    att.add_argument("session", metavar="SESSION_DIR")
+    att.add_argument("--read-only", action="store_true", help="watch only: decide nothing")
+
+    con = sub.add_parser("conduct", help=argparse.SUPPRESS)  # the conductor process the console starts
+    con.add_argument("session", metavar="SESSION_DIR")
+
     ls = sub.add_parser("ls", help="list sessions with their state and headline metrics")
     ls.add_argument("--sessions-dir", metavar="DIR")
 
@@ -87,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.jsonl import SessionFileError
 
     handlers = {
-        "run": _run, "ls": _ls, "report": _report, "decide": _decide,
+        "run": _run, "attach": _attach, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
         "backtest": _backtest, "check-data": _check_data,
     }
     try:
@@ -132,8 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     from engine.jsonl import write_json_atomic
     from engine.session import CONFIG, SessionDir, new_session_dir
 
-    if not args.headless and sys.stdout.isatty():
-        print("(the console is not built yet: running headless)", file=sys.stderr)
+    console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
         session = SessionDir(Path(args.resume))
         if not session.exists():
@@ -145,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"resuming {session.root}")
     else:
         settings = _settings(args)
-        approval = settings.approval or "auto"
+        approval = settings.approval or ("manual" if console else "auto")
         if settings.data:
             load_source({"kind": "file", "path": settings.data})  # bad data: stop before making a folder
         session = new_session_dir(settings.sessions_dir)
@@ -154,6 +160,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"approval: auto (headless: nobody at the keyboard; plans apply at once) — session {session.root}")
         else:
             print(f"approval: {approval} — session {session.root}; decide with `maestro-tui decide {session.root} PLAN approve`")
+    if console:
+        return _console(session, start_conductor=True)
     started = time.perf_counter()
     code = Conductor(session, echo=print).run()
     took = time.perf_counter() - started
@@ -162,6 +170,42 @@ def _run(args: argparse.Namespace) -> int:
     elif code == 130:
         print(f"stopped; resume with: maestro-tui run --resume {session.root}")
     return code
+
+
+def _conduct(args: argparse.Namespace) -> int:
+    from agents.conductor import Conductor
+    from engine.session import SessionDir
+
+    return Conductor(SessionDir(Path(args.session)), echo=lambda _line: None).run()
+
+
+def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
+    """Open the console on `session`, first starting its conductor in a process group of its own."""
+    import subprocess
+
+    from maestro_tui.app import MaestroApp
+
+    if start_conductor:
+        # its own session and process group: an SSH drop (SIGHUP) does not take it down
+        subprocess.Popen(
+            [sys.executable, "-m", "maestro_tui.cli", "conduct", str(session.root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+    result = MaestroApp(session.root, read_only=read_only).run()
+    if result == "leave":
+        print(f"the session goes on; reattach with: maestro-tui attach {session.root}")
+    elif result == "stop":
+        print(f"stopping the session; resume later with: maestro-tui run --resume {session.root}")
+    return EXIT_OK
+
+
+def _attach(args: argparse.Namespace) -> int:
+    from engine.session import SessionDir
+
+    session = SessionDir(Path(args.session))
+    if not session.exists():
+        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    return _console(session, start_conductor=False, read_only=args.read_only)
 
 
 # ---------------------------------------------------------------- ls, report, decide

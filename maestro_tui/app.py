@@ -1,0 +1,276 @@
+"""The supervision console: live panes over a session directory, keyboard approval.
+
+Everything shown comes from the session's files (maestro_tui.ingest → state.SessionView);
+every decision goes into decisions.jsonl and is shown as done only when the conductor's
+files say it was applied.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.widgets import DataTable, Footer
+
+from agents.approval import DecisionError, record_decision
+from maestro_tui.ingest import SessionFeed
+from maestro_tui.screens.quit import QuitScreen
+from maestro_tui.screens.review import ReviewScreen
+from maestro_tui.state import SessionView
+from maestro_tui.widgets.panes import (
+    AllocationTable,
+    Conversation,
+    EpisodesTable,
+    EquityPlot,
+    LeaderboardTable,
+    Pane,
+    PlansTable,
+    TargetsPanel,
+)
+from maestro_tui.widgets.status import StatusBar
+
+PANES = ("plans", "episodes", "leaderboard", "allocation", "targets", "equity", "conversation")
+DRAIN_PER_TICK = 400  # items folded into the view per tick: bounded work per frame
+TICK_S = 0.2  # 5 Hz
+METHODS = (None, "ema_crossover", "macd_trend", "trend_breakout")
+
+
+class MaestroApp(App):
+    """The console for one session directory."""
+
+    CSS = """
+    Screen { layout: vertical; }
+    #grid { grid-size: 3 3; grid-columns: 1fr 1fr 1fr; grid-rows: 1fr 1fr 1fr; height: 1fr; }
+    #pane-conversation { column-span: 3; }
+    #grid.narrow { grid-size: 1 1; grid-columns: 1fr; grid-rows: 1fr; }
+    #grid.narrow #pane-conversation { column-span: 1; }
+    DataTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("q", "quit_dialog", "quit", id="app.quit"),
+        Binding("question_mark", "help", "keys", id="app.help"),
+        Binding("enter", "review", "review plan", show=False, id="plans.review"),
+        Binding("a", "review", "approve…", id="plans.approve"),
+        Binding("e", "review", "edit…", show=False, id="plans.edit"),
+        Binding("v", "review", "veto…", show=False, id="plans.veto"),
+        Binding("s", "sort", "sort", id="leaderboard.sort"),
+        Binding("f", "filter", "filter method", id="leaderboard.filter"),
+        Binding("y", "copy", "copy JSON", id="app.copy"),
+        Binding("c", "conversation_json", "message JSON", show=False, id="conversation.json"),
+        Binding("j", "cursor('down')", show=False, id="nav.down"),
+        Binding("k", "cursor('up')", show=False, id="nav.up"),
+        Binding("h", "pane(-1)", show=False, id="nav.left"),
+        Binding("l", "pane(1)", show=False, id="nav.right"),
+        *[Binding(str(i + 1), f"show_pane('{name}')", name, show=False, id=f"pane.{name}") for i, name in enumerate(PANES)],
+    ]
+
+    def __init__(self, session_root: Path, *, read_only: bool = False, keymap: dict[str, str] | None = None,
+                 bell: bool = False, theme: str | None = None) -> None:
+        super().__init__()
+        self.session_root = Path(session_root)
+        self.read_only = read_only
+        self.view = SessionView()
+        self.feed = SessionFeed(self.session_root)
+        self.bell_on_plan = bell
+        self._keymap = keymap or {}
+        self._theme_name = theme
+        self._drawn = -1
+        self._known_status: dict[str, str] = {}
+        self._dead_notified = False
+        self.current_pane = 0
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Grid(id="grid"):
+            yield Pane("1 plans", PlansTable(id="plans"), id="pane-plans")
+            yield Pane("2 episodes", EpisodesTable(id="episodes"), id="pane-episodes")
+            yield Pane("3 leaderboard (validation)", LeaderboardTable(id="leaderboard"), id="pane-leaderboard")
+            yield Pane("4 allocation", AllocationTable(id="allocation"), id="pane-allocation")
+            yield Pane("5 targets", TargetsPanel(id="targets"), id="pane-targets")
+            yield Pane("6 equity", EquityPlot(id="equity"), id="pane-equity")
+            yield Pane("7 agents", Conversation(id="conversation", max_lines=2000), id="pane-conversation")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self._keymap:
+            self.set_keymap(self._keymap)
+        if self._theme_name:
+            self.theme = self._theme_name
+        self.feed.start()
+        self.set_interval(TICK_S, self.tick)
+        self._layout_for(self.size.width)
+        self.query_one("#plans").focus()
+        self.tick()
+
+    def on_resize(self, event) -> None:
+        self._layout_for(event.size.width)
+
+    def _layout_for(self, width: int) -> None:
+        grid = self.query_one("#grid")
+        narrow = width < 120
+        grid.set_class(narrow, "narrow")
+        for i, name in enumerate(PANES):
+            self.query_one(f"#pane-{name}").set_class(narrow and i != self.current_pane, "hidden")
+
+    # ------------------------------------------------------------ ingestion
+
+    def tick(self) -> None:
+        """Fold a capped batch of new items into the view, then redraw what changed."""
+        for item in self.feed.drain(DRAIN_PER_TICK):
+            self.view.apply(item)
+        if self.view.version == self._drawn:
+            self.query_one(StatusBar).refresh_from(self.view, self.read_only)  # rate and ETA move anyway
+            return
+        self._drawn = self.view.version
+        with self.batch_update():
+            self.redraw()
+        self._announce()
+
+    def redraw(self) -> None:
+        v = self.view
+        targets = (v.config or {}).get("settings", {}).get("targets", {})
+        self.query_one(StatusBar).refresh_from(v, self.read_only)
+        self.query_one(PlansTable).show(v)
+        self.query_one(EpisodesTable).show(v, targets)
+        board = self.query_one(LeaderboardTable)
+        board.show(v)
+        self.query_one(AllocationTable).show(v)
+        self.query_one(TargetsPanel).show(v)
+        self.query_one(EquityPlot).show(v, board.selected_config())
+        self.query_one(Conversation).show_new(v)
+
+    def _announce(self) -> None:
+        """Notify new plans and the conductor's verdict on decisions; say so if the conductor died."""
+        for plan_id, plan in self.view.plans.items():
+            before = self._known_status.get(plan_id)
+            status = plan["status"]
+            if before == status:
+                continue
+            self._known_status[plan_id] = status
+            if status == "pending" and before is None:
+                self.notify(f"new plan {plan_id}: {', '.join(f'{k} {v}' for k, v in plan['change'].items())}",
+                            title="plan pending", timeout=6)
+                if self.bell_on_plan:
+                    self.bell()
+            elif before == "pending" and status in ("applied", "vetoed"):
+                applied = self.view.applied.get(plan_id)
+                where = f" from {applied['details']['from_test']}" if applied else ""
+                self.notify(f"{plan_id} {status}{where}", title="conductor")
+        if self.query_one(StatusBar).dead and not self._dead_notified:
+            self._dead_notified = True
+            self.notify(f"the conductor died: see {self.session_root / 'conductor.log'}; "
+                        f"resume with `maestro-tui run --resume {self.session_root}`", severity="error", timeout=30)
+
+    # ------------------------------------------------------------ plans
+
+    def action_review(self) -> None:
+        table = self.query_one(PlansTable)
+        if self.focused is not table:
+            return  # a/e/v/enter mean nothing outside the plans pane: no stray decision
+        plan_id = table.selected_plan()
+        if plan_id is None:
+            return
+        plan = self.view.plans[plan_id]
+        if plan["status"] != "pending":
+            self.notify(f"{plan_id} is {plan['status']}: nothing to decide")
+            return
+        reasoning = [f"{m['agent']}: {m['text']}" for m in self.view.conversation if m["message"].get("ref") == plan_id]
+        self.push_screen(ReviewScreen(plan, reasoning, self.read_only))
+
+    @on(ReviewScreen.Decided)
+    def decided(self, message: ReviewScreen.Decided) -> None:
+        self.send_decision(message.plan_id, message.decision, message.values)
+
+    @work(thread=True, exit_on_error=False, group="decisions")
+    def send_decision(self, plan_id: str, decision: str, values: dict[str, str]) -> None:
+        """Append the decision (file lock) off the UI thread; the outcome shows when the conductor writes it."""
+        try:
+            record_decision(self.session_root, plan_id, decision, values,
+                            by=f"{getpass.getuser()}@{os.uname().nodename}", note="from the console")
+        except DecisionError as err:
+            self.call_from_thread(self.notify, str(err), severity="error", title=f"{plan_id} not decided")
+            return
+        self.call_from_thread(self.notify, f"{decision} sent; waiting for the conductor", title=plan_id)
+
+    # ------------------------------------------------------------ other keys
+
+    def action_sort(self) -> None:
+        board = self.query_one(LeaderboardTable)
+        if board.sort_column == len(board.COLUMNS) - 1:
+            board.sort_column, board.sort_reverse = 0, not board.sort_reverse
+        else:
+            board.sort_column += 1
+        self.notify(f"leaderboard sorted by {board.COLUMNS[board.sort_column]}{' (reversed)' if board.sort_reverse else ''}")
+        board.show(self.view)
+
+    def action_filter(self) -> None:
+        board = self.query_one(LeaderboardTable)
+        board.method_filter = METHODS[(METHODS.index(board.method_filter) + 1) % len(METHODS)]
+        self.notify(f"leaderboard: {board.method_filter or 'all methods'}")
+        board.show(self.view)
+
+    def action_copy(self) -> None:
+        """Copy the selected plan (plans pane) or config (elsewhere) as JSON, through OSC 52."""
+        import json
+
+        if self.focused is self.query_one(PlansTable):
+            plan_id = self.query_one(PlansTable).selected_plan()
+            text = json.dumps(self.view.plans.get(plan_id, {}))
+        else:
+            config_id = self.query_one(LeaderboardTable).selected_config()
+            match = next((s for s in self.view.standings() if s.config_id == config_id), None)
+            text = match.params_json if match else "{}"
+        self.copy_to_clipboard(text)
+        self.notify("copied as JSON (OSC 52)")
+
+    def action_conversation_json(self) -> None:
+        self.notify(self.query_one(Conversation).full_json(self.view)[:1500] or "no message yet", timeout=12)
+
+    def action_cursor(self, direction: str) -> None:
+        if isinstance(self.focused, DataTable):
+            getattr(self.focused, f"action_cursor_{direction}")()
+
+    def action_pane(self, step: int) -> None:
+        self.action_show_pane(PANES[(self.current_pane + step) % len(PANES)])
+
+    def action_show_pane(self, name: str) -> None:
+        self.current_pane = PANES.index(name)
+        self._layout_for(self.size.width)
+        widget = self.query_one(f"#{name}")
+        if widget.can_focus:
+            widget.focus()
+
+    def action_help(self) -> None:
+        from maestro_tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self))
+
+    def action_quit_dialog(self) -> None:
+        def chosen(choice: str | None) -> None:
+            if choice == "stop":
+                self.stop_conductor()
+                self.exit(result="stop")
+            elif choice == "leave":
+                self.exit(result="leave")
+
+        self.push_screen(QuitScreen(), chosen)
+
+    def stop_conductor(self) -> None:
+        """SIGTERM the conductor (it stops after the tests already running)."""
+        pid = (self.view.conductor or {}).get("pid")
+        if pid and not self.read_only:
+            try:
+                os.kill(int(pid), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def on_unmount(self) -> None:
+        self.feed.stop()

@@ -1,0 +1,122 @@
+"""Reading a session directory as it grows: watchfiles, byte offsets, a capped queue.
+
+A background thread waits on watchfiles for changes (no polling), tails each JSON Lines
+file from its last byte offset (a torn last line waits for its end; corrupt lines are
+counted, never raised), re-reads JSON documents, and reads a test folder once it appears
+(it appears whole: the conductor renames it into place). Parsed items go into a deque that
+the console drains a capped batch at a time on a timer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from pathlib import Path
+
+from engine.jsonl import JsonlTail, SessionFileError, read_json, read_jsonl
+from engine.leaderboard import read_leaderboard_csv
+from engine.session import (
+    ALLOCATION,
+    AUDIT,
+    CONDUCTOR,
+    CONFIG,
+    CONVERSATION,
+    DECISIONS,
+    LEADERBOARD,
+    PLANS,
+    SCORES,
+    TEST_LOG,
+    parse_test_id,
+)
+from maestro_tui.state import Item, TestDone
+
+TAILED = {CONVERSATION: "conversation", PLANS: "plans", DECISIONS: "decisions", AUDIT: "audit", ALLOCATION: "allocation"}
+DOCUMENTS = {CONFIG: "config", CONDUCTOR: "conductor"}
+
+
+class SessionFeed:
+    """Turns a session directory into a stream of Items; `drain(n)` hands out at most n."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.items: deque[Item] = deque()
+        self._tails = {name: JsonlTail(self.root / name) for name in TAILED}
+        self._tests_seen: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.wakeups = 0
+
+    # ------------------------------------------------------------ reading
+
+    def scan(self) -> None:
+        """Read everything new in the directory (thread-safe, idempotent)."""
+        with self._lock:
+            for name in DOCUMENTS:
+                self._document(name)
+            for name, kind in TAILED.items():
+                got = self._tails[name].read_new()
+                for rec in got.records:
+                    self.items.append(Item(kind, rec))
+                if got.bad_lines:
+                    self.items.append(Item("bad", len(got.bad_lines)))
+            self._tests()
+
+    def _document(self, name: str) -> None:
+        path = self.root / name
+        if not path.exists():
+            return
+        try:
+            self.items.append(Item(DOCUMENTS[name], read_json(path)))
+        except SessionFileError:
+            self.items.append(Item("bad", 1))
+
+    def _tests(self) -> None:
+        for seg_dir in sorted(self.root.glob("segment_*"), key=lambda p: int(p.name.split("_")[1])):
+            names = sorted(p.name for p in seg_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+            for name in names:
+                if name in self._tests_seen:
+                    continue
+                try:
+                    parse_test_id(name)
+                except ValueError:
+                    continue
+                self._tests_seen.add(name)
+                self.items.append(Item("test", self._read_test(seg_dir / name)))
+
+    def _read_test(self, folder: Path) -> TestDone:
+        scores = read_jsonl(folder / SCORES)
+        try:
+            rows = read_leaderboard_csv(folder / LEADERBOARD)
+        except SessionFileError:
+            rows = []
+        failed = "FAILED" in (folder / TEST_LOG).read_text(encoding="utf-8", errors="replace") if (folder / TEST_LOG).exists() else False
+        if scores.bad_lines:
+            self.items.append(Item("bad", len(scores.bad_lines)))
+        return TestDone(folder.name, scores.records, rows, failed)
+
+    def drain(self, limit: int) -> list[Item]:
+        """At most `limit` items, oldest first."""
+        out = []
+        while self.items and len(out) < limit:
+            out.append(self.items.popleft())
+        return out
+
+    # ------------------------------------------------------------ watching
+
+    def start(self) -> None:
+        """Scan once, then rescan on every change watchfiles reports, in a daemon thread."""
+        self.scan()
+        self._thread = threading.Thread(target=self._watch, name="session-feed", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        import watchfiles
+
+        for _changes in watchfiles.watch(self.root, stop_event=self._stop, debounce=100, step=50,
+                                         rust_timeout=1000, yield_on_timeout=False):
+            self.wakeups += 1
+            self.scan()
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,1 @@
+"""The console's screens: the review modal, the quit dialog, help."""

@@ -1,0 +1,145 @@
+"""What the console shows, as plain data built from the session's files.
+
+`SessionView.apply(item)` takes one parsed item from the feed (a record of a JSONL file,
+a JSON document, a finished test folder) and updates the view; the widgets only read it.
+The live console and replay feed the same view, so what one shows the other shows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.leaderboard import LeaderboardRow, Standing, standings
+
+MAX_EPISODES = 400
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing the feed read: `kind` names the file or document it came from."""
+
+    kind: str  # "conversation", "plans", "decisions", "audit", "allocation", "config", "conductor", "test", "bad"
+    payload: Any
+
+
+@dataclass
+class TestDone:
+    """A finished test folder: its episodes (ScoreEvents) and its leaderboard rows."""
+
+    test_id: str
+    scores: list[dict]
+    rows: list[LeaderboardRow]
+    failed: bool = False
+
+
+@dataclass
+class SessionView:
+    """Everything the panes display; updated only through `apply`."""
+
+    config: dict | None = None
+    conductor: dict | None = None
+    episodes: deque = field(default_factory=lambda: deque(maxlen=MAX_EPISODES))  # newest last
+    plans: dict[str, dict] = field(default_factory=dict)  # plan_id -> latest line
+    plan_order: list[str] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)
+    applied: dict[str, dict] = field(default_factory=dict)  # plan_id -> patch_applied audit record
+    refusals: list[dict] = field(default_factory=list)
+    conversation: list[dict] = field(default_factory=list)
+    allocation: dict[str, dict] = field(default_factory=dict)  # strategy -> latest AllocationEvent
+    overrides: list[dict] = field(default_factory=list)
+    rows: list[LeaderboardRow] = field(default_factory=list)
+    research: list[LeaderboardRow] = field(default_factory=list)  # the research config's row per test
+    tests_seen: int = 0
+    tests_failed: int = 0
+    bad_lines: int = 0
+    version: int = 0  # bumps on every change: widgets redraw when it moves
+    _standings: list[Standing] | None = None
+
+    def apply(self, item: Item) -> None:
+        """Fold one item into the view."""
+        kind, p = item.kind, item.payload
+        if kind == "config":
+            self.config = p
+        elif kind == "conductor":
+            self.conductor = p
+        elif kind == "plans":
+            if p["plan_id"] not in self.plans:
+                self.plan_order.append(p["plan_id"])
+            self.plans[p["plan_id"]] = p
+        elif kind == "decisions":
+            self.decisions.append(p)
+        elif kind == "audit":
+            if p["action"] == "patch_applied" and p.get("plan_id"):
+                self.applied[p["plan_id"]] = p
+            elif p["action"] in ("decision_refused", "nonce_replayed"):
+                self.refusals.append(p)
+        elif kind == "conversation":
+            self.conversation.append(p)
+        elif kind == "allocation":
+            if p.get("override"):
+                self.overrides.append(p)
+            else:
+                self.allocation[p["strategy"]] = p
+        elif kind == "test":
+            self.tests_seen += 1
+            self.tests_failed += p.failed
+            for s in p.scores:
+                self.episodes.append(s)
+            self.rows.extend(p.rows)
+            research = next((r for r in p.rows if r.role == "chosen"), None) or next(
+                (r for r in p.rows if r.role == "ensemble"), None
+            )
+            if research is not None:
+                self.research.append(research)
+            self._standings = None
+        elif kind == "bad":
+            self.bad_lines += int(p)
+        self.version += 1
+
+    # ------------------------------------------------------------ derived
+
+    def standings(self) -> list[Standing]:
+        if self._standings is None:
+            self._standings = standings(self.rows)
+        return self._standings
+
+    def pending(self) -> list[dict]:
+        return [self.plans[i] for i in self.plan_order if self.plans[i]["status"] == "pending"]
+
+    def plans_newest_first(self) -> list[dict]:
+        """Pending plans first (oldest first), then the rest, newest first."""
+        pending = self.pending()
+        rest = [self.plans[i] for i in reversed(self.plan_order) if self.plans[i]["status"] != "pending"]
+        return pending + rest
+
+    def targets(self, last_tests: int = 10) -> dict[str, tuple[float, list[float]]]:
+        """Per target metric: (current value over the last tests, trend per test) of the research config."""
+        rows = self.research
+        recent = rows[-last_tests:]
+        trades = sum(r.val_trades for r in recent)
+        current = {
+            "hit": sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0,
+            "payoff": (sum(r.val_payoff for r in recent if r.val_trades) / max(1, sum(1 for r in recent if r.val_trades))),
+            "maxdd": min((r.val_maxdd for r in recent), default=0.0),
+            "blunders_per_100": 100.0 * sum(r.val_blunders for r in recent) / trades if trades else 0.0,
+            "high_vol_share": sum(r.val_high_vol_share * r.val_trades for r in recent) / trades if trades else 0.0,
+        }
+        trend = {
+            "hit": [r.val_hit for r in rows],
+            "payoff": [r.val_payoff for r in rows],
+            "maxdd": [r.val_maxdd for r in rows],
+            "blunders_per_100": [100.0 * r.val_blunders / r.val_trades if r.val_trades else 0.0 for r in rows],
+            "high_vol_share": [r.val_high_vol_share for r in rows],
+        }
+        return {k: (current[k], trend[k]) for k in current}
+
+    def equity_of(self, config_id: str) -> list[float]:
+        """Cumulative validation PnL of a config over the tests it ran in (USD), for the plot."""
+        total, out = 0.0, []
+        for r in self.rows:
+            if r.config_id == config_id:
+                total += r.val_pnl
+                out.append(total)
+        return out

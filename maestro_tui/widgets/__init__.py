@@ -1,0 +1,1 @@
+"""The console's panes: each reads the SessionView and redraws by diff."""

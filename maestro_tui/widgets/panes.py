@@ -1,0 +1,209 @@
+"""The main screen's panes. Each `show(view)` redraws from the SessionView, by diff."""
+
+from __future__ import annotations
+
+import json
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widgets import DataTable, Log, Static
+
+from engine.leaderboard import config_label
+from engine.params import Params
+from maestro_tui.state import SessionView
+from maestro_tui.widgets.table import sync_table
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 14) -> str:
+    """A one-line trend of the last `width` values."""
+    vals = values[-width:]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = hi - lo or 1.0
+    return "".join(BARS[min(7, int((v - lo) / span * 7.999))] for v in vals)
+
+
+def _ok(ok: bool, text: str) -> Text:
+    return Text(text, style="green" if ok else "red")
+
+
+class Pane(Vertical):
+    """A titled box around one widget."""
+
+    DEFAULT_CSS = """
+    Pane { border: round $primary-darken-2; border-title-color: $text-accent; height: 1fr; }
+    Pane:focus-within { border: round $accent; }
+    Pane.hidden { display: none; }
+    """
+
+    def __init__(self, title: str, *children, **kw) -> None:
+        super().__init__(*children, **kw)
+        self.border_title = title
+
+
+class EpisodesTable(DataTable):
+    """ScoreEvents as they arrive, newest first, coloured against the targets."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("test", "ep", "phase", "trades", "hit", "payoff", "pnl USD", "maxdd", "score", "vol")
+
+    def show(self, view: SessionView, targets: dict) -> None:
+        rows = []
+        for s in reversed(list(view.episodes)[-60:]):
+            key = f"{s['test_id']}:{s['episode_id']}"
+            rows.append((key, [
+                s["test_id"], str(s["episode_id"]), s["phase"][:5], str(s["n_trades"]),
+                _ok(s["hit"] >= targets.get("hit_min", 0.52) or not s["n_trades"], f"{s['hit']:.2f}"),
+                _ok(s["payoff"] >= targets.get("payoff_min", 1.25) or not s["n_trades"], f"{s['payoff']:.2f}"),
+                _ok(s["total_pnl"] >= 0, f"{s['total_pnl']:,.0f}"),
+                _ok(s["maxdd"] >= targets.get("maxdd_min_usd", -2000), f"{s['maxdd']:,.0f}"),
+                f"{s['score']:.0f}", s["vol_regime"],
+            ]))
+        sync_table(self, rows)
+
+
+class LeaderboardTable(DataTable):
+    """Configs ranked on out-of-sample results, with the deflated Sharpe; sortable; filterable by method."""
+
+    COLUMNS = ("rank", "config", "method", "tests", "val trades", "val hit", "val payoff", "val pnl", "val score", "DSR")
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns(*self.COLUMNS)
+        self.sort_column = 0
+        self.sort_reverse = False
+        self.method_filter: str | None = None
+
+    def show(self, view: SessionView) -> None:
+        rows = []
+        for s in view.standings():
+            if self.method_filter and s.method != self.method_filter:
+                continue
+            rows.append((s.config_id, [
+                s.rank, s.label, s.method, s.tests, s.val_trades, round(s.val_hit, 3), round(s.val_payoff, 2),
+                round(s.val_pnl), round(s.val_score, 1), "n/a" if s.deflated_sharpe is None else round(s.deflated_sharpe, 2),
+            ]))
+        key = self.sort_column
+        rows.sort(key=lambda r: (r[1][key] if not isinstance(r[1][key], str) or key in (1, 2) else -1), reverse=self.sort_reverse)
+        sync_table(self, rows)
+
+    def selected_config(self) -> str | None:
+        if not self.row_count:
+            return None
+        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+
+class PlansTable(DataTable):
+    """Pending plans first, then recent ones: the change, reason, evidence and status."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("plan", "status", "change", "reason", "test")
+
+    def show(self, view: SessionView) -> None:
+        rows = []
+        for p in view.plans_newest_first()[:50]:
+            change = ", ".join(f"{k} {v.replace('->', '→')}" for k, v in p["change"].items())
+            style = {"pending": "bold yellow", "applied": "green", "vetoed": "red", "superseded": "dim"}.get(p["status"], "")
+            rows.append((p["plan_id"], [p["plan_id"], Text(p["status"], style=style), change, p["reason"][:60], p.get("test_id") or ""]))
+        sync_table(self, rows)
+
+    def selected_plan(self) -> str | None:
+        if not self.row_count:
+            return None
+        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+
+class AllocationTable(DataTable):
+    """Per strategy: Sharpe, mode badge, allocation, last change and its reason; systemic risk."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("strategy", "sharpe", "mode", "alloc", "reason")
+
+    def show(self, view: SessionView) -> None:
+        rows = []
+        for name, a in sorted(view.allocation.items()):
+            mode_style = {"ACTIVE": "bold black on green", "REDUCED": "bold black on yellow", "SHADOW": "bold white on grey37"}[a["mode"]]
+            sharpe = "—" if a["sharpe"] is None else f"{a['sharpe']:.2f}"
+            rows.append((name, [name[:28], sharpe, Text(f" {a['mode']} ", style=mode_style), f"{a['allocation']:.0%}", a["reason"][:50]]))
+        if view.overrides:
+            last = view.overrides[-1]
+            rows.append(("__systemic__", ["systemic risk", "", Text(" OVERRIDE ", style="bold white on red"),
+                                          f"{len(view.overrides)}x", last["reason"][:50]]))
+        sync_table(self, rows)
+
+
+class TargetsPanel(Static):
+    """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
+
+    def show(self, view: SessionView) -> None:
+        t = (view.config or {}).get("settings", {}).get("targets", {})
+        if not t:
+            return
+        now = view.targets()
+        spec = [
+            ("hit", "hit", t["hit_min"], True, "{:.3f}"),
+            ("payoff", "payoff", t["payoff_min"], True, "{:.2f}"),
+            ("maxdd", "maxdd USD", t["maxdd_min_usd"], True, "{:,.0f}"),
+            ("blunders_per_100", "blunders/100", t["blunders_per_100_max"], False, "{:.1f}"),
+            ("high_vol_share", "high-vol share", t["high_vol_share_min"], True, "{:.0%}"),
+        ]
+        lines = []
+        for key, name, target, at_least, fmt in spec:
+            value, trend = now[key]
+            ok = value >= target if at_least else value <= target
+            lines.append(Text.assemble(
+                (f"{name:14s}", ""), (fmt.format(value).rjust(8), "bold green" if ok else "bold red"),
+                (f" {'≥' if at_least else '≤'}{fmt.format(target):>7s} ", "dim"), (sparkline(trend), "cyan"),
+            ))
+        self.update(Text("\n").join(lines))
+
+
+class EquityPlot(Static):
+    """The selected leaderboard row's cumulative validation PnL over its tests, as a terminal plot."""
+
+    def show(self, view: SessionView, config_id: str | None) -> None:
+        if not config_id:
+            self.update("select a leaderboard row")
+            return
+        curve = view.equity_of(config_id)
+        if not curve:
+            self.update("")
+            return
+        width = max(10, (self.size.width or 60) - 2)
+        height = max(3, (self.size.height or 6) - 1)
+        vals = curve[-width:]
+        lo, hi = min(0.0, min(vals)), max(0.0, max(vals))
+        span = hi - lo or 1.0
+        grid = [[" "] * len(vals) for _ in range(height)]
+        for x, v in enumerate(vals):
+            y = int((v - lo) / span * (height - 1))
+            grid[height - 1 - y][x] = "•"
+        zero = height - 1 - int((0 - lo) / span * (height - 1))
+        for x in range(len(vals)):
+            if grid[zero][x] == " ":
+                grid[zero][x] = "·"
+        label = f"{config_id}: {curve[-1]:,.0f} USD over {len(curve)} tests"
+        self.update(Text(label + "\n" + "\n".join("".join(r) for r in grid), style="green" if curve[-1] >= 0 else "red"))
+
+
+class Conversation(Log):
+    """Strategist / critic / maestro messages, one readable line each (plain Log speed)."""
+
+    def show_new(self, view: SessionView) -> None:
+        seen = getattr(self, "_seen", 0)
+        for m in view.conversation[seen:]:
+            self.write_line(f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}")
+        self._seen = len(view.conversation)
+
+    def full_json(self, view: SessionView) -> str:
+        return json.dumps(view.conversation[-1]["message"], indent=2, ensure_ascii=False) if view.conversation else ""
+
+
+def label_of(params_json: str) -> str:
+    return config_label(Params.model_validate_json(params_json))

@@ -1,0 +1,66 @@
+"""The status bar: session, segment, progress, speed, approval mode, agents, what the conductor waits for."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widgets import Static
+
+from engine.session import conductor_alive, ConductorState
+from maestro_tui.state import SessionView
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 2; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self._rate: list[tuple[float, int]] = []
+        self.dead = False  # the conductor died without saying so
+
+    def refresh_from(self, view: SessionView, read_only: bool) -> None:
+        c = view.conductor or {}
+        done, total = c.get("tests_done", view.tests_seen), c.get("tests_total", 0)
+        now = time.monotonic()
+        self._rate = [(t, n) for t, n in self._rate if now - t < 10] + [(now, done)]
+        t0, n0 = self._rate[0]
+        rate = (done - n0) / (now - t0) if now - t0 > 0.5 else 0.0
+        eta = f"ETA {max(0, total - done) / rate:,.0f}s" if rate > 0 and total > done else ""
+        state = c.get("state", "starting")
+        alive = True
+        try:
+            alive = conductor_alive(ConductorState.model_validate(c)) if c else True
+        except Exception:  # noqa: BLE001 - a half-written state shows as unknown
+            alive = True
+        if c and not alive and state not in ("finished", "stopped", "failed"):
+            state = "DEAD"
+        self.dead = state == "DEAD"
+        providers = c.get("providers", {})
+        badges = Text()
+        for role in ("strategist", "critic"):
+            p = providers.get(role, "offline")
+            badges.append(f" {role}:", style="dim")
+            badges.append(f"{p.upper()}" if p == "offline" else p, style="bold reverse yellow" if p == "offline" else "bold")
+        line1 = Text.assemble(
+            (f"{(view.config or {}).get('session_id', '')} ", "bold"),
+            (f"seg {c.get('segment', 0)}/{c.get('segments', 0)} ", ""),
+            (f"tests {done}/{total} ", ""),
+            (f"{rate:,.0f}/s {eta} ", "dim"),
+            (f"approval:{c.get('approval', '?')} ", "bold"),
+            badges,
+            ("  READ-ONLY" if read_only else "", "bold red"),
+        )
+        pending = len(view.pending())
+        style = {"waiting": "bold black on yellow", "DEAD": "bold white on red", "finished": "bold green",
+                 "failed": "bold white on red"}.get(state, "bold")
+        line2 = Text.assemble(
+            (f" {state.upper()} ", style),
+            (f"  pending plans: {pending}", "bold yellow" if pending else ""),
+            (f"  waiting for: {c['waiting_for']}" if c.get("waiting_for") else "", "yellow"),
+            (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
+            (f"  failed tests: {view.tests_failed}" if view.tests_failed else "", "red"),
+        )
+        self.update(Text("\n").join([line1, line2]))
