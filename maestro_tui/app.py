@@ -55,10 +55,6 @@ class MaestroApp(App):
     BINDINGS = [
         Binding("q", "quit_dialog", "quit", id="app.quit"),
         Binding("question_mark", "help", "keys", id="app.help"),
-        Binding("enter", "review", "review plan", show=False, id="plans.review"),
-        Binding("a", "review", "approve…", id="plans.approve"),
-        Binding("e", "review", "edit…", show=False, id="plans.edit"),
-        Binding("v", "review", "veto…", show=False, id="plans.veto"),
         Binding("s", "sort", "sort", id="leaderboard.sort"),
         Binding("f", "filter", "filter method", id="leaderboard.filter"),
         Binding("y", "copy", "copy JSON", id="app.copy"),
@@ -100,6 +96,16 @@ class MaestroApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        # widgets held by reference: while a modal is up, App.query_one looks at the modal
+        self.w_status = self.query_one(StatusBar)
+        self.w_plans = self.query_one(PlansTable)
+        self.w_episodes = self.query_one(EpisodesTable)
+        self.w_board = self.query_one(LeaderboardTable)
+        self.w_allocation = self.query_one(AllocationTable)
+        self.w_targets = self.query_one(TargetsPanel)
+        self.w_equity = self.query_one(EquityPlot)
+        self.w_conversation = self.query_one(Conversation)
+        self.w_grid = self.query_one("#grid")
         if self._keymap:
             self.set_keymap(self._keymap)
         if self._theme_name:
@@ -107,18 +113,18 @@ class MaestroApp(App):
         self.feed.start()
         self.set_interval(TICK_S, self.tick)
         self._layout_for(self.size.width)
-        self.query_one("#plans").focus()
+        self.w_plans.focus()
         self.tick()
 
     def on_resize(self, event) -> None:
-        self._layout_for(event.size.width)
+        if hasattr(self, "w_grid"):
+            self._layout_for(event.size.width)
 
     def _layout_for(self, width: int) -> None:
-        grid = self.query_one("#grid")
         narrow = width < 120
-        grid.set_class(narrow, "narrow")
+        self.w_grid.set_class(narrow, "narrow")
         for i, name in enumerate(PANES):
-            self.query_one(f"#pane-{name}").set_class(narrow and i != self.current_pane, "hidden")
+            self.w_grid.query_one(f"#pane-{name}").set_class(narrow and i != self.current_pane, "hidden")
 
     # ------------------------------------------------------------ ingestion
 
@@ -127,7 +133,7 @@ class MaestroApp(App):
         for item in self.feed.drain(DRAIN_PER_TICK):
             self.view.apply(item)
         if self.view.version == self._drawn:
-            self.query_one(StatusBar).refresh_from(self.view, self.read_only)  # rate and ETA move anyway
+            self.w_status.refresh_from(self.view, self.read_only)  # rate and ETA move anyway
             return
         self._drawn = self.view.version
         with self.batch_update():
@@ -137,15 +143,14 @@ class MaestroApp(App):
     def redraw(self) -> None:
         v = self.view
         targets = (v.config or {}).get("settings", {}).get("targets", {})
-        self.query_one(StatusBar).refresh_from(v, self.read_only)
-        self.query_one(PlansTable).show(v)
-        self.query_one(EpisodesTable).show(v, targets)
-        board = self.query_one(LeaderboardTable)
-        board.show(v)
-        self.query_one(AllocationTable).show(v)
-        self.query_one(TargetsPanel).show(v)
-        self.query_one(EquityPlot).show(v, board.selected_config())
-        self.query_one(Conversation).show_new(v)
+        self.w_status.refresh_from(v, self.read_only)
+        self.w_plans.show(v)
+        self.w_episodes.show(v, targets)
+        self.w_board.show(v)
+        self.w_allocation.show(v)
+        self.w_targets.show(v)
+        self.w_equity.show(v, self.w_board.selected_config())
+        self.w_conversation.show_new(v)
 
     def _announce(self) -> None:
         """Notify new plans and the conductor's verdict on decisions; say so if the conductor died."""
@@ -164,20 +169,16 @@ class MaestroApp(App):
                 applied = self.view.applied.get(plan_id)
                 where = f" from {applied['details']['from_test']}" if applied else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
-        if self.query_one(StatusBar).dead and not self._dead_notified:
+        if self.w_status.dead and not self._dead_notified:
             self._dead_notified = True
             self.notify(f"the conductor died: see {self.session_root / 'conductor.log'}; "
                         f"resume with `maestro-tui run --resume {self.session_root}`", severity="error", timeout=30)
 
     # ------------------------------------------------------------ plans
 
-    def action_review(self) -> None:
-        table = self.query_one(PlansTable)
-        if self.focused is not table:
-            return  # a/e/v/enter mean nothing outside the plans pane: no stray decision
-        plan_id = table.selected_plan()
-        if plan_id is None:
-            return
+    @on(PlansTable.Review)
+    def review(self, message: PlansTable.Review) -> None:
+        plan_id = message.plan_id
         plan = self.view.plans[plan_id]
         if plan["status"] != "pending":
             self.notify(f"{plan_id} is {plan['status']}: nothing to decide")
@@ -203,7 +204,7 @@ class MaestroApp(App):
     # ------------------------------------------------------------ other keys
 
     def action_sort(self) -> None:
-        board = self.query_one(LeaderboardTable)
+        board = self.w_board
         if board.sort_column == len(board.COLUMNS) - 1:
             board.sort_column, board.sort_reverse = 0, not board.sort_reverse
         else:
@@ -212,7 +213,7 @@ class MaestroApp(App):
         board.show(self.view)
 
     def action_filter(self) -> None:
-        board = self.query_one(LeaderboardTable)
+        board = self.w_board
         board.method_filter = METHODS[(METHODS.index(board.method_filter) + 1) % len(METHODS)]
         self.notify(f"leaderboard: {board.method_filter or 'all methods'}")
         board.show(self.view)
@@ -221,18 +222,18 @@ class MaestroApp(App):
         """Copy the selected plan (plans pane) or config (elsewhere) as JSON, through OSC 52."""
         import json
 
-        if self.focused is self.query_one(PlansTable):
-            plan_id = self.query_one(PlansTable).selected_plan()
+        if self.focused is self.w_plans:
+            plan_id = self.w_plans.selected_plan()
             text = json.dumps(self.view.plans.get(plan_id, {}))
         else:
-            config_id = self.query_one(LeaderboardTable).selected_config()
+            config_id = self.w_board.selected_config()
             match = next((s for s in self.view.standings() if s.config_id == config_id), None)
             text = match.params_json if match else "{}"
         self.copy_to_clipboard(text)
         self.notify("copied as JSON (OSC 52)")
 
     def action_conversation_json(self) -> None:
-        self.notify(self.query_one(Conversation).full_json(self.view)[:1500] or "no message yet", timeout=12)
+        self.notify(self.w_conversation.full_json(self.view)[:1500] or "no message yet", timeout=12)
 
     def action_cursor(self, direction: str) -> None:
         if isinstance(self.focused, DataTable):
@@ -244,7 +245,7 @@ class MaestroApp(App):
     def action_show_pane(self, name: str) -> None:
         self.current_pane = PANES.index(name)
         self._layout_for(self.size.width)
-        widget = self.query_one(f"#{name}")
+        widget = self.w_grid.query_one(f"#{name}")
         if widget.can_focus:
             widget.focus()
 

@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
+from maestro_tui.widgets.panes import PlansTable
 
 
 def key_table(app: App) -> Table:
@@ -20,7 +21,9 @@ def key_table(app: App) -> Table:
     table.add_column("key")
     table.add_column("does")
     table.add_column("id")
-    for where, bindings in (("console", app.BINDINGS), ("review", ReviewScreen.BINDINGS), ("quit", QuitScreen.BINDINGS)):
+    groups = (("console", app.BINDINGS), ("plans pane", PlansTable.BINDINGS), ("review", ReviewScreen.BINDINGS),
+              ("quit", QuitScreen.BINDINGS))
+    for where, bindings in groups:
         for b in bindings:
             if isinstance(b, Binding):
                 keymap = getattr(app, "_keymap", {}) or {}

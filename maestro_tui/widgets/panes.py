@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.widgets import DataTable, Log, Static
 
 from engine.leaderboard import config_label
@@ -98,7 +100,30 @@ class LeaderboardTable(DataTable):
 
 
 class PlansTable(DataTable):
-    """Pending plans first, then recent ones: the change, reason, evidence and status."""
+    """Pending plans first, then recent ones: the change, reason, evidence and status.
+
+    Enter (or a, e, v) on a plan opens the review modal; the keys live here, on the focused
+    pane, so nothing is decided by a stray key elsewhere.
+    """
+
+    BINDINGS = [
+        Binding("enter", "review", "review plan", id="plans.review"),
+        Binding("a", "review", "approve…", id="plans.approve"),
+        Binding("e", "review", "edit…", show=False, id="plans.edit"),
+        Binding("v", "review", "veto…", show=False, id="plans.veto"),
+    ]
+
+    class Review(Message):
+        """Open the review modal on a plan."""
+
+        def __init__(self, plan_id: str) -> None:
+            super().__init__()
+            self.plan_id = plan_id
+
+    def action_review(self) -> None:
+        plan_id = self.selected_plan()
+        if plan_id is not None:
+            self.post_message(self.Review(plan_id))
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
