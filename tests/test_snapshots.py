@@ -1,0 +1,75 @@
+"""SVG snapshots of the console: the main screen at 80×24 and 160×48, and the review modal.
+
+The session is made by a real conductor in a folder with a fixed name, so every pixel is
+deterministic. SVGs change with Textual's version: textual is pinned in pyproject.toml.
+Update them with `pytest tests/test_snapshots.py --snapshot-update` and look at the report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.conductor import new_session_config
+from agents.settings import Settings
+from engine.jsonl import read_jsonl, write_json_atomic
+from engine.session import CONFIG, SessionDir
+from maestro_tui.app import MaestroApp
+from tests.sessions import cli
+
+
+@pytest.fixture(scope="module")
+def finished_session(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("snap") / "session_snapshot"
+    root.mkdir()
+    session = SessionDir(root)
+    settings = Settings(segments=2, tests=8, seed=3, workers=1, sessions_dir=root.parent)
+    write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
+    out = cli("conduct", str(root))
+    assert out.returncode == 0, out.stderr
+    return root
+
+
+@pytest.fixture(scope="module")
+def pending_session(tmp_path_factory) -> Path:
+    """A finished session with its last plan's status lines cut back to pending, for the modal."""
+    root = tmp_path_factory.mktemp("snap-pending") / "session_snapshot"
+    root.mkdir()
+    session = SessionDir(root)
+    settings = Settings(segments=1, tests=8, seed=3, workers=1, sessions_dir=root.parent)
+    write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
+    assert cli("conduct", str(root)).returncode == 0
+    plans = read_jsonl(root / "plans.jsonl").records
+    last = plans[-1]["plan_id"]
+    kept = [p for p in plans if p["plan_id"] != last or p["status"] == "pending"]
+    import json
+
+    (root / "plans.jsonl").write_text("".join(json.dumps(p) + "\n" for p in kept))
+    return root
+
+
+def test_main_screen_160x48(snap_compare, finished_session):
+    assert snap_compare(MaestroApp(finished_session), terminal_size=(160, 48), run_before=_settle)
+
+
+def test_main_screen_80x24(snap_compare, finished_session):
+    assert snap_compare(MaestroApp(finished_session), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_review_modal(snap_compare, pending_session):
+    async def open_modal(pilot):
+        await _settle(pilot)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(MaestroApp(pending_session), terminal_size=(120, 36), run_before=open_modal)
+
+
+async def _settle(pilot) -> None:
+    app = pilot.app
+    for _ in range(100):
+        await pilot.pause(0.05)
+        if app.view.tests_seen and not app.feed.items and app.view.conductor:
+            break
+    await pilot.pause(0.3)
