@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     con = sub.add_parser("conduct", help=argparse.SUPPRESS)  # the conductor process the console starts
     con.add_argument("session", metavar="SESSION_DIR")
+    con.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
 
     ls = sub.add_parser("ls", help="list sessions with their state and headline metrics")
     ls.add_argument("--sessions-dir", metavar="DIR")
@@ -176,6 +177,8 @@ def _conduct(args: argparse.Namespace) -> int:
     from agents.conductor import Conductor
     from engine.session import SessionDir
 
+    if args.nice:
+        os.nice(args.nice)  # research yields the CPU to the console; workers inherit it
     return Conductor(SessionDir(Path(args.session)), echo=lambda _line: None).run()
 
 
@@ -188,7 +191,7 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
     if start_conductor:
         # its own session and process group: an SSH drop (SIGHUP) does not take it down
         subprocess.Popen(
-            [sys.executable, "-m", "maestro_tui.cli", "conduct", str(session.root)],
+            [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(session.root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
     result = MaestroApp(session.root, read_only=read_only).run()

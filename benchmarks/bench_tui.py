@@ -1,0 +1,84 @@
+"""Console responsiveness while a full default session streams at full speed.
+
+    .venv/bin/python benchmarks/bench_tui.py
+
+Starts a real conductor (500 tests, offline agents, auto approval) and, at the same time,
+the console headless (Textual's run_test, 160×48) on its directory. Every 50 ms it presses
+j or k on the episodes table and measures key-to-screen latency: from the key press until
+the cursor has moved and the refresh it scheduled has run. Prints median, p95 and max over
+the whole session, and the console's peak RSS. The conductor runs niced, as the console
+starts it (background research yields the CPU to the person at the keyboard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agents.conductor import new_session_config  # noqa: E402
+from agents.settings import Settings  # noqa: E402
+from engine.jsonl import write_json_atomic  # noqa: E402
+from engine.session import CONFIG, SessionDir  # noqa: E402
+from maestro_tui.app import MaestroApp  # noqa: E402
+from maestro_tui.widgets.panes import EpisodesTable  # noqa: E402
+
+
+async def drive(root: Path, conductor: subprocess.Popen) -> list[float]:
+    app = MaestroApp(root)
+    latencies: list[float] = []
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.query_one(EpisodesTable)
+        table.focus()
+        key = "j"
+        while conductor.poll() is None or app.feed.items:
+            await asyncio.sleep(0.05)
+            if table.row_count < 3:
+                continue
+            before = table.cursor_row
+            if before >= table.row_count - 1:
+                key = "k"
+            elif before == 0:
+                key = "j"
+            # the key goes in as the terminal driver would post it (Pilot.press adds waits of its own)
+            t0 = time.perf_counter()
+            app.simulate_key(key)
+            while table.cursor_row == before and time.perf_counter() - t0 < 5:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)  # the refresh it scheduled runs on this turn of the loop
+            latencies.append(time.perf_counter() - t0)
+        print(f"console saw {app.view.tests_seen} tests, {len(app.view.plans)} plans, "
+              f"{len(app.view.conversation)} messages")
+    return latencies
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "session_bench"
+        root.mkdir()
+        session = SessionDir(root)
+        write_json_atomic(session.file(CONFIG), new_session_config(session, Settings(sessions_dir=Path(tmp)), "auto"))
+        started = time.perf_counter()
+        conductor = subprocess.Popen([sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(root)], cwd=ROOT,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        latencies = asyncio.run(drive(root, conductor))
+        conductor.wait()
+        took = time.perf_counter() - started
+    ms = sorted(x * 1000 for x in latencies)
+    p95 = ms[int(0.95 * (len(ms) - 1))]
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{len(ms)} key presses over {took:.1f} s of streaming: key-to-screen median {statistics.median(ms):.1f} ms, "
+          f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms; console peak RSS {rss:.0f} MB")
+    print("targets: p95 ≤ 100 ms, max ≤ 250 ms, RSS ≤ 300 MB")
+
+
+if __name__ == "__main__":
+    main()
