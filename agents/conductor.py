@@ -231,6 +231,7 @@ class Conductor:
         self.S = self.settings.segments
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = False
+        self.paused = False  # SIGUSR1 toggles: no new test starts while paused
         self.started = time.time()
         self.book = PlanBook()
         self.analyzer = Analyzer(self.settings.rules)
@@ -372,6 +373,7 @@ class Conductor:
         logging.getLogger("maestro").setLevel(logging.INFO)
         stop_threads = threading.Event()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: self.events.put(("pause", None)))
         self.runner: TestRunner | None = None
         code = EXIT_FAILED
         try:
@@ -568,6 +570,8 @@ class Conductor:
             self._segment_end(segment)
 
     def _may_start(self, g: int) -> bool:
+        if self.paused:
+            return False
         if self.approval != "manual":
             return True
         # a pending plan holds back every test that would start after its effect point
@@ -579,14 +583,18 @@ class Conductor:
         what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}" if blocked and pending else None
         if what != self.waiting_for:
             self.waiting_for = what
-            self._write_state("waiting" if what else "running")
+            self._write_state("paused" if self.paused else ("waiting" if what else "running"))
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "decisions":
             self._read_decisions()
         elif kind == "tick":
             self._grace_expiries()
-            self._write_state("waiting" if self.waiting_for else "running")
+            self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
+        elif kind == "pause":
+            self.paused = not self.paused
+            log.info("%s starting new tests", "paused" if self.paused else "resumed")
+            self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
         elif kind == "stop":
             log.info("signal %s: stopping after the tests already running", payload)
             self.stopping = True

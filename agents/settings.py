@@ -66,6 +66,14 @@ class AgentChoice(_Section):
     model: str = ""
 
 
+class ConsoleSettings(_Section):
+    """The console's look and keys."""
+
+    theme: str = Field("maestro-dark", description="maestro-dark, maestro-light, maestro-high-contrast or a Textual theme")
+    bell: bool = Field(False, description="ring the terminal bell on a new plan")
+    keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key(s), e.g. plans.review = 'r'")
+
+
 class Settings(BaseSettings):
     """Everything a session can be told; see README "Settings"."""
 
@@ -91,6 +99,7 @@ class Settings(BaseSettings):
     targets: Targets = Targets()
     rules: Rules = Rules()
     allocation: AllocationSettings = AllocationSettings()
+    console: ConsoleSettings = ConsoleSettings()
     strategist: AgentChoice = AgentChoice()
     critic: AgentChoice = AgentChoice()
 

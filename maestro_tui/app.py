@@ -19,6 +19,7 @@ from textual.containers import Grid
 from textual.widgets import DataTable, Footer
 
 from agents.approval import DecisionError, record_decision
+from themes import DEFAULT_THEME, THEMES
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
@@ -58,6 +59,8 @@ class MaestroApp(App):
         Binding("s", "sort", "sort", id="leaderboard.sort"),
         Binding("f", "filter", "filter method", id="leaderboard.filter"),
         Binding("y", "copy", "copy JSON", id="app.copy"),
+        Binding("p", "pause", "pause/resume", id="app.pause"),
+        Binding("t", "next_theme", "theme", show=False, id="app.theme"),
         Binding("c", "conversation_json", "message JSON", show=False, id="conversation.json"),
         Binding("j", "cursor('down')", show=False, id="nav.down"),
         Binding("k", "cursor('up')", show=False, id="nav.up"),
@@ -106,10 +109,11 @@ class MaestroApp(App):
         self.w_equity = self.query_one(EquityPlot)
         self.w_conversation = self.query_one(Conversation)
         self.w_grid = self.query_one("#grid")
+        for theme in THEMES:
+            self.register_theme(theme)
+        self.theme = self._theme_name or DEFAULT_THEME
         if self._keymap:
             self.set_keymap(self._keymap)
-        if self._theme_name:
-            self.theme = self._theme_name
         self.feed.start()
         self.set_interval(TICK_S, self.tick)
         self._layout_for(self.size.width)
@@ -248,6 +252,25 @@ class MaestroApp(App):
         widget = self.w_grid.query_one(f"#{name}")
         if widget.can_focus:
             widget.focus()
+
+    def action_pause(self) -> None:
+        """Pause or resume starting new tests (SIGUSR1 to the conductor; tests running finish)."""
+        pid = (self.view.conductor or {}).get("pid")
+        if self.read_only or not pid:
+            self.notify("read-only attach: cannot pause" if self.read_only else "no conductor", severity="error")
+            return
+        try:
+            os.kill(int(pid), signal.SIGUSR1)
+        except ProcessLookupError:
+            self.notify("the conductor is not running", severity="error")
+            return
+        self.notify("pause/resume sent; the status bar shows when the conductor has done it")
+
+    def action_next_theme(self) -> None:
+        names = [t.name for t in THEMES] + ["ansi-dark", "ansi-light", "textual-dark"]
+        current = self.theme if self.theme in names else names[-1]
+        self.theme = names[(names.index(current) + 1) % len(names)]
+        self.notify(f"theme: {self.theme}")
 
     def action_help(self) -> None:
         from maestro_tui.screens.help import HelpScreen

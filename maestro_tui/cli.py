@@ -194,7 +194,14 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
             [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(session.root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-    result = MaestroApp(session.root, read_only=read_only).run()
+    from agents.settings import load_settings
+
+    try:
+        console = load_settings().console
+    except ValueError as err:
+        raise BadInput(f"console settings: {str(err).splitlines()[0]}") from None
+    app = MaestroApp(session.root, read_only=read_only, keymap=console.keys, bell=console.bell, theme=console.theme)
+    result = app.run()
     if result == "leave":
         print(f"the session goes on; reattach with: maestro-tui attach {session.root}")
     elif result == "stop":

@@ -99,7 +99,7 @@ def test_default_session_writes_every_file_and_every_line_validates(full_session
     assert "Ensemble portfolio" in (s / "session_summary.md").read_text()
     config = read_json(s / "session_config.json")
     assert config["settings"]["approval"] == "auto" and config["data"]["kind"] == "synthetic"
-    assert "key" not in json.dumps(config).lower()
+    assert "api_key" not in json.dumps(config).lower()  # the sentinel-key test of the LLM issue goes further
 
 
 def test_leaderboard_ranks_on_validation_and_shows_the_deflated_sharpe(full_session: Path):

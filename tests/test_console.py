@@ -181,8 +181,21 @@ async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_ses
 
 
 async def test_theme_switch(waiting_session: Path):
+    app = MaestroApp(waiting_session, theme="maestro-high-contrast")
+    async with app.run_test(size=(160, 48)) as pilot:
+        assert app.current_theme.name == "maestro-high-contrast"
+        await pilot.press("t")
+        assert app.current_theme.name != "maestro-high-contrast"
+        await pilot.press("t", "t")
+        assert {"maestro-dark", "maestro-light", "maestro-high-contrast"} <= set(app.available_themes)
+
+
+async def test_p_pauses_and_resumes_starting_new_tests(waiting_session: Path):
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        app.theme = "textual-light"
-        await pilot.pause(0.1)
-        assert app.current_theme.name == "textual-light"
+        await settle(app, pilot, lambda: app.view.conductor is not None)
+        await pilot.press("p")
+        wait_for(lambda: conductor_state(waiting_session).get("state") == "paused", what="the conductor to pause")
+        await settle(app, pilot, lambda: "PAUSED" in str(app.w_status.render()))
+        await pilot.press("p")
+        wait_for(lambda: conductor_state(waiting_session).get("state") == "waiting", what="the conductor to resume")
