@@ -30,6 +30,7 @@ from engine.backtest import run_backtest
 from engine.data import Bars
 from engine.leaderboard import LeaderboardRow, row_from_metrics
 from engine.params import Params
+from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 
 # Fault injection for tests of the retry path: "seg1_test003" makes the worker running that
@@ -123,35 +124,19 @@ def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs; a zombie (dead, not yet reaped by its parent) does not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-        return state not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return True  # no /proc here: the pid exists, that is all we know
-
-
 def _watch_conductor(conductor_pid: int) -> None:
     """Worker initializer: a worker must not outlive a conductor killed with SIGKILL.
 
     Workers are children of the fork server, and they hold both ends of the pool's queues,
     so nothing tells them their conductor is gone; a daemon thread checks twice a second.
     (A killed conductor stays a zombie until its parent reaps it, and a parent that reads
-    the conductor's output first waits for these very workers to close it: hence _alive.)
+    the conductor's output first waits for these very workers to close it: hence pid_alive.)
     """
 
     def watch() -> None:
         while True:
             time.sleep(0.5)
-            if not _alive(conductor_pid):
+            if not pid_alive(conductor_pid):
                 os._exit(0)
 
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()

@@ -158,18 +158,28 @@ def read_conductor_state(session: SessionDir) -> ConductorState | None:
         raise SessionFileError(path, f"not a conductor state: {str(err).splitlines()[0]}") from None
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (dead, not yet reaped by its parent) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True  # no /proc here: the pid exists, that is all we know
+
+
 def conductor_alive(state: ConductorState | None, stale_after_s: float = 15.0) -> bool:
     """Whether the conductor process behind `state` still runs (same host: pid check; else heartbeat age)."""
     if state is None or state.state in ("finished", "failed", "stopped"):
         return False
     if state.host == socket.gethostname():
-        try:
-            os.kill(state.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(state.pid)
     beat = dt.datetime.fromisoformat(state.heartbeat.replace("Z", "+00:00")).timestamp()
     return time.time() - beat < stale_after_s
 

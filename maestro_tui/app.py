@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer
 
 from agents.approval import DecisionError, record_decision
 from themes import DEFAULT_THEME, THEMES
+from maestro_tui.commands import SessionCommands
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
@@ -45,6 +46,7 @@ METHODS = (None, "ema_crossover", "macd_trend", "trend_breakout")
 class MaestroApp(App):
     """The console for one session directory."""
 
+    COMMANDS = App.COMMANDS | {SessionCommands}
     CSS = """
     Screen { layout: vertical; }
     #grid { grid-size: 3 3; grid-columns: 1fr 1fr 1fr; grid-rows: 1fr 1fr 1fr; height: 1fr; }
@@ -61,6 +63,7 @@ class MaestroApp(App):
         Binding("y", "copy", "copy JSON", id="app.copy"),
         Binding("p", "pause", "pause/resume", id="app.pause"),
         Binding("t", "next_theme", "theme", show=False, id="app.theme"),
+        Binding("R", "resume", "resume a dead session", show=False, id="app.resume"),
         Binding("c", "conversation_json", "message JSON", show=False, id="conversation.json"),
         Binding("j", "cursor('down')", show=False, id="nav.down"),
         Binding("k", "cursor('up')", show=False, id="nav.up"),
@@ -175,14 +178,18 @@ class MaestroApp(App):
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
         if self.w_status.dead and not self._dead_notified:
             self._dead_notified = True
-            self.notify(f"the conductor died: see {self.session_root / 'conductor.log'}; "
-                        f"resume with `maestro-tui run --resume {self.session_root}`", severity="error", timeout=30)
+            self.notify(f"the conductor died: see {self.session_root / 'conductor.log'}. Press R (or Ctrl+P "
+                        f"'resume') to resume, or run `maestro-tui run --resume {self.session_root}`",
+                        severity="error", timeout=60)
 
     # ------------------------------------------------------------ plans
 
     @on(PlansTable.Review)
     def review(self, message: PlansTable.Review) -> None:
-        plan_id = message.plan_id
+        self.open_review(message.plan_id)
+
+    def open_review(self, plan_id: str) -> None:
+        """The review modal for a pending plan."""
         plan = self.view.plans[plan_id]
         if plan["status"] != "pending":
             self.notify(f"{plan_id} is {plan['status']}: nothing to decide")
@@ -265,6 +272,21 @@ class MaestroApp(App):
             self.notify("the conductor is not running", severity="error")
             return
         self.notify("pause/resume sent; the status bar shows when the conductor has done it")
+
+    def action_resume(self) -> None:
+        """Start a new conductor on this session when the old one died."""
+        if self.read_only or not self.w_status.dead:
+            self.notify("the conductor is alive" if not self.w_status.dead else "read-only attach", severity="warning")
+            return
+        import subprocess
+        import sys
+
+        subprocess.Popen(
+            [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(self.session_root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self._dead_notified = False
+        self.notify("resuming: a new conductor picks up where the last one stopped")
 
     def action_next_theme(self) -> None:
         names = [t.name for t in THEMES] + ["ansi-dark", "ansi-light", "textual-dark"]

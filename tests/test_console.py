@@ -199,3 +199,27 @@ async def test_p_pauses_and_resumes_starting_new_tests(waiting_session: Path):
         await settle(app, pilot, lambda: "PAUSED" in str(app.w_status.render()))
         await pilot.press("p")
         wait_for(lambda: conductor_state(waiting_session).get("state") == "waiting", what="the conductor to resume")
+
+
+async def test_a_dead_conductor_is_shown_with_its_log_and_R_resumes_it(waiting_session: Path):
+    import os
+
+    old_pid = conductor_state(waiting_session)["pid"]
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, lambda: app.view.conductor is not None)
+        os.kill(old_pid, signal.SIGKILL)
+        await settle(app, pilot, lambda: app.w_status.dead)
+        assert "DEAD" in str(app.w_status.render())
+        await pilot.press("R")
+        wait_for(lambda: conductor_state(waiting_session).get("pid") not in (None, old_pid)
+                 and conductor_state(waiting_session).get("state") == "waiting", what="a new conductor")
+        await settle(app, pilot, lambda: not app.w_status.dead)
+    os.kill(conductor_state(waiting_session)["pid"], signal.SIGTERM)
+
+
+async def test_no_color_is_honoured(waiting_session: Path, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(80, 24)):
+        assert app.no_color
