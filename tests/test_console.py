@@ -223,3 +223,18 @@ async def test_no_color_is_honoured(waiting_session: Path, monkeypatch):
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(80, 24)):
         assert app.no_color
+
+
+async def test_corrupt_and_torn_lines_are_counted_and_shown_never_crash(waiting_session: Path):
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, lambda: app.view.conversation)
+        with open(waiting_session / "conversation.jsonl", "a") as fh:
+            fh.write("{this is not json}\n")
+        await settle(app, pilot, lambda: app.view.bad_lines == 1)
+        assert "corrupt lines skipped: 1" in str(app.w_status.render())
+        seen = len(app.view.conversation)
+        with open(waiting_session / "audit.jsonl", "a") as fh:
+            fh.write('{"v": 1, "kind": "audit", "sess')  # a torn last line: waits for its end
+        await pilot.pause(0.5)
+        assert app.view.bad_lines == 1 and app.is_running and len(app.view.conversation) == seen
