@@ -39,6 +39,8 @@ from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
+from agents.llm import Meter, LLMClient, key_for
+from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
 from engine.jsonl import write_text_atomic
@@ -65,6 +67,7 @@ from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import (
     ALLOCATION,
+    LLM_RECORDS,
     AUDIT,
     CONDUCTOR_LOG,
     CONFIG,
@@ -174,8 +177,32 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str) -
         "data": data_source(settings),
         "base_params": base.model_dump(),
         "base_origin": origin,
-        "agents": {"strategist": "offline", "critic": "offline"},
+        # which provider plays each role (resolved now: a resume keeps them); never a key
+        "agents": {role: settings.provider_for(role) for role in ("strategist", "critic")},
     }
+
+
+def build_agents(config: dict[str, Any], settings: Settings, session: SessionDir,
+                 on_note: Callable[[str], None], http_client: Any = None) -> tuple[Strategist, Critic, Meter]:
+    """The Strategist and the Critic the session config names, sharing one budget meter."""
+    meter = Meter(settings.llm)
+    record = session.file(LLM_RECORDS) if settings.record_llm else None
+    made: dict[str, Any] = {}
+    for role in ("strategist", "critic"):
+        provider = config.get("agents", {}).get(role, "offline")
+        if provider not in ("anthropic", "openai"):
+            made[role] = OfflineStrategist() if role == "strategist" else OfflineCritic()
+            continue
+        llm = settings.llm
+        model = getattr(settings, role).model
+        if model:
+            llm = llm.model_copy(update={f"{provider}_model": model})
+        client = LLMClient(provider, llm, meter, http_client=http_client, record_to=record)
+        agent = (LLMStrategist if role == "strategist" else LLMCritic)(client, on_note=on_note)
+        if not key_for(provider) and http_client is None:
+            agent.offline_reason = f"no {provider.upper()}_API_KEY"
+        made[role] = agent
+    return made["strategist"], made["critic"], meter
 
 
 # ---------------------------------------------------------------- the conductor
@@ -217,15 +244,18 @@ class Conductor:
         echo: Callable[[str], None] = print,
         strategist: Strategist | None = None,
         critic: Critic | None = None,
+        http_client: Any = None,
     ) -> None:
         self.session = session
         self.config = read_json(session.file(CONFIG))
         self.settings = Settings.model_validate(self.config["settings"])
         self.approval: str = self.config["settings"]["approval"]
         self.echo = echo
-        self.strategist: Strategist = strategist or OfflineStrategist()
-        self.critic: Critic = critic or OfflineCritic()
         self.sid = session.session_id
+        self.notes = 0
+        built_s, built_c, self.meter = build_agents(self.config, self.settings, session, self._note, http_client)
+        self.strategist: Strategist = strategist or built_s
+        self.critic: Critic = critic or built_c
         self.W = self.settings.pipeline_depth
         self.T = self.settings.tests
         self.S = self.settings.segments
@@ -279,6 +309,7 @@ class Conductor:
                     approval=self.approval,
                     providers={"strategist": self.strategist.provider, "critic": self.critic.provider},
                     pending_plans=len(self.book.pending()),
+                    llm=self.meter.summary(),
                     error=error,
                 ),
             )
@@ -345,6 +376,13 @@ class Conductor:
             "message": body, "text": one_line(message),
         }
         self._append(CONVERSATION, f"{segment}:{turn}:{body['agente']}:{ref}", rec)
+
+    def _note(self, text: str) -> None:
+        """An LLM turn fell back to the offline agent, or a role went offline: say so in the conversation."""
+        self.notes += 1
+        segment = self.seg.number if self.seg else 1
+        self._say(segment, 1000 + self.notes, "maestro",
+                  MaestroMessage(turno=5, acao="offline fallback", detalhes=text, status="recorded"), ref=f"note{self.notes}")
 
     def _watch_decisions(self, stop: threading.Event) -> None:
         import watchfiles

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from agents.llm import LLMSettings
 from engine.allocation import AllocationSettings
 
 ApprovalMode = Literal["manual", "auto", "veto-only"]
@@ -60,10 +61,11 @@ class Rules(_Section):
 
 
 class AgentChoice(_Section):
-    """Which provider plays a role ("offline" needs no key)."""
+    """Which provider plays a role. "auto": the role's default provider if its API key is
+    set (ANTHROPIC_API_KEY for the Strategist, OPENAI_API_KEY for the Critic), else offline."""
 
-    provider: Literal["offline", "anthropic", "openai"] = "offline"
-    model: str = ""
+    provider: Literal["auto", "offline", "anthropic", "openai"] = "auto"
+    model: str = Field("", description="the provider's model; empty: the llm settings' default")
 
 
 class ConsoleSettings(_Section):
@@ -100,8 +102,20 @@ class Settings(BaseSettings):
     rules: Rules = Rules()
     allocation: AllocationSettings = AllocationSettings()
     console: ConsoleSettings = ConsoleSettings()
+    llm: LLMSettings = LLMSettings()
+    record_llm: bool = Field(False, description="write LLM request/response pairs to llm_records.jsonl (no keys)")
     strategist: AgentChoice = AgentChoice()
     critic: AgentChoice = AgentChoice()
+
+    def provider_for(self, role: Literal["strategist", "critic"]) -> str:
+        """The provider a role will use: "auto" resolved by whether its default's key is set."""
+        from agents.llm import key_for
+
+        choice = getattr(self, role).provider
+        if choice == "auto":
+            default = "anthropic" if role == "strategist" else "openai"
+            return default if key_for(default) else "offline"
+        return choice
 
     @classmethod
     def settings_customise_sources(

@@ -32,6 +32,7 @@ AUDIT = "audit.jsonl"
 SUMMARY = "session_summary.md"
 METRICS_GLOBAL = "metrics_global.json"
 CONDUCTOR_LOG = "conductor.log"
+LLM_RECORDS = "llm_records.jsonl"  # --record-llm: request/response pairs, no keys or headers
 
 SEGMENT_PLAN = "segment_plan.json"
 SEGMENT_RESULTS = "segment_results.json"
@@ -133,6 +134,7 @@ class ConductorState(BaseModel):
     providers: dict[str, str] = Field(default_factory=dict)
     pending_plans: int = 0
     log: str = CONDUCTOR_LOG
+    llm: dict[str, float | int] = Field(default_factory=dict)  # calls, tokens, cost_usd so far
     error: str | None = None
 
 

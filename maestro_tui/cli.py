@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sessions-dir", metavar="DIR", help="where sessions live (default ./sessions)")
     run.add_argument("--dask", metavar="ADDRESS", help="run the tests on this dask.distributed scheduler")
     run.add_argument("--resume", metavar="SESSION_DIR", help="continue an interrupted session")
+    run.add_argument("--record-llm", action="store_true", default=None,
+                     help="write LLM request/response pairs to llm_records.jsonl (no keys, no headers)")
 
     att = sub.add_parser("attach", help="reopen the console on a running session")
     att.add_argument("session", metavar="SESSION_DIR")
@@ -126,6 +128,7 @@ def _settings(args: argparse.Namespace):
             data=args.data, segments=args.segments, tests=args.tests, workers=args.workers, approval=args.approval,
             seed=args.seed, pipeline_depth=args.pipeline_depth, dask=args.dask,
             sessions_dir=args.sessions_dir or os.environ.get("MAESTRO_SESSIONS_DIR"),
+            record_llm=args.record_llm,
         )
     except ValidationError as err:
         first = err.errors()[0]
