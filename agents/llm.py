@@ -39,7 +39,7 @@ class LLMSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-5"
     openai_model: str = "gpt-4o-mini"
     max_tokens: int = Field(1024, ge=64, le=32_000)
     timeout_s: float = Field(30.0, gt=0, le=600)

@@ -115,7 +115,7 @@ class LLMRole:
                 answer = self.client.ask(system, prompt, turn, schema)
             except LLMError as err:
                 if err.kind in ("auth", "budget"):
-                    self.offline_reason = f"{self.client.provider}: {err}" if err.kind == "auth" else str(err)
+                    self.offline_reason = str(err)
                     self._note(f"{turn}: {err}; this role is offline for the rest of the session")
                 else:
                     self._note(f"{turn}: {err}; the offline agent answers this turn")
