@@ -222,6 +222,11 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
     applied = [a for a in read_jsonl(session.file(AUDIT)).records if a["action"] == "patch_applied"]
     best = ranked[0] if ranked else None
     ensemble = next((r["ensemble_portfolio"] for r in seg_results if "ensemble_portfolio" in r), None)
+    try:
+        conductor = read_json(session.file("conductor.json"))
+    except ValueError:
+        conductor = {}
+    config = read_json(session.file("session_config.json"))
     return {
         "session_id": session.session_id,
         "segments_done": len(seg_results),
@@ -236,6 +241,7 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         "best": standing_dict(best) if best else None,
         "standings": [standing_dict(s) for s in ranked[:10]],
         "ensemble": ensemble,
+        "agents": {"providers": conductor.get("providers", config.get("agents", {})), "llm_usage": conductor.get("llm", {})},
         "segments": [
             {"segment": r["segment"], "role": r["role"], "validation": r["chosen"]["validation"], "targets_met": r["targets_met"]}
             for r in seg_results
@@ -278,6 +284,12 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"| {s['rank']} | {s['label']} | {s['config_id']} | {s['tests']} | {s['val_trades']} | {s['val_hit']:.3f} | "
             f"{s['val_payoff']:.2f} | {s['val_pnl']:,.0f} | {s['val_score']:.1f} | {s['holdout_pnl']:,.0f} | {dsr} |"
         )
+    agents = metrics.get("agents", {})
+    usage = agents.get("llm_usage") or {}
+    providers = ", ".join(f"{role}: {p}" for role, p in agents.get("providers", {}).items())
+    lines += ["", "## Agents", "", f"{providers or 'offline'}; LLM usage: {usage.get('calls', 0)} calls, "
+              f"{usage.get('input_tokens', 0):,} input and {usage.get('output_tokens', 0):,} output tokens, "
+              f"cost {usage.get('cost_usd', 0.0):.4f} USD (prices are settings)."]
     e = metrics.get("ensemble")
     if e:
         lines += [

@@ -231,3 +231,21 @@ async def test_the_console_never_shows_the_key(tmp_path: Path, monkeypatch):
             await pilot.pause(0.05)
         screen = app.export_screenshot()
     assert "SENTINEL" not in screen and "anthropic" in screen
+
+
+def test_recorded_exchanges_replay_through_the_sdk(tmp_path: Path):
+    with LLMServer(sensible) as server:
+        env = {"ANTHROPIC_API_KEY": "sk-ant-rec", "OPENAI_API_KEY": "sk-rec",
+               "ANTHROPIC_BASE_URL": server.url, "OPENAI_BASE_URL": server.url + "/v1"}
+        out = cli("run", "--headless", "--segments", "1", "--tests", "8", "--record-llm", "--sessions-dir", str(tmp_path),
+                  env=env)
+    assert out.returncode == 0, out.stderr
+    session = only_session(tmp_path)
+    records = read_jsonl(session / "llm_records.jsonl").records
+    first = next(r for r in records if r["provider"] == "anthropic")
+    assert "headers" not in first and "api_key" not in json.dumps(first)
+    # replay: the recorded answer served again gives the same proposals
+    replayed = LLMStrategist(client("anthropic", Script(json.loads(first["response"])))).propose(ctx())
+    assert [p.nome for p in replayed.proposta] == ["L1", "L2", "L3"]
+    summary = (session / "session_summary.md").read_text()
+    assert "LLM usage:" in summary and "strategist: anthropic" in summary

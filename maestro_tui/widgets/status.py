@@ -51,6 +51,7 @@ class StatusBar(Static):
             (f"{rate:,.0f}/s {eta} ", "dim"),
             (f"approval:{c.get('approval', '?')} ", "bold"),
             badges,
+            (f"  LLM {c['llm'].get('calls', 0)} calls ${c['llm'].get('cost_usd', 0):.4f}" if c.get("llm", {}).get("calls") else "", "cyan"),
             ("  READ-ONLY" if read_only else "", "bold red"),
         )
         pending = len(view.pending())
