@@ -44,12 +44,15 @@ def test_unknown_or_out_of_range_settings_are_refused(config_file):
         load_settings()
 
 
-def test_the_readme_config_example_is_valid(config_file):
-    block = re.search(r"```toml\n(.*?)```", README.read_text(), re.S)
-    assert block, "README lost its config.toml example"
-    config_file.write_text(block.group(1))
+def test_the_readme_config_examples_are_valid(config_file):
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 2, "README lost its config.toml examples"
+    config_file.write_text(blocks[0])
     s = load_settings()
     assert s.approval == "manual" and s.rules.hit_below == 0.48
+    for block in blocks[1:]:
+        config_file.write_text(block)
+        load_settings()
 
 
 def test_a_bad_setting_is_one_line_on_the_command_line(tmp_path):
