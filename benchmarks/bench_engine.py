@@ -88,7 +88,7 @@ def main() -> None:
             f"{N_TESTS * n_bars / best_call / 1e6:8.1f} {best_call:12.3f} {trades / PASSES / N_TESTS:12.1f}"
         )
     print(f"\n500 tests (one per window, methods in turn): {total_kernel / len(METHODS):.3f} s kernel time on average")
-    print(f"targets: ≤ 60 µs per backtest warm, 500 tests ≤ 0.1 s kernel, cold start ≤ 3 s with the cache populated")
+    print("targets: ≤ 60 µs per backtest warm, 500 tests ≤ 0.1 s kernel, cold start ≤ 3 s with the cache populated")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from maestro_tui.widgets.panes import EpisodesTable  # noqa: E402
 async def drive(root: Path, conductor: subprocess.Popen) -> list[float]:
     app = MaestroApp(root)
     latencies: list[float] = []
-    async with app.run_test(size=(160, 48)) as pilot:
+    async with app.run_test(size=(160, 48)):
         table = app.query_one(EpisodesTable)
         table.focus()
         key = "j"

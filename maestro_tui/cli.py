@@ -114,6 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- run
 
 
+def _session_arg(path: str):
+    """The session folder a command names; BadInput when it is not one."""
+    from engine.session import SessionDir
+
+    session = SessionDir(Path(path))
+    if not session.exists():
+        raise BadInput(f"{path} is not a session folder (no session_config.json)")
+    return session
+
+
 def _settings(args: argparse.Namespace):
     from pydantic import ValidationError
 
@@ -141,13 +151,11 @@ def _settings(args: argparse.Namespace):
 def _run(args: argparse.Namespace) -> int:
     from agents.conductor import Conductor, load_source, new_session_config
     from engine.jsonl import write_json_atomic
-    from engine.session import CONFIG, SessionDir, new_session_dir
+    from engine.session import CONFIG, new_session_dir
 
     console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
-        session = SessionDir(Path(args.resume))
-        if not session.exists():
-            raise BadInput(f"{args.resume} is not a session folder (no session_config.json)")
+        session = _session_arg(args.resume)
         from engine.session import conductor_alive, read_conductor_state
 
         if conductor_alive(read_conductor_state(session)):
@@ -213,11 +221,7 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    from engine.session import SessionDir
-
-    session = SessionDir(Path(args.session))
-    if not session.exists():
-        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    session = _session_arg(args.session)
     return _console(session, start_conductor=False, read_only=args.read_only)
 
 
@@ -255,11 +259,9 @@ def _report(args: argparse.Namespace) -> int:
     from agents.report import plan_after_segment, write_reports
     from engine.jsonl import write_text_atomic
     from engine.jsonl import read_json
-    from engine.session import SEGMENT_RESULTS, SessionDir
+    from engine.session import SEGMENT_RESULTS
 
-    session = SessionDir(Path(args.session))
-    if not session.exists():
-        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    session = _session_arg(args.session)
     segments = read_json(session.file("session_config.json"))["settings"]["segments"]
     for k in (2, 4):
         if k < segments and (session.segment_dir(k) / SEGMENT_RESULTS).exists():
@@ -271,11 +273,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _decide(args: argparse.Namespace) -> int:
     from agents.approval import DecisionError, decision_outcome, record_decision
-    from engine.session import SessionDir, conductor_alive, read_conductor_state
+    from engine.session import conductor_alive, read_conductor_state
 
-    session = SessionDir(Path(args.session))
-    if not session.exists():
-        raise BadInput(f"{args.session} is not a session folder (no session_config.json)")
+    session = _session_arg(args.session)
     edits = {}
     for item in args.values:
         name, sep, value = item.partition("=")

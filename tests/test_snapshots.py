@@ -19,12 +19,12 @@ from maestro_tui.app import MaestroApp
 from tests.sessions import cli
 
 
-@pytest.fixture(scope="module")
-def finished_session(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("snap") / "session_snapshot"
+def conducted(base: Path, segments: int) -> Path:
+    """A session run to its end by a real conductor, in a folder with a fixed name."""
+    root = base / "session_snapshot"
     root.mkdir()
     session = SessionDir(root)
-    settings = Settings(segments=2, tests=8, seed=3, workers=1, sessions_dir=root.parent)
+    settings = Settings(segments=segments, tests=8, seed=3, workers=1, sessions_dir=base)
     write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
     out = cli("conduct", str(root))
     assert out.returncode == 0, out.stderr
@@ -32,14 +32,14 @@ def finished_session(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def finished_session(tmp_path_factory) -> Path:
+    return conducted(tmp_path_factory.mktemp("snap"), segments=2)
+
+
+@pytest.fixture(scope="module")
 def pending_session(tmp_path_factory) -> Path:
     """A finished session with its last plan's status lines cut back to pending, for the modal."""
-    root = tmp_path_factory.mktemp("snap-pending") / "session_snapshot"
-    root.mkdir()
-    session = SessionDir(root)
-    settings = Settings(segments=1, tests=8, seed=3, workers=1, sessions_dir=root.parent)
-    write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
-    assert cli("conduct", str(root)).returncode == 0
+    root = conducted(tmp_path_factory.mktemp("snap-pending"), segments=1)
     plans = read_jsonl(root / "plans.jsonl").records
     last = plans[-1]["plan_id"]
     kept = [p for p in plans if p["plan_id"] != last or p["status"] == "pending"]
