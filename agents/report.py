@@ -289,6 +289,9 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
     lines += ["", "## Agents", "", f"{providers or 'offline'}; LLM usage: {usage.get('calls', 0)} calls, "
               f"{usage.get('input_tokens', 0):,} input and {usage.get('output_tokens', 0):,} output tokens, "
               f"cost {usage.get('cost_usd', 0.0):.4f} USD (prices are settings)."]
+    charts = [name for name in ("equity.png", "targets.png", "allocation.png") if session.file(name).exists()]
+    if charts:
+        lines += ["", "## Charts", ""] + [f"![{name[:-4]}]({name})" for name in charts]
     e = metrics.get("ensemble")
     if e:
         lines += [

@@ -262,12 +262,18 @@ def _report(args: argparse.Namespace) -> int:
     from engine.session import SEGMENT_RESULTS
 
     session = _session_arg(args.session)
-    segments = read_json(session.file("session_config.json"))["settings"]["segments"]
+    from agents.charts import write_charts
+    from agents.report import session_rows
+
+    config = read_json(session.file("session_config.json"))
+    segments = config["settings"]["segments"]
     for k in (2, 4):
         if k < segments and (session.segment_dir(k) / SEGMENT_RESULTS).exists():
             write_text_atomic(session.plan_after(k), plan_after_segment(session, k, segments))
+    charts = write_charts(session, session_rows(session), config)
     write_reports(session, segments)
-    print(f"wrote {session.file('session_summary.md')} and {session.file('metrics_global.json')}")
+    print(f"wrote {session.file('session_summary.md')}, {session.file('metrics_global.json')} and "
+          f"{', '.join(charts.values())}")
     return EXIT_OK
 
 

@@ -325,7 +325,12 @@ def test_ls_and_report(tmp_path: Path, small_reference: Path):
     out = cli("report", str(small_reference))
     assert out.returncode == 0
     assert read_json(small_reference / "metrics_global.json") == before
-    assert (small_reference / "session_summary.md").exists()
+    summary = (small_reference / "session_summary.md").read_text()
+    for chart in ("equity.png", "targets.png", "allocation.png"):
+        assert (small_reference / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", chart
+        assert f"]({chart})" in summary
+    best = before["best"]
+    assert f"| 1 | {best['label']} | {best['config_id']} | {best['tests']} | {best['val_trades']} |" in summary
 
 
 def test_bad_market_data_stops_before_a_session_folder_is_made(tmp_path: Path):

@@ -1,0 +1,123 @@
+"""PNG charts for the session report: traders would rather look than read.
+
+- equity.png: cumulative validation PnL of the top configs over the tests they ran in;
+- targets.png: the research config's target metrics per test, with plan decisions marked;
+- allocation.png: the allocation timeline of every strategy.
+Everything comes from the session's files; matplotlib renders off-screen (Agg).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.jsonl import read_jsonl
+from engine.leaderboard import LeaderboardRow, standings
+from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
+
+CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _test_index(test_id: str, tests: int) -> int:
+    seg, t = parse_test_id(test_id)
+    return (seg - 1) * tests + (t - 1)
+
+
+def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 5) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    for s in standings(rows)[:top]:
+        seen, xs, ys, total = set(), [], [], 0.0
+        for r in rows:
+            if r.config_id == s.config_id and r.test_id not in seen:
+                seen.add(r.test_id)
+                total += r.val_pnl
+                xs.append(_test_index(r.test_id, tests))
+                ys.append(total)
+        ax.plot(xs, ys, label=f"#{s.rank} {s.label} ({s.config_id})", linewidth=1.4)
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_title("Top configs: cumulative validation PnL (USD)")
+    ax.set_xlabel("test (session order)")
+    ax.set_ylabel("USD")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def targets_chart(path: Path, rows: list[LeaderboardRow], targets: dict, tests: int, decisions: list[dict]) -> None:
+    plt = _plt()
+    research = [r for r in rows if r.role in ("chosen", "ensemble")]
+    firsts: dict[str, LeaderboardRow] = {}
+    for r in research:
+        firsts.setdefault(r.test_id, r)
+    xs = [_test_index(t, tests) for t in firsts]
+    series = [
+        ("hit", [r.val_hit for r in firsts.values()], targets.get("hit_min")),
+        ("payoff", [r.val_payoff for r in firsts.values()], targets.get("payoff_min")),
+        ("maxdd USD", [r.val_maxdd for r in firsts.values()], targets.get("maxdd_min_usd")),
+        ("blunders / 100", [100 * r.val_blunders / r.val_trades if r.val_trades else 0 for r in firsts.values()],
+         targets.get("blunders_per_100_max")),
+        ("high-vol share", [r.val_high_vol_share for r in firsts.values()], targets.get("high_vol_share_min")),
+    ]
+    fig, axes = plt.subplots(len(series), 1, figsize=(10, 9), dpi=110, sharex=True)
+    for ax, (name, values, target) in zip(axes, series):
+        ax.plot(xs, values, linewidth=1.0)
+        if target is not None:
+            ax.axhline(target, color="tab:red", linestyle="--", linewidth=0.8)
+        for d in decisions:
+            color = {"applied": "tab:green", "vetoed": "tab:red"}.get(d["status"], "tab:orange")
+            ax.axvline(d["x"], color=color, linewidth=0.6, alpha=0.7)
+        ax.set_ylabel(name, fontsize=8)
+    axes[0].set_title("Research config per test (validation) vs targets (dashed); plans: green applied, red vetoed")
+    axes[-1].set_xlabel("test (session order)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def allocation_chart(path: Path, events: list[dict]) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=110)
+    by_strategy: dict[str, list[tuple[str, float]]] = {}
+    for e in events:
+        if not e.get("override"):
+            by_strategy.setdefault(e["strategy"], []).append((e["ts"], e["allocation"]))
+    for name, points in sorted(by_strategy.items()):
+        points.sort()
+        ax.step(range(len(points)), [a for _, a in points], where="post", label=name[:40])
+    overrides = sum(1 for e in events if e.get("override"))
+    ax.set_title(f"Allocation per strategy at each decision ({overrides} systemic-risk overrides)")
+    ax.set_ylabel("share of capital")
+    ax.set_xlabel("allocation decision (in order)")
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) -> dict[str, str]:
+    """Write the three PNGs next to the summary; returns {chart: file name}."""
+    tests = config["settings"]["tests"]
+    targets = config["settings"]["targets"]
+    latest: dict[str, dict] = {}
+    for p in read_jsonl(session.file(PLANS)).records:
+        latest[p["plan_id"]] = p
+    applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_jsonl(session.file(AUDIT)).records
+                  if a["action"] == "patch_applied"}
+    decisions = [
+        {"status": p["status"], "x": applied_at.get(pid, _test_index(p["test_id"], tests) if p.get("test_id") else 0)}
+        for pid, p in latest.items() if p["status"] in ("applied", "vetoed", "pending")
+    ]
+    equity_chart(session.file(CHARTS["equity"]), rows, tests)
+    targets_chart(session.file(CHARTS["targets"]), rows, targets, tests, decisions)
+    allocation_chart(session.file(CHARTS["allocation"]), read_jsonl(session.file(ALLOCATION)).records)
+    return dict(CHARTS)
