@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     att.add_argument("session", metavar="SESSION_DIR")
     att.add_argument("--read-only", action="store_true", help="watch only: decide nothing")
 
+    rp = sub.add_parser("replay", help="replay a session, decision by decision")
+    rp.add_argument("session", metavar="SESSION_DIR")
+
     con = sub.add_parser("conduct", help=argparse.SUPPRESS)  # the conductor process the console starts
     con.add_argument("session", metavar="SESSION_DIR")
     con.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.jsonl import SessionFileError
 
     handlers = {
-        "run": _run, "attach": _attach, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
+        "run": _run, "attach": _attach, "replay": _replay, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
         "backtest": _backtest, "check-data": _check_data,
     }
     try:
@@ -217,6 +220,14 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
         print(f"the session goes on; reattach with: maestro-tui attach {session.root}")
     elif result == "stop":
         print(f"stopping the session; resume later with: maestro-tui run --resume {session.root}")
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from maestro_tui.replay import ReplayApp
+
+    session = _session_arg(args.session)
+    ReplayApp(session.root).run()
     return EXIT_OK
 
 

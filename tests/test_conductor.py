@@ -320,6 +320,9 @@ def test_decide_on_a_settled_plan_is_refused(small_reference: Path):
 def test_ls_and_report(tmp_path: Path, small_reference: Path):
     out = cli("ls", "--sessions-dir", str(small_reference.parent))
     assert small_reference.name in out.stdout and "finished" in out.stdout and "60/60" in out.stdout
+    import shutil
+
+    small_reference = Path(shutil.copytree(small_reference, tmp_path / small_reference.name))  # others compare the original
     before = read_json(small_reference / "metrics_global.json")
     (small_reference / "session_summary.md").unlink()
     out = cli("report", str(small_reference))
