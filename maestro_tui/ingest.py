@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
-from engine.jsonl import JsonlTail, SessionFileError, read_json, read_jsonl
+from engine.jsonl import JsonlTail, SessionFileError, read_json
 from engine.leaderboard import read_leaderboard_csv
 from engine.session import (
     ALLOCATION,
@@ -25,7 +25,6 @@ from engine.session import (
     LEADERBOARD,
     PLANS,
     SCORES,
-    TEST_LOG,
     parse_test_id,
 )
 from maestro_tui.state import Item, TestDone
@@ -37,8 +36,9 @@ DOCUMENTS = {CONFIG: "config", CONDUCTOR: "conductor"}
 class SessionFeed:
     """Turns a session directory into a stream of Items; `drain(n)` hands out at most n."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, eager_scores: bool = True) -> None:
         self.root = Path(root)
+        self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
         self._tails = {name: JsonlTail(self.root / name) for name in TAILED}
         self._tests_seen: set[str] = set()
@@ -85,15 +85,16 @@ class SessionFeed:
                 self.items.append(Item("test", self._read_test(seg_dir / name)))
 
     def _read_test(self, folder: Path) -> TestDone:
-        scores = read_jsonl(folder / SCORES)
         try:
             rows = read_leaderboard_csv(folder / LEADERBOARD)
         except SessionFileError:
+            self.items.append(Item("bad", 1))
             rows = []
-        failed = "FAILED" in (folder / TEST_LOG).read_text(encoding="utf-8", errors="replace") if (folder / TEST_LOG).exists() else False
-        if scores.bad_lines:
-            self.items.append(Item("bad", len(scores.bad_lines)))
-        return TestDone(folder.name, scores.records, rows, failed)
+        # a failed test is the one test with no leaderboard rows (its test.log says why)
+        done = TestDone(folder.name, rows, failed=not rows, scores_path=folder / SCORES)
+        if self.eager_scores:
+            done.scores  # noqa: B018 - loads them now
+        return done
 
     def drain(self, limit: int) -> list[Item]:
         """At most `limit` items, oldest first."""

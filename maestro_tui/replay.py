@@ -33,7 +33,7 @@ class ReplayFeed:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        source = SessionFeed(self.root)
+        source = SessionFeed(self.root, eager_scores=False)
         source.scan()
         items = source.drain(10**9)
         stamped: list[Stamped] = []
@@ -63,7 +63,11 @@ class ReplayFeed:
         if item.kind == "config":
             return _seconds(p["created_at"]) if "created_at" in p else None
         if item.kind == "test":
-            return _seconds(p.scores[-1]["emitted_at"]) if p.scores else None
+            # the folder appears when the conductor renames it in; its mtime is that moment
+            try:
+                return p.scores_path.parent.stat().st_mtime if p.scores_path else None
+            except OSError:
+                return None
         if isinstance(p, dict) and "emitted_at" in p:
             return _seconds(p["emitted_at"])
         return None
@@ -219,8 +223,15 @@ class ReplayApp(MaestroApp):
         items = self.feed.seek(position)
         self.feed.playing = False
         self.view = SessionView()
-        for item in items:
+        tests = [i for i, item in enumerate(items) if item.kind == "test"]
+        recent_from = tests[-12] if len(tests) >= 12 else 0  # only recent tests' episodes are shown
+        self.view.skip_episodes = True
+        for i, item in enumerate(items):
+            if i == recent_from:
+                self.view.skip_episodes = False
             self.view.apply(item)
+            if item.kind == "test" and i < recent_from:
+                item.payload.forget_scores()
         self.w_conversation.clear()
         self.w_conversation._seen = 0
         self._known_status = {pid: p["status"] for pid, p in self.view.plans.items()}  # no toasts for the past

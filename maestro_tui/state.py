@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.leaderboard import LeaderboardRow, Standing, standings
@@ -26,12 +27,30 @@ class Item:
 
 @dataclass
 class TestDone:
-    """A finished test folder: its episodes (ScoreEvents) and its leaderboard rows."""
+    """A finished test folder: its leaderboard rows, and its episodes (ScoreEvents), read on demand.
+
+    The episodes pane shows only recent episodes, so a replay of thousands of tests need not
+    hold every episode of every test in memory: `scores` reads scores.jsonl when first asked.
+    """
 
     test_id: str
-    scores: list[dict]
     rows: list[LeaderboardRow]
     failed: bool = False
+    scores_path: Path | None = None
+    _scores: list[dict] | None = None
+
+    @property
+    def scores(self) -> list[dict]:
+        if self._scores is None:
+            from engine.jsonl import read_jsonl
+
+            self._scores = read_jsonl(self.scores_path).records if self.scores_path else []
+        return self._scores
+
+    def forget_scores(self) -> None:
+        """Drop the episodes again (they can be re-read): the replay keeps memory flat."""
+        if self.scores_path is not None:
+            self._scores = None
 
 
 @dataclass
@@ -55,6 +74,7 @@ class SessionView:
     tests_failed: int = 0
     bad_lines: int = 0
     version: int = 0  # bumps on every change: widgets redraw when it moves
+    skip_episodes: bool = False  # a replay refold skips the episodes of tests long past
     _standings: list[Standing] | None = None
 
     def apply(self, item: Item) -> None:
@@ -85,8 +105,9 @@ class SessionView:
         elif kind == "test":
             self.tests_seen += 1
             self.tests_failed += p.failed
-            for s in p.scores:
-                self.episodes.append(s)
+            if not self.skip_episodes:
+                for s in p.scores:
+                    self.episodes.append(s)
             self.rows.extend(p.rows)
             research = next((r for r in p.rows if r.role == "chosen"), None) or next(
                 (r for r in p.rows if r.role == "ensemble"), None
