@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.jsonl import read_jsonl
-from engine.leaderboard import LeaderboardRow, standings
+from engine.leaderboard import LeaderboardRow, standings, validation_equity
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
@@ -35,13 +35,9 @@ def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
     for s in standings(rows)[:top]:
-        seen, xs, ys, total = set(), [], [], 0.0
-        for r in rows:
-            if r.config_id == s.config_id and r.test_id not in seen:
-                seen.add(r.test_id)
-                total += r.val_pnl
-                xs.append(_test_index(r.test_id, tests))
-                ys.append(total)
+        curve = validation_equity(rows, s.config_id)
+        xs = [_test_index(test_id, tests) for test_id, _ in curve]
+        ys = [total for _, total in curve]
         ax.plot(xs, ys, label=f"#{s.rank} {s.label} ({s.config_id})", linewidth=1.4)
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_title("Top configs: cumulative validation PnL (USD)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from agents.settings import Targets
 from engine.params import Params
@@ -51,7 +51,5 @@ class SegmentContext:
     targets: Targets
     seed: int
     standings: list[Standing] = field(default_factory=list)  # best first, validation only
-    method_baselines: dict[str, dict[str, float]] = field(default_factory=dict)
-    last_segment: dict[str, Any] | None = None
     # validation score of a config on recent, already-seen windows (no look-ahead); None: no such windows
     preflight: Callable[[Params], float | None] | None = None

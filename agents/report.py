@@ -14,8 +14,8 @@ from agents.critic import targets_met
 from agents.settings import Targets
 from engine.jsonl import read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
-from engine.metrics import PAYOFF_CAP
-from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir
+from engine.metrics import payoff_ratio
+from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
 
 PHASE_NAMES = ("train", "validation", "holdout")
 
@@ -53,12 +53,7 @@ class Tally:
 
     def metrics(self) -> dict[str, float | int]:
         """hit, payoff, pnl and the rest, as engine.metrics defines them, over every trade tallied."""
-        if self.wins == 0:
-            payoff = 0.0
-        elif self.losses == 0 or self.sum_loss == 0:
-            payoff = PAYOFF_CAP
-        else:
-            payoff = min(PAYOFF_CAP, (self.sum_win / self.wins) / (-self.sum_loss / self.losses))
+        payoff = float(payoff_ratio(self.wins, self.sum_win, self.losses, self.sum_loss))
         n = self.trades
         return {
             "tests": self.tests,
@@ -142,13 +137,9 @@ def segment_results(
 def session_rows(session: SessionDir, up_to_segment: int | None = None) -> list[LeaderboardRow]:
     """Every leaderboard row of every complete test (of segments ≤ up_to_segment), in session order."""
     rows: list[LeaderboardRow] = []
-    for seg_dir in sorted(session.root.glob("segment_*"), key=lambda p: int(p.name.split("_")[1])):
-        if up_to_segment is not None and int(seg_dir.name.split("_")[1]) > up_to_segment:
-            continue
-        for test_dir in sorted(p for p in seg_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            path = test_dir / LEADERBOARD
-            if path.exists():
-                rows.extend(read_leaderboard_csv(path))
+    for segment, _, folder in test_folders(session):
+        if (up_to_segment is None or segment <= up_to_segment) and (folder / LEADERBOARD).exists():
+            rows.extend(read_leaderboard_csv(folder / LEADERBOARD))
     return rows
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.settings import Rules
-from engine.metrics import PAYOFF_CAP
+from engine.metrics import payoff_ratio
 from engine.params import PARAM_BOUNDS, Params
 
 
@@ -114,12 +114,7 @@ def window_metrics(eps: Iterable[EpisodeStat]) -> WindowMetrics:
     losses = sum(e.losses for e in eps)
     sum_win = sum(e.sum_win for e in eps)
     sum_loss = sum(e.sum_loss for e in eps)
-    if wins == 0:
-        payoff = 0.0
-    elif losses == 0 or sum_loss == 0:
-        payoff = PAYOFF_CAP
-    else:
-        payoff = min(PAYOFF_CAP, (sum_win / wins) / (-sum_loss / losses))
+    payoff = float(payoff_ratio(wins, sum_win, losses, sum_loss))
     # chain the episodes: an episode's own drawdown starts from the equity before it
     equity = peak = worst = 0.0
     for e in eps:

@@ -208,9 +208,6 @@ class Controller:
 
 # ---------------------------------------------------------------- portfolio simulation
 
-MODE_CODES = np.array([ACTIVE, REDUCED, SHADOW], np.int8)
-
-
 @njit(cache=True, error_model="numpy")
 def simulate_portfolio(close, decided, bases, active_sharpe, reduced_sharpe, reduced_factor,
                        window, min_history, rebalance, systemic_sells, cost, bars_per_year, use_controller, use_override):

@@ -118,32 +118,8 @@ def rolling_max(x: np.ndarray, window: int) -> np.ndarray:
 
 @njit(cache=True, error_model="numpy")
 def rolling_min(x: np.ndarray, window: int) -> np.ndarray:
-    """min(x[i − window + 1 .. i]) (fewer values at the start)."""
-    n = x.shape[0]
-    out = np.empty(n)
-    if n == 0:
-        return out
-    prefix = np.empty(n)
-    suffix = np.empty(n)
-    for start in range(0, n, window):
-        stop = min(start + window, n)
-        acc = x[start]
-        for i in range(start, stop):
-            v = x[i]
-            acc = v if v < acc else acc
-            prefix[i] = acc
-        acc = x[stop - 1]
-        for i in range(stop - 1, start - 1, -1):
-            v = x[i]
-            acc = v if v < acc else acc
-            suffix[i] = acc
-    for i in range(min(window - 1, n)):
-        out[i] = prefix[i]
-    for i in range(window - 1, n):
-        a = suffix[i - window + 1]
-        b = prefix[i]
-        out[i] = a if a < b else b
-    return out
+    """min(x[i − window + 1 .. i]) (fewer values at the start): rolling_max of −x, negated (exact)."""
+    return -rolling_max(-x, window)
 
 
 @njit(cache=True, error_model="numpy")

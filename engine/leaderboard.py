@@ -379,6 +379,20 @@ def _read_rows(path: Path, reader: Any) -> list[LeaderboardRow]:
 _NORMAL = NormalDist()
 
 
+def validation_equity(rows: Iterable[LeaderboardRow], config_id: str) -> list[tuple[str, float]]:
+    """(test_id, cumulative validation PnL in USD) of a config over the tests it ran in, in row order.
+
+    A config can stand twice in one test (the research config may also be a baseline): once counts.
+    """
+    total, out, seen = 0.0, [], set()
+    for r in rows:
+        if r.config_id == config_id and r.test_id not in seen:
+            seen.add(r.test_id)
+            total += r.val_pnl
+            out.append((r.test_id, total))
+    return out
+
+
 def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
     """SR0: the Sharpe the best of `n_trials` luck-only configs is expected to show (0 for 1 trial).
 

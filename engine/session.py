@@ -138,12 +138,6 @@ class ConductorState(BaseModel):
     error: str | None = None
 
 
-def utc_iso(ts: float | None = None) -> str:
-    """ISO-8601 UTC with milliseconds and 'Z'."""
-    moment = dt.datetime.fromtimestamp(time.time() if ts is None else ts, dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def write_conductor_state(session: SessionDir, state: ConductorState) -> None:
     """Replace conductor.json atomically."""
     write_json_atomic(session.file(CONDUCTOR), state.model_dump())
@@ -219,21 +213,28 @@ def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str
     return final
 
 
+def test_folders(session: SessionDir, segment: int | None = None) -> list[tuple[int, int, Path]]:
+    """(segment, test, folder) of every complete test (renamed into place), in session order.
+
+    Ordered by number, not by name: seg1_test1000 comes after seg1_test999.
+    """
+    found = []
+    for seg_dir in session.root.glob("segment_*"):
+        if not seg_dir.is_dir() or (segment is not None and seg_dir.name != f"segment_{segment}"):
+            continue
+        for p in seg_dir.iterdir():
+            if p.is_dir() and not p.name.startswith("."):  # a hidden .partial folder is incomplete
+                try:
+                    seg, test = parse_test_id(p.name)
+                except ValueError:
+                    continue
+                found.append((seg, test, p))
+    return sorted(found, key=lambda f: (f[0], f[1]))
+
+
 def completed_tests(session: SessionDir, segment: int) -> set[int]:
-    """Tests of a segment whose folder is complete (renamed into place)."""
-    folder = session.segment_dir(segment)
-    if not folder.is_dir():
-        return set()
-    done = set()
-    for p in folder.iterdir():
-        if p.is_dir() and not p.name.startswith("."):
-            try:
-                seg, test = parse_test_id(p.name)
-            except ValueError:
-                continue
-            if seg == segment:
-                done.add(test)
-    return done
+    """Tests of a segment whose folder is complete."""
+    return {test for _, test, _ in test_folders(session, segment)}
 
 
 def this_host() -> str:

@@ -25,7 +25,8 @@ from engine.session import (
     LEADERBOARD,
     PLANS,
     SCORES,
-    parse_test_id,
+    SessionDir,
+    test_folders,
 )
 from maestro_tui.state import Item, TestDone
 
@@ -38,6 +39,7 @@ class SessionFeed:
 
     def __init__(self, root: Path, *, eager_scores: bool = True) -> None:
         self.root = Path(root)
+        self._session = SessionDir(self.root)
         self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
         self._tails = {name: JsonlTail(self.root / name) for name in TAILED}
@@ -45,7 +47,6 @@ class SessionFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.wakeups = 0
 
     # ------------------------------------------------------------ reading
 
@@ -72,17 +73,10 @@ class SessionFeed:
             self.items.append(Item("bad", 1))
 
     def _tests(self) -> None:
-        for seg_dir in sorted(self.root.glob("segment_*"), key=lambda p: int(p.name.split("_")[1])):
-            names = sorted(p.name for p in seg_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-            for name in names:
-                if name in self._tests_seen:
-                    continue
-                try:
-                    parse_test_id(name)
-                except ValueError:
-                    continue
-                self._tests_seen.add(name)
-                self.items.append(Item("test", self._read_test(seg_dir / name)))
+        for _, _, folder in test_folders(self._session):
+            if folder.name not in self._tests_seen:
+                self._tests_seen.add(folder.name)
+                self.items.append(Item("test", self._read_test(folder)))
 
     def _read_test(self, folder: Path) -> TestDone:
         try:
@@ -116,7 +110,6 @@ class SessionFeed:
 
         for _changes in watchfiles.watch(self.root, stop_event=self._stop, debounce=100, step=50,
                                          rust_timeout=1000, yield_on_timeout=False):
-            self.wakeups += 1
             self.scan()
 
     def stop(self) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.leaderboard import LeaderboardRow, Standing, standings
+from engine.leaderboard import LeaderboardRow, Standing, standings, validation_equity
 
 MAX_EPISODES = 400
 
@@ -158,9 +158,4 @@ class SessionView:
 
     def equity_of(self, config_id: str) -> list[float]:
         """Cumulative validation PnL of a config over the tests it ran in (USD), for the plot."""
-        total, out = 0.0, []
-        for r in self.rows:
-            if r.config_id == config_id:
-                total += r.val_pnl
-                out.append(total)
-        return out
+        return [total for _, total in validation_equity(self.rows, config_id)]

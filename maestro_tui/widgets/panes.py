@@ -10,8 +10,6 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Log, Static
 
-from engine.leaderboard import config_label
-from engine.params import Params
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.table import sync_table
 
@@ -229,6 +227,3 @@ class Conversation(Log):
     def full_json(self, view: SessionView) -> str:
         return json.dumps(view.conversation[-1]["message"], indent=2, ensure_ascii=False) if view.conversation else ""
 
-
-def label_of(params_json: str) -> str:
-    return config_label(Params.model_validate_json(params_json))

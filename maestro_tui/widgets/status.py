@@ -43,7 +43,11 @@ class StatusBar(Static):
         for role in ("strategist", "critic"):
             p = providers.get(role, "offline")
             badges.append(f" {role}:", style="dim")
-            badges.append(f"{p.upper()}" if p == "offline" else p, style="bold reverse yellow" if p == "offline" else "bold")
+            if p.startswith("offline"):  # rule-based, from the start or since a failure: "offline (why)"
+                badges.append("OFFLINE", style="bold reverse yellow")
+                badges.append(p[len("offline"):], style="yellow")
+            else:
+                badges.append(p, style="bold")
         line1 = Text.assemble(
             (f"{(view.config or {}).get('session_id', '')} ", "bold"),
             (f"seg {c.get('segment', 0)}/{c.get('segments', 0)} ", ""),
