@@ -39,6 +39,7 @@ from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
+from agents.documents import checked
 from agents.llm import Meter, LLMClient, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
@@ -169,7 +170,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str) -
     values = settings.model_dump(mode="json")
     values["approval"] = approval
     values["workers"] = settings.effective_workers()
-    return {
+    return checked(CONFIG, {
         "v": 1,
         "session_id": session.session_id,
         "created_at": utc_now_iso(),
@@ -179,7 +180,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str) -
         "base_origin": origin,
         # which provider plays each role (resolved now: a resume keeps them); never a key
         "agents": {role: settings.provider_for(role) for role in ("strategist", "critic")},
-    }
+    })
 
 
 def build_agents(config: dict[str, Any], settings: Settings, session: SessionDir,
@@ -559,7 +560,7 @@ class Conductor:
                 ],
             }
             self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, plan)
+            write_json_atomic(path, checked(SEGMENT_PLAN, plan))
         crash_point("segment_start")
         self._say(segment, 0, self.strategist.provider, StrategistMessage.model_validate(plan["proposals"]))
         self._say(segment, 1, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
@@ -669,7 +670,7 @@ class Conductor:
             results["ensemble_portfolio"], records = self._ensemble(first, last)
             self._write_records(records)
         self._write_records(self.desk.segment_end(segment, self._iso(last.validation_end - 1)))
-        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, results)
+        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
         ctx = self._context(segment, self._current_research())
         self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, results))
         v = results["chosen"]["validation"]

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agents.critic import targets_met
+from agents.documents import checked
 from agents.settings import Targets
 from engine.jsonl import read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
@@ -305,7 +306,7 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
 def write_reports(session: SessionDir, segments: int) -> dict[str, Any]:
     """(Re)write metrics_global.json and session_summary.md from the session's files."""
     metrics = global_metrics(session, segments)
-    write_json_atomic(session.file(METRICS_GLOBAL), metrics)
+    write_json_atomic(session.file(METRICS_GLOBAL), checked(METRICS_GLOBAL, metrics))
     write_text_atomic(session.file(SUMMARY), session_summary(session, metrics))
     return metrics
 

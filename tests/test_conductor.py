@@ -52,6 +52,13 @@ def test_default_session_writes_every_file_and_every_line_validates(full_session
                  "plan_after_segment_2.md", "plan_after_segment_4.md", "session_summary.md", "metrics_global.json"):
         assert (s / name).is_file(), name
     assert ConductorState.model_validate(read_json(s / "conductor.json")).state == "finished"
+    # every JSON document against its schema
+    from agents.documents import DOCUMENTS
+
+    documents = [p for p in s.rglob("*.json") if p.name != "conductor.json"]
+    assert len(documents) == 1 + 5 + 5 + 1
+    for path in documents:
+        DOCUMENTS[path.name].model_validate(read_json(path))
     tests = 0
     for k in range(1, 6):
         seg = s / f"segment_{k}"
