@@ -133,6 +133,7 @@ async def test_escape_closes_the_review_without_deciding_and_stray_keys_decide_n
         await pilot.press("a", "v", "e")
         await pilot.pause(0.3)
         assert not isinstance(app.screen, ReviewScreen)
+        assert status_in_pane(app, plan["plan_id"]) == "pending"
     assert not decisions(waiting_session)
     assert plan["plan_id"] in {p["plan_id"] for p in pending_plans(waiting_session)}
 
@@ -146,20 +147,24 @@ async def test_read_only_attach_refuses_decisions(waiting_session: Path):
         await pilot.press("v")
         await pilot.pause(0.3)
         assert "READ-ONLY" in str(app.query_one("#status").render())
+        assert status_in_pane(app, plan["plan_id"]) == "pending"
     assert not decisions(waiting_session)
 
 
 @pytest.mark.parametrize("choice", ["cancel", "leave", "stop"])
 async def test_quit_dialog_choices(waiting_session: Path, choice: str):
+    plan = first_pending(waiting_session)
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: app.view.conductor is not None)
+        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         await pilot.press("q")
         await settle(app, pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press({"cancel": "c", "leave": "l", "stop": "s"}[choice])
         await pilot.pause(0.2)
         if choice == "cancel":
             assert not isinstance(app.screen, QuitScreen) and app.is_running
+            assert status_in_pane(app, plan["plan_id"]) == "pending"
+    assert not decisions(waiting_session)  # quitting decides nothing
     if choice == "stop":
         wait_for(lambda: conductor_state(waiting_session).get("state") == "stopped", what="the conductor to stop")
     else:
@@ -178,16 +183,24 @@ async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_ses
         assert not isinstance(app.screen, ReviewScreen)
         await pilot.press("r")
         await settle(app, pilot, lambda: isinstance(app.screen, ReviewScreen))
+        await pilot.press("a")
+        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
+    d = decisions(waiting_session)
+    assert [(x["plan_id"], x["decision"]) for x in d] == [(plan["plan_id"], "approve")]
 
 
 async def test_theme_switch(waiting_session: Path):
-    app = MaestroApp(waiting_session, theme="maestro-high-contrast")
+    plan = first_pending(waiting_session)
+    app = MaestroApp(waiting_session, theme="maestro-light")
     async with app.run_test(size=(160, 48)) as pilot:
-        assert app.current_theme.name == "maestro-high-contrast"
+        assert app.current_theme.name == "maestro-light"
         await pilot.press("t")
-        assert app.current_theme.name != "maestro-high-contrast"
-        await pilot.press("t", "t")
+        assert app.current_theme.name == "maestro-high-contrast"  # the next in the cycle
+        await pilot.press("t")
+        assert app.current_theme.name == "ansi-dark"
         assert {"maestro-dark", "maestro-light", "maestro-high-contrast"} <= set(app.available_themes)
+        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
+    assert not decisions(waiting_session)
 
 
 async def test_p_pauses_and_resumes_starting_new_tests(waiting_session: Path):
