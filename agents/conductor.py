@@ -40,11 +40,10 @@ from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
 from agents.documents import checked
-from agents.llm import Meter, LLMClient, key_for
+from agents.llm import LLMClient, Meter, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
-from engine.jsonl import write_text_atomic
 from agents.rules import Analyzer, RuleFiring, episode_stats
 from agents.settings import Settings
 from agents.strategist import OfflineStrategist, Strategist
@@ -52,7 +51,7 @@ from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
 from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import JsonlTail, JsonlWriter, read_json, read_jsonl, write_json_atomic
+from engine.jsonl import JsonlTail, JsonlWriter, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
     LeaderboardRow,
     config_id,
@@ -273,6 +272,8 @@ class Conductor:
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
         self.all_rows: list[LeaderboardRow] = []
+        self._ranked: list = []
+        self._ranked_at = -1
         self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
         self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
         self.allocation_seq = 0  # allocation.jsonl is one deterministic stream: resume skips by count
@@ -477,8 +478,15 @@ class Conductor:
 
     # ------------------------------------------------------------ segments
 
+    def _standings(self):
+        """The session standings so far, ranked once per new test (every plan's context asks for them)."""
+        if self._ranked_at != len(self.all_rows):
+            self._ranked = standings(self.all_rows)
+            self._ranked_at = len(self.all_rows)
+        return self._ranked
+
     def _context(self, segment: int, base: Params) -> SegmentContext:
-        ranked = standings(self.all_rows)
+        ranked = self._standings()
         stand = [
             Standing(s.config_id, s.label, Params.model_validate_json(s.params_json), s.tests, s.val_trades,
                      s.val_hit, s.val_payoff, s.val_pnl, s.val_score, s.deflated_sharpe)
@@ -697,7 +705,7 @@ class Conductor:
         """The best configs so far as one portfolio over the segment's bars, under the controller."""
         assert self.seg is not None
         members = [self._current_research(), *self.seg.ensemble]
-        for s in standings(self.all_rows):
+        for s in self._standings():
             if len(members) >= 5:
                 break
             p = Params.model_validate_json(s.params_json)

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
@@ -104,9 +104,6 @@ class Metrics:
     high_vol_share: float
     sharpe: float
     score: float
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def summarize(
