@@ -61,9 +61,16 @@ def parse_test_id(text: str) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class SessionDir:
-    """Paths of one session directory."""
+    """Paths of one session directory, always absolute and resolved.
+
+    File watchers report resolved absolute paths; a session opened by a relative path
+    would otherwise never recognise its own files in their events.
+    """
 
     root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
 
     @property
     def session_id(self) -> str:

@@ -26,11 +26,11 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> 
     )
 
 
-def cli_background(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `maestro-tui ARGS` and return at once."""
+def cli_background(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
+    """Start `maestro-tui ARGS` (in `cwd`) and return at once."""
     return subprocess.Popen(
         [sys.executable, "-m", "maestro_tui.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, cwd=ROOT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd, stdin=subprocess.DEVNULL,
     )
 
 

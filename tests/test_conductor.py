@@ -313,6 +313,19 @@ def test_manual_mode_stops_at_a_plan_and_decisions_take_effect(tmp_path: Path):
     assert conductor_state(session)["state"] == "stopped"
 
 
+def test_a_session_named_by_a_relative_path_still_hears_its_decisions(tmp_path: Path):
+    # the console starts its conductor with the path as typed: watchfiles reports absolute paths
+    proc = cli_background("run", "--headless", "--segments", "1", "--tests", "30", "--seed", "5", "--approval",
+                          "manual", "--sessions-dir", "relative-sessions", cwd=tmp_path)
+    session = wait_for(lambda: find_session(tmp_path / "relative-sessions"), what="the session folder")
+    plan = wait_for(lambda: conductor_state(session).get("state") == "waiting" and pending_plans(session),
+                    what="a pending plan")[0]
+    out = cli("decide", str(session), plan["plan_id"], "approve", "--wait", "20")
+    assert out.returncode == 0 and "applied" in out.stdout, out.stdout + out.stderr
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 130
+
+
 def test_decide_on_an_unknown_plan_says_so(tmp_path: Path, small_reference: Path):
     out = cli("decide", str(small_reference), "P9-999", "approve")
     assert out.returncode == 2 and "no plan P9-999" in out.stderr
