@@ -290,6 +290,19 @@ def test_missing_csv_raises_session_file_error(tmp_path: Path) -> None:
         read_leaderboard_csv(tmp_path / "nope.csv")
 
 
+def test_huge_finite_values_are_read_and_an_infinite_one_is_named(tmp_path: Path) -> None:
+    # the whole-row check sums the floats; a sum that overflows must not refuse finite cells
+    path = tmp_path / "lb.csv"
+    cells = _set(_set(_good_cells(tmp_path), 2, "val_pnl", "1.7e308"), 2, "hold_pnl", "1.7e308")
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(cells)
+    assert read_leaderboard_csv(path)[0].hold_pnl == 1.7e308
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(_set(cells, 3, "train_pnl", "-inf"))
+    with pytest.raises(SessionFileError, match=r"row 3, column train_pnl: '-inf' is not a finite number"):
+        read_leaderboard_csv(path)
+
+
 def test_header_only_csv_reads_as_no_rows(tmp_path: Path) -> None:
     path = tmp_path / "lb.csv"
     write_leaderboard_csv(path, [])
