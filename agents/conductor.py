@@ -58,9 +58,9 @@ from engine.leaderboard import (
     config_label,
     params_json,
     rank_test_rows,
-    read_leaderboard_csv,
-    standings,
+    StandingsBook,
     leaderboard_csv_text,
+    read_leaderboard_csv,
 )
 from engine.methods import METHODS
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
@@ -271,9 +271,7 @@ class Conductor:
         self.tests_failed = 0
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
-        self.all_rows: list[LeaderboardRow] = []
-        self._ranked: list = []
-        self._ranked_at = -1
+        self.ranking = StandingsBook()  # session standings, one test at a time
         self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
         self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
         self.allocation_seq = 0  # allocation.jsonl is one deterministic stream: resume skips by count
@@ -479,11 +477,8 @@ class Conductor:
     # ------------------------------------------------------------ segments
 
     def _standings(self):
-        """The session standings so far, ranked once per new test (every plan's context asks for them)."""
-        if self._ranked_at != len(self.all_rows):
-            self._ranked = standings(self.all_rows)
-            self._ranked_at = len(self.all_rows)
-        return self._ranked
+        """The session standings so far (the book ranks again only after a new test)."""
+        return self.ranking.table()
 
     def _context(self, segment: int, base: Params) -> SegmentContext:
         ranked = self._standings()
@@ -758,7 +753,7 @@ class Conductor:
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
         self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         self.seg.rows.extend(rows)
-        self.all_rows.extend(rows)
+        self.ranking.add(rows)
         self.tests_done += 1
         if not ok:
             self.tests_failed += 1

@@ -60,9 +60,11 @@ Returns with sd 0 (e.g. a config that never traded) have SR̂ = 0, and are taken
 
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -72,6 +74,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import Any
+
+import numpy as np
 
 from engine.jsonl import SessionFileError, write_text_atomic
 from engine.methods import METHODS
@@ -429,13 +433,9 @@ def validation_equity(rows: Iterable[LeaderboardRow], config_id: str) -> list[tu
 
     A config can stand twice in one test (the research config may also be a baseline): once counts.
     """
-    total, out, seen = 0.0, [], set()
-    for r in rows:
-        if r.config_id == config_id and r.test_id not in seen:
-            seen.add(r.test_id)
-            total += r.val_pnl
-            out.append((r.test_id, total))
-    return out
+    book = StandingsBook()
+    book.add(r for r in rows if r.config_id == config_id)
+    return book.equity(config_id)
 
 
 def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
@@ -472,18 +472,23 @@ def deflated_sharpe(sr: float, t: int, skew: float, kurt: float, n_trials: int, 
 
 
 def _return_stats(returns: Sequence[float]) -> tuple[float, float, float]:
-    """(Sharpe = mean / sample sd, skewness, kurtosis) of returns; (0, 0, 3) when the sd is 0."""
+    """(Sharpe = mean / sample sd, skewness, kurtosis) of returns; (0, 0, 3) when the sd is 0.
+
+    Two passes: the mean first, then exact sums (fsum) of the deviations' powers; the
+    element-wise products run in numpy, bit for bit what Python's floats give.
+    """
     n = len(returns)
     if n < 2:
         return 0.0, 0.0, 3.0
     mean = math.fsum(returns) / n
-    dev = [r - mean for r in returns]
-    m2 = math.fsum(d * d for d in dev) / n
+    dev = np.asarray(returns, dtype=np.float64) - mean
+    d2 = dev * dev
+    m2 = math.fsum(d2.tolist()) / n
     # relative threshold: returns equal up to rounding have no spread worth a ratio
-    if m2 <= (1e-12 * max(abs(r) for r in returns)) ** 2:
+    if m2 <= (1e-12 * max(map(abs, returns))) ** 2:
         return 0.0, 0.0, 3.0
-    m3 = math.fsum(d**3 for d in dev) / n
-    m4 = math.fsum(d**4 for d in dev) / n
+    m3 = math.fsum((d2 * dev).tolist()) / n
+    m4 = math.fsum((d2 * d2).tolist()) / n
     sd_sample = math.sqrt(m2 * n / (n - 1))
     return mean / sd_sample, m3 / m2**1.5, m4 / (m2 * m2)
 
@@ -516,57 +521,178 @@ class Standing:
     deflated_sharpe: float | None
 
 
+class _Tally:
+    """One config's validation results, one entry per test, in the order the tests came.
+
+    Entries are never dropped: `summary(n)` sums the first n, so a book shown as of an
+    earlier test (a replay seeking back) and then as of a later one recomputes nothing.
+    """
+
+    __slots__ = ("config_id", "method", "params_json", "label", "notional", "where", "test_ids", "ordinals",
+                 "role_of", "role_since", "trades", "wins", "payoffs", "pnl", "maxdd", "score", "hold_pnl",
+                 "returns", "cached")
+
+    def __init__(self, row: LeaderboardRow) -> None:
+        params = json.loads(row.params_json)
+        self.config_id, self.method, self.params_json = row.config_id, row.method, row.params_json
+        self.label = _label_of(params)
+        self.notional = float(params["notional_usd"])
+        self.where: dict[str, int] = {}  # test_id -> entry
+        self.test_ids: list[str] = []
+        self.ordinals: list[int] = []  # the book's test count when the entry came
+        self.role_of: list[int] = []  # ROLES index of the row kept for the test
+        self.role_since: list[int | None] = [None] * len(ROLES)  # ordinal of the first row in each role
+        self.trades: list[int] = []
+        self.wins: list[float] = []  # hit × trades
+        self.payoffs: list[float] = []  # 0 for a test without trades (then not averaged)
+        self.pnl: list[float] = []
+        self.maxdd: list[float] = []
+        self.score: list[float] = []
+        self.hold_pnl: list[float] = []
+        self.returns: list[float] = []
+        self.cached: dict[int, tuple] = {}  # entries summed -> summary
+
+    def add(self, r: LeaderboardRow, ordinal: int) -> bool:
+        """Take a row; True when it changed an entry of an earlier test (a test id seen before)."""
+        role = ROLES.index(r.role)
+        if self.role_since[role] is None:
+            self.role_since[role] = ordinal
+        at = self.where.get(r.test_id)
+        if at is None:
+            self.where[r.test_id] = len(self.test_ids)
+            self.test_ids.append(r.test_id)
+            self.ordinals.append(ordinal)
+            self.role_of.append(role)
+            for column, value in zip(self._columns(), self._values(r)):
+                column.append(value)
+        elif role < self.role_of[at]:  # the same config twice in one test: the first role of ROLES counts
+            self.role_of[at] = role
+            for column, value in zip(self._columns(), self._values(r)):
+                column[at] = value
+            self.cached = {n: c for n, c in self.cached.items() if n <= at}
+            return self.ordinals[at] < ordinal
+        return False
+
+    def _columns(self) -> tuple[list, ...]:
+        return (self.trades, self.wins, self.payoffs, self.pnl, self.maxdd, self.score, self.hold_pnl, self.returns)
+
+    def _values(self, r: LeaderboardRow) -> tuple:
+        return (r.val_trades, r.val_hit * r.val_trades, r.val_payoff if r.val_trades > 0 else 0.0, r.val_pnl,
+                r.val_maxdd, r.val_score, r.hold_pnl, r.val_pnl / self.notional)
+
+    def entries_before(self, ordinal: int) -> int:
+        """How many entries came from the first `ordinal` tests."""
+        return bisect.bisect_left(self.ordinals, ordinal)
+
+    def summary(self, n: int, ordinal: int) -> tuple:
+        """(Standing fields but rank and DSR, (sr, skew, kurt)) of the first n entries (those before `ordinal`)."""
+        got = self.cached.get(n)
+        if got is None:
+            trades_n = self.trades[:n]
+            trades = sum(trades_n)
+            traded = sum(1 for k in trades_n if k > 0)
+            sr, skew, kurt = _return_stats(self.returns[:n])
+            got = (
+                dict(config_id=self.config_id, method=self.method, params_json=self.params_json, label=self.label,
+                     roles=tuple(role for role, since in zip(ROLES, self.role_since) if since is not None and since < ordinal),
+                     tests=n, val_trades=trades,
+                     val_hit=math.fsum(self.wins[:n]) / trades if trades else 0.0,
+                     val_payoff=math.fsum(self.payoffs[:n]) / traded if traded else 0.0,
+                     val_pnl=math.fsum(self.pnl[:n]), val_maxdd=min(self.maxdd[:n]),
+                     val_score=math.fsum(self.score[:n]) / n, sharpe_per_test=sr,
+                     holdout_pnl=math.fsum(self.hold_pnl[:n])),
+                (sr, skew, kurt),
+            )
+            if len(self.cached) >= 8:  # a replay goes back and forth between a few moments
+                del self.cached[next(iter(self.cached))]
+            self.cached[n] = got
+        return got
+
+
+class StandingsBook:
+    """Session standings kept as the tests come: `add` a test's rows, `table()` ranks.
+
+    The same figures as ranking all rows at once (sums are exact, so order does not change
+    them), without going over every row again: the console and the conductor add one test
+    at a time. A replay `show`s the book as of an earlier test and later as of a later one
+    again; what was added stays, so going back and forth costs nothing but the ranking.
+    """
+
+    def __init__(self) -> None:
+        self._tallies: dict[str, _Tally] = {}
+        self._stored = 0  # tests added
+        self._shown = 0  # tests the table is of (≤ stored)
+        self._tables: dict[int, list[Standing]] = {}
+
+    @property
+    def tests(self) -> int:
+        """How many tests the table is of."""
+        return self._shown
+
+    @property
+    def stored(self) -> int:
+        """How many tests were added."""
+        return self._stored
+
+    def add(self, rows: Iterable[LeaderboardRow]) -> None:
+        """The rows of the next test (rows of many tests at once are fine: they then count as one)."""
+        if self._shown != self._stored:
+            raise ValueError(f"the book shows {self._shown} of {self._stored} tests: show them all before adding")
+        for r in rows:
+            tally = self._tallies.get(r.config_id)
+            if tally is None:
+                tally = self._tallies[r.config_id] = _Tally(r)
+            if tally.add(r, self._stored):
+                self._tables.clear()  # an earlier test changed: its tables with it
+        self._stored += 1
+        self._shown = self._stored
+
+    def show(self, tests: int) -> None:
+        """Rank as of the first `tests` tests added (0 ≤ tests ≤ stored)."""
+        if not 0 <= tests <= self._stored:
+            raise ValueError(f"tests must be between 0 and {self._stored}, got {tests}")
+        self._shown = tests
+
+    def table(self) -> list[Standing]:
+        """Standings, best first by mean validation score, then validation PnL, then config_id (rank 1..n)."""
+        shown = self._shown
+        table = self._tables.get(shown)
+        if table is None:
+            summaries = []
+            for tally in self._tallies.values():
+                n = tally.entries_before(shown)
+                if n:
+                    summaries.append(tally.summary(n, shown))
+            n_trials = len(summaries)
+            srs = [stats[0] for fields_, stats in summaries if fields_["tests"] >= 2]
+            var_trials = statistics.variance(srs) if len(srs) >= 2 else 0.0
+            ranked = [
+                Standing(rank=0, **fields_, deflated_sharpe=(
+                    deflated_sharpe(sr, fields_["tests"], skew, kurt, n_trials, var_trials) if fields_["tests"] >= 3 else None))
+                for fields_, (sr, skew, kurt) in summaries
+            ]
+            ranked.sort(key=lambda s: _validation_key(s.val_score, s.val_pnl, s.config_id))
+            table = [replace(s, rank=i) for i, s in enumerate(ranked, start=1)]
+            if len(self._tables) >= 8:
+                del self._tables[next(iter(self._tables))]
+            self._tables[shown] = table
+        return table
+
+    def equity(self, config_id: str) -> list[tuple[str, float]]:
+        """(test_id, cumulative validation PnL in USD) of a config over the tests it ran in, in the order they came."""
+        tally = self._tallies.get(config_id)
+        if tally is None:
+            return []
+        n = tally.entries_before(self._shown)
+        return list(zip(tally.test_ids[:n], itertools.accumulate(tally.pnl[:n])))
+
+
 def standings(rows: Iterable[LeaderboardRow]) -> list[Standing]:
     """Per-config standings across tests, best first by mean validation score, then validation PnL, then config_id.
 
     A config listed twice in one test (e.g. as chosen and as baseline) counts once there;
     its roles are all kept.
     """
-    by_config: dict[str, dict[str, LeaderboardRow]] = {}
-    roles: dict[str, set[str]] = {}
-    # Sorted so the row kept for a (config, test) and the order of sums never depend on input order.
-    for r in sorted(rows, key=lambda r: (r.config_id, r.test_id, ROLES.index(r.role))):
-        by_config.setdefault(r.config_id, {}).setdefault(r.test_id, r)
-        roles.setdefault(r.config_id, set()).add(r.role)
-
-    n_trials = len(by_config)
-    stats: dict[str, tuple[float, float, float, int]] = {}
-    for cid, per_test in by_config.items():
-        test_rows = list(per_test.values())
-        notional = float(json.loads(test_rows[0].params_json)["notional_usd"])
-        returns = [r.val_pnl / notional for r in test_rows]
-        sr, skew, kurt = _return_stats(returns)
-        stats[cid] = (sr, skew, kurt, len(returns))
-    srs = [s[0] for s in stats.values() if s[3] >= 2]
-    var_trials = statistics.variance(srs) if len(srs) >= 2 else 0.0
-
-    table: list[Standing] = []
-    for cid, per_test in by_config.items():
-        test_rows = list(per_test.values())
-        first = test_rows[0]
-        sr, skew, kurt, t = stats[cid]
-        trades = sum(r.val_trades for r in test_rows)
-        wins = math.fsum(r.val_hit * r.val_trades for r in test_rows)
-        payoffs = [r.val_payoff for r in test_rows if r.val_trades > 0]
-        table.append(
-            Standing(
-                rank=0,
-                config_id=cid,
-                method=first.method,
-                params_json=first.params_json,
-                label=_label_of(json.loads(first.params_json)),
-                roles=tuple(role for role in ROLES if role in roles[cid]),
-                tests=t,
-                val_trades=trades,
-                val_hit=wins / trades if trades else 0.0,
-                val_payoff=math.fsum(payoffs) / len(payoffs) if payoffs else 0.0,
-                val_pnl=math.fsum(r.val_pnl for r in test_rows),
-                val_maxdd=min(r.val_maxdd for r in test_rows),
-                val_score=math.fsum(r.val_score for r in test_rows) / t,
-                sharpe_per_test=sr,
-                holdout_pnl=math.fsum(r.hold_pnl for r in test_rows),
-                deflated_sharpe=deflated_sharpe(sr, t, skew, kurt, n_trials, var_trials) if t >= 3 else None,
-            )
-        )
-    table.sort(key=lambda s: _validation_key(s.val_score, s.val_pnl, s.config_id))
-    return [replace(s, rank=i) for i, s in enumerate(table, start=1)]
+    book = StandingsBook()
+    book.add(rows)
+    return book.table()

@@ -91,6 +91,24 @@ class SessionDir:
     def exists(self) -> bool:
         return (self.root / CONFIG).is_file()
 
+    def check_version(self) -> None:
+        """SessionFileError unless session_config.json says the folder was written in the schema we read.
+
+        A folder from another schema version would be read field by field as if it were
+        ours: better to say so once, up front, than to show a session half understood.
+        """
+        from engine.events import SCHEMA_VERSION
+
+        path = self.root / CONFIG
+        v = read_json(path).get("v")
+        if type(v) is not int or v != SCHEMA_VERSION:
+            known = type(v) is int
+            age = "older" if v is None or (known and v < SCHEMA_VERSION) else "newer" if known else "unknown"
+            found = "no schema version (\"v\")" if v is None else f"schema version v={v!r}"
+            raise SessionFileError(
+                path, f"{found}: this session was written by {'an' if age != 'newer' else 'a'} {age} maestro-tui, and this one reads "
+                      f"v={SCHEMA_VERSION} only; open it with the maestro-tui version that wrote it")
+
 
 def new_session_dir(sessions_dir: str | os.PathLike[str], now: dt.datetime | None = None) -> SessionDir:
     """Create sessions_dir/session_YYYY-MM-DD_HHMM (a suffix _2, _3… when taken)."""

@@ -85,6 +85,7 @@ class MaestroApp(App):
         self._drawn = -1
         self._known_status: dict[str, str] = {}
         self._dead_notified = False
+        self._bad_told = 0  # unreadable lines already notified
         self.current_pane = 0
 
     # ------------------------------------------------------------ layout
@@ -137,8 +138,7 @@ class MaestroApp(App):
 
     def tick(self) -> None:
         """Fold a capped batch of new items into the view, then redraw what changed."""
-        for item in self.feed.drain(DRAIN_PER_TICK):
-            self.view.apply(item)
+        self.fold(self.feed.drain(DRAIN_PER_TICK))
         if self.view.version == self._drawn:
             self.w_status.refresh_from(self.view, self.read_only)  # rate and ETA move anyway
             return
@@ -146,6 +146,10 @@ class MaestroApp(App):
         with self.batch_update():
             self.redraw()
         self._announce()
+
+    def fold(self, items: list) -> None:
+        for item in items:
+            self.view.apply(item)
 
     def redraw(self) -> None:
         v = self.view
@@ -176,6 +180,12 @@ class MaestroApp(App):
                 applied = self.view.applied.get(plan_id)
                 where = f" from {applied['details']['from_test']}" if applied else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
+        if self.view.bad_lines > self._bad_told:
+            new = self.view.bad_lines - self._bad_told
+            self._bad_told = self.view.bad_lines
+            last = self.view.bad_details[-1] if self.view.bad_details else ""
+            self.notify(f"skipped {new} unreadable line{'s' if new > 1 else ''} (counted in the status bar); last: {last}",
+                        severity="warning", timeout=10)
         if self.w_status.dead and not self._dead_notified:
             self._dead_notified = True
             self.notify(f"the conductor died: see {self.session_root / 'conductor.log'}. Press R (or Ctrl+P "

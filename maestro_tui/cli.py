@@ -124,6 +124,7 @@ def _session_arg(path: str):
     session = SessionDir(Path(path))
     if not session.exists():
         raise BadInput(f"{path} is not a session folder (no session_config.json)")
+    session.check_version()
     return session
 
 

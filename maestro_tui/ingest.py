@@ -50,17 +50,21 @@ class SessionFeed:
 
     # ------------------------------------------------------------ reading
 
-    def scan(self) -> None:
-        """Read everything new in the directory (thread-safe, idempotent)."""
+    def scan(self, *, final: bool = False) -> None:
+        """Read everything new in the directory (thread-safe, idempotent).
+
+        `final`: nobody writes here any more, so a last line without its newline is torn
+        (skipped and counted) rather than waited for.
+        """
         with self._lock:
             for name in DOCUMENTS:
                 self._document(name)
             for name, kind in TAILED.items():
-                got = self._tails[name].read_new()
+                got = self._tails[name].read_new(final=final)
                 for rec in got.records:
                     self.items.append(Item(kind, rec))
                 if got.bad_lines:
-                    self.items.append(Item("bad", len(got.bad_lines)))
+                    self.items.append(Item("bad", [f"{name} line {b.line_no}: {b.reason}" for b in got.bad_lines]))
             self._tests()
 
     def _document(self, name: str) -> None:
@@ -69,8 +73,8 @@ class SessionFeed:
             return
         try:
             self.items.append(Item(DOCUMENTS[name], read_json(path)))
-        except SessionFileError:
-            self.items.append(Item("bad", 1))
+        except SessionFileError as err:
+            self.items.append(Item("bad", [f"{name}: {err.problem}"]))
 
     def _tests(self) -> None:
         for _, _, folder in test_folders(self._session):
@@ -81,8 +85,9 @@ class SessionFeed:
     def _read_test(self, folder: Path) -> TestDone:
         try:
             rows = read_leaderboard_csv(folder / LEADERBOARD)
-        except SessionFileError:
-            self.items.append(Item("bad", 1))
+        except SessionFileError as err:
+            where = err.path.relative_to(self.root) if err.path.is_relative_to(self.root) else err.path
+            self.items.append(Item("bad", [f"{where}: {err.problem}"]))
             rows = []
         # a failed test is the one test with no leaderboard rows (its test.log says why)
         done = TestDone(folder.name, rows, failed=not rows, scores_path=folder / SCORES)

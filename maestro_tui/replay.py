@@ -1,21 +1,34 @@
 """Replay: the live console fed by the same files on a virtual clock (DESIGN.md §2).
 
-The session's items are ordered by their `emitted_at` times; the clock releases them as
-it passes, at ×1 … ×1000 or instantly. Seeking folds items 0..k into a fresh SessionView,
-so after any jump every pane shows the session as it stood at that moment.
+`ReplayFeed` reads the session folder the way the live feed does — each JSON Lines file
+from its last byte offset, each test folder once — and orders what it read by the
+`emitted_at` times into a timeline; a still-running session's timeline grows as its files
+do. The clock releases items as it passes, at ×1 … ×1000 or instantly.
+
+A seek shows the session exactly as it stood after the first k items: forward, the items
+between are folded into the view; backward, the cheap rest is folded again from the start
+while the standings book, which keeps every test it was given, is only shown as of the
+tests finished by then. Either way only the last tests' episodes are read, so a seek costs
+about the same at any position.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.session import SessionDir, session_status
+from engine.leaderboard import StandingsBook
 from maestro_tui.ingest import SessionFeed
-from maestro_tui.state import Item
+from maestro_tui.state import Item, SessionView
 
 SPEEDS = (1, 10, 100, 1000, float("inf"))
+RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (the pane shows 60 episodes)
+LIVE_STATES = ("starting", "running", "waiting", "paused")
+REFRESH_S = 2.0  # how often a still-running session's files are read again
 
 
 def _seconds(iso: str) -> float:
@@ -29,47 +42,116 @@ class Stamped:
 
 
 class ReplayFeed:
-    """A SessionFeed's items on a virtual clock; `drain` releases what the clock has passed."""
+    """A session's items on a virtual clock; `drain` releases what the clock has passed while playing."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        source = SessionFeed(self.root, eager_scores=False)
-        source.scan()
-        items = source.drain(10**9)
-        stamped: list[Stamped] = []
-        last = 0.0
-        for item in items:
-            if item.kind == "conductor":
-                continue  # the status comes from the replay itself
-            at = self._time_of(item)
-            if at is None:
-                at = last
-            stamped.append(Stamped(at, item))
-            last = max(last, at)
-        # stable: items written at the same moment keep their file order
-        self.timeline = sorted(stamped, key=lambda s: s.at)
-        self.first = self.timeline[0].at if self.timeline else 0.0
-        self.end = self.timeline[-1].at if self.timeline else 0.0
+        self.session = SessionDir(self.root)
+        self.session.check_version()
+        self.recorded = session_status(self.session)  # what the session itself is: running, finished, interrupted…
+        self._source = SessionFeed(self.root, eager_scores=False)
+        self.timeline: list[Stamped] = []
+        self.tests_before: list[int] = [0]  # tests_before[k]: test items among the first k
+        self.plan_marks: list[int] = []  # positions just after each plan or decision line (see _mark)
+        self.segment_marks: list[int] = []  # positions just after each segment's first test (see _mark)
+        self.bad: list[str] = []  # lines and files skipped, with where and why
+        # Every test's rows, ranked as of any test in an instant: built once here, so that no
+        # seek ever goes over the rows again (a 5,000-test session has 22,000).
+        self.book = StandingsBook()
+        self.config: dict | None = None
+        self._segments_seen: set[str] = set()
+        self._last_time = 0.0
         self.position = 0  # items released so far
-        self.clock = self.first
         self.playing = False
         self.speed_index = 1
         self._last_wall = time.monotonic()
-        self.items: list[Item] = []  # what SessionFeed callers read for pending work; empty here
+        self._last_refresh = time.monotonic()
+        self.first = 0.0
+        self.refresh()
+        self.first = self.timeline[0].at if self.timeline else 0.0
+        self.clock = self.first
+
+    @property
+    def live(self) -> bool:
+        """Whether the recorded session is still being written."""
+        return self.recorded in LIVE_STATES
+
+    @property
+    def end(self) -> float:
+        return self.timeline[-1].at if self.timeline else self.first
+
+    def refresh(self) -> int:
+        """Read what the folder gained since the last read; returns how many items joined the timeline."""
+        self._last_refresh = time.monotonic()
+        if self.timeline:  # still running when opened: has it finished (or died) since?
+            self.recorded = session_status(self.session)
+        self._source.scan(final=not self.live)  # nobody writes a finished folder: a line cut short is torn
+        new: list[Stamped] = []
+        for item in self._source.drain(10**9):
+            if item.kind == "conductor":
+                continue  # the status bar shows the replay itself
+            if item.kind == "bad":
+                self.bad.extend(item.payload)
+                continue
+            if item.kind == "config":
+                if item.payload == self.config:
+                    continue  # documents are read again on every scan
+                self.config = item.payload
+            at = self._time_of(item)
+            if at is None:
+                at = self._last_time  # no time of its own: it came with what was read just before
+            new.append(Stamped(at, item))
+            self._last_time = max(self._last_time, at)
+        # stable: items written at the same moment keep their file order
+        new.sort(key=lambda s: s.at)
+        if self.timeline:  # the timeline only grows at its end: positions already shown stay put
+            floor = self.timeline[-1].at
+            new = [s if s.at >= floor else Stamped(floor, s.item) for s in new]
+        start = len(self.timeline)
+        self.timeline.extend(new)
+        shown = self.book.tests
+        self.book.show(self.book.stored)
+        for i, s in enumerate(new, start=start):
+            kind = s.item.kind
+            self.tests_before.append(self.tests_before[-1] + (kind == "test"))
+            if kind in ("plans", "decisions"):
+                self._mark(self.plan_marks, i)
+            elif kind == "test":
+                self.book.add(s.item.payload.rows)  # in timeline order: the k-th test of the timeline is its k-th
+                segment = s.item.payload.test_id.split("_")[0]
+                if segment not in self._segments_seen:
+                    self._segments_seen.add(segment)
+                    self._mark(self.segment_marks, i)
+        self.book.show(shown)
+        return len(new)
+
+    def _mark(self, marks: list[int], i: int) -> None:
+        """Mark the moment of item i: the position after everything stamped at that same time.
+
+        Lines written in the same millisecond happened together (a plan auto-applied the
+        moment it was proposed, say): a seek shows them together, never half of them.
+        """
+        at = self.timeline[i].at
+        position = bisect.bisect_right(self.timeline, at, lo=i, key=lambda s: s.at)
+        if not marks or marks[-1] != position:
+            marks.append(position)
+
+    def refresh_due(self) -> bool:
+        return self.live and time.monotonic() - self._last_refresh >= REFRESH_S
 
     @staticmethod
     def _time_of(item: Item) -> float | None:
         p = item.payload
-        if item.kind == "config":
-            return _seconds(p["created_at"]) if "created_at" in p else None
-        if item.kind == "test":
-            # the folder appears when the conductor renames it in; its mtime is that moment
-            try:
+        try:
+            if item.kind == "config":
+                return _seconds(p["created_at"])
+            if item.kind == "test":
+                # the folder appears when the conductor renames it in; its mtime is that moment
                 return p.scores_path.parent.stat().st_mtime if p.scores_path else None
-            except OSError:
-                return None
-        if isinstance(p, dict) and "emitted_at" in p:
-            return _seconds(p["emitted_at"])
+            if isinstance(p, dict) and isinstance(p.get("emitted_at"), str):
+                return _seconds(p["emitted_at"])
+        except (OSError, KeyError, ValueError):
+            return None
         return None
 
     # ------------------------------------------------------------ the clock
@@ -81,46 +163,34 @@ class ReplayFeed:
     def faster(self, step: int) -> None:
         self.speed_index = max(0, min(len(SPEEDS) - 1, self.speed_index + step))
 
+    def play(self, on: bool) -> None:
+        self.playing = on and self.position < len(self.timeline)
+        self._last_wall = time.monotonic()
+
     def drain(self, limit: int) -> list[Item]:
-        """Items the clock has passed since the last call (at most `limit`)."""
+        """While playing: the items the clock has passed since the last call (at most `limit`)."""
         now = time.monotonic()
-        if self.playing:
-            self.clock = self.end if self.speed == float("inf") else self.clock + (now - self._last_wall) * self.speed
-            if self.clock >= self.end:
-                self.clock = self.end
+        if not self.playing:
+            self._last_wall = now
+            return []
+        self.clock = self.end if self.speed == float("inf") else min(self.end, self.clock + (now - self._last_wall) * self.speed)
         self._last_wall = now
-        out = []
-        while self.position < len(self.timeline) and self.timeline[self.position].at <= self.clock and len(out) < limit:
-            out.append(self.timeline[self.position].item)
-            self.position += 1
-        if self.position >= len(self.timeline):
+        stop = min(len(self.timeline), self.position + limit,
+                   bisect.bisect_right(self.timeline, self.clock, lo=self.position, key=lambda s: s.at))
+        out = [s.item for s in self.timeline[self.position:stop]]
+        self.position = stop
+        if self.position >= len(self.timeline) and not self.live:
             self.playing = False
         return out
 
-    def seek(self, position: int) -> list[Item]:
-        """Jump so that exactly the first `position` items have happened; returns them (to refold)."""
+    def seek(self, position: int) -> int:
+        """Stop, and make the first `position` items (clamped) the ones that have happened; returns it."""
         self.position = max(0, min(position, len(self.timeline)))
         self.clock = self.timeline[self.position - 1].at if self.position else self.first
-        return [s.item for s in self.timeline[: self.position]]
+        self.playing = False
+        return self.position
 
-    # ------------------------------------------------------------ marks for the keys and the timeline
-
-    def marks(self, kinds: tuple[str, ...]) -> list[int]:
-        """Positions just after each item of `kinds` (plans and decisions, say)."""
-        return [i + 1 for i, s in enumerate(self.timeline) if s.item.kind in kinds]
-
-    def segment_starts(self) -> list[int]:
-        """Positions just after each segment's first test (the segment is then under way)."""
-        out, seen = [], set()
-        for i, s in enumerate(self.timeline):
-            if s.item.kind == "test":
-                seg = s.item.payload.test_id.split("_")[0]
-                if seg not in seen:
-                    seen.add(seg)
-                    out.append(i + 1)
-        return out
-
-    def start(self) -> None:  # the live feed's interface: nothing to watch here
+    def start(self) -> None:  # the live feed's interface: the replay reads on its own schedule
         return
 
     def stop(self) -> None:
@@ -134,21 +204,20 @@ from textual.binding import Binding  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from maestro_tui.app import MaestroApp  # noqa: E402
-from maestro_tui.state import SessionView  # noqa: E402
 
 
 class TimelineBar(Static):
-    """Position in the session, segment starts (|) and plans/decisions (·)."""
+    """Position in the session, segment starts (│) and plans/decisions (·)."""
 
     DEFAULT_CSS = "TimelineBar { height: 1; background: $panel; }"
 
     def show(self, feed: ReplayFeed) -> None:
-        width = max(20, (self.size.width or 100) - 40)
+        width = max(20, (self.size.width or 100) - 48)
         n = max(1, len(feed.timeline))
         cells = ["─"] * width
-        for pos in feed.marks(("plans", "decisions")):
+        for pos in feed.plan_marks:
             cells[min(width - 1, pos * width // n)] = "·"
-        for pos in feed.segment_starts():
+        for pos in feed.segment_marks:
             cells[min(width - 1, pos * width // n)] = "│"
         here = min(width - 1, feed.position * width // n)
         bar = Text("".join(cells[:here]), style="bold cyan")
@@ -157,8 +226,13 @@ class TimelineBar(Static):
         elapsed = feed.clock - feed.first
         speed = "instant" if feed.speed == float("inf") else f"×{feed.speed:g}"
         state = "▶" if feed.playing else "⏸"
-        self.update(Text.assemble((f" {state} {speed:>7s} {elapsed:8.1f}s ", "bold"), bar,
+        self.update(Text.assemble((f" {state} {speed:>7s} {_clock(elapsed)} ", "bold"), bar,
                                   (f" {feed.position}/{len(feed.timeline)}", "dim")))
+
+
+def _clock(seconds: float) -> str:
+    s = int(max(0.0, seconds))
+    return f"+{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class ReplayApp(MaestroApp):
@@ -179,21 +253,43 @@ class ReplayApp(MaestroApp):
     def __init__(self, session_root: Path, **kw) -> None:
         super().__init__(session_root, read_only=True, **kw)
         self.feed = ReplayFeed(self.session_root)
+        self.feed.book.show(0)
+        self.view = SessionView(book=self.feed.book)
+        self._show_bad_lines()
 
     def compose(self):
         yield from super().compose()
         yield TimelineBar(id="timeline")
 
     def tick(self) -> None:
+        if self.feed.refresh_due():
+            self.feed.refresh()
         super().tick()
         self._synth_status()
         self.query_one(TimelineBar).show(self.feed)
 
+    def fold(self, items: list[Item]) -> None:
+        """Fold items into the view, reading episodes only for the last RECENT_TESTS tests among them."""
+        tests = [i for i, item in enumerate(items) if item.kind == "test"]
+        recent_from = tests[-RECENT_TESTS] if len(tests) >= RECENT_TESTS else 0
+        view = self.view
+        for i, item in enumerate(items):
+            view.skip_episodes = i < recent_from
+            view.apply(item)
+            if item.kind == "test":
+                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
+        view.skip_episodes = False
+        view.book.show(view.tests_seen)  # tests the book had already (a seek back, then forward) count now
+
+    def _show_bad_lines(self) -> None:
+        self.view.bad_lines = len(self.feed.bad)
+        self.view.bad_details.extend(self.feed.bad[-self.view.bad_details.maxlen:])
+
     def _synth_status(self) -> None:
-        cfg = (self.view.config or {}).get("settings", {})
+        cfg = (self.view.config or self.feed.config or {}).get("settings", {})
         last = self.view.research[-1].test_id if self.view.research else "seg0_"
         self.view.conductor = {
-            "state": "replay", "tests_done": self.view.tests_seen,
+            "state": "replay", "recorded": self.feed.recorded, "tests_done": self.view.tests_seen,
             "tests_total": cfg.get("segments", 0) * cfg.get("tests", 0),
             "segment": int(last.split("_")[0][3:] or 0), "segments": cfg.get("segments", 0),
             "approval": cfg.get("approval", "?"), "providers": (self.view.config or {}).get("agents", {}),
@@ -201,8 +297,7 @@ class ReplayApp(MaestroApp):
         self.w_status.refresh_from(self.view, True)
 
     def action_play(self) -> None:
-        self.feed.playing = not self.feed.playing
-        self.feed._last_wall = __import__("time").monotonic()
+        self.feed.play(not self.feed.playing)
 
     def action_speed(self, step: int) -> None:
         self.feed.faster(step)
@@ -212,28 +307,33 @@ class ReplayApp(MaestroApp):
         self.seek(len(self.feed.timeline) if position < 0 else position)
 
     def action_jump(self, what: str, step: int) -> None:
-        marks = self.feed.marks(("plans", "decisions")) if what == "plan" else self.feed.segment_starts()
+        marks = self.feed.plan_marks if what == "plan" else self.feed.segment_marks
         here = self.feed.position
-        targets = [m for m in marks if (m > here if step > 0 else m < here)]
-        if targets:
-            self.seek(targets[0] if step > 0 else targets[-1])
+        if step > 0:
+            i = bisect.bisect_right(marks, here)
+            target = marks[i] if i < len(marks) else None
+        else:
+            i = bisect.bisect_left(marks, here)
+            target = marks[i - 1] if i > 0 else None
+        if target is None:
+            self.notify(f"no {'plan or decision' if what == 'plan' else 'segment'} {'after' if step > 0 else 'before'} this point")
+            return
+        self.seek(target)
 
     def seek(self, position: int) -> None:
         """Show the session exactly as it stood after `position` items."""
-        items = self.feed.seek(position)
-        self.feed.playing = False
-        self.view = SessionView()
-        tests = [i for i, item in enumerate(items) if item.kind == "test"]
-        recent_from = tests[-12] if len(tests) >= 12 else 0  # only recent tests' episodes are shown
-        self.view.skip_episodes = True
-        for i, item in enumerate(items):
-            if i == recent_from:
-                self.view.skip_episodes = False
-            self.view.apply(item)
-            if item.kind == "test" and i < recent_from:
-                item.payload.forget_scores()
-        self.w_conversation.clear()
-        self.w_conversation._seen = 0
+        before = self.feed.position
+        position = self.feed.seek(position)
+        timeline = self.feed.timeline
+        if position >= before:
+            self.fold([s.item for s in timeline[before:position]])
+        else:
+            self.feed.book.show(0)  # the book keeps every test: fold() shows it as of the position
+            self.view = SessionView(book=self.feed.book)
+            self._show_bad_lines()
+            self.fold([s.item for s in timeline[:position]])
+            self.w_conversation.clear()
+            self.w_conversation._seen = 0
         self._known_status = {pid: p["status"] for pid, p in self.view.plans.items()}  # no toasts for the past
         self._drawn = -1
         self.tick()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.leaderboard import LeaderboardRow, Standing, standings, validation_equity
+from engine.leaderboard import LeaderboardRow, Standing, StandingsBook
 
 MAX_EPISODES = 400
 
@@ -68,17 +68,26 @@ class SessionView:
     conversation: list[dict] = field(default_factory=list)
     allocation: dict[str, dict] = field(default_factory=dict)  # strategy -> latest AllocationEvent
     overrides: list[dict] = field(default_factory=list)
-    rows: list[LeaderboardRow] = field(default_factory=list)
+    book: StandingsBook = field(default_factory=StandingsBook)  # the standings, test by test
     research: list[LeaderboardRow] = field(default_factory=list)  # the research config's row per test
     tests_seen: int = 0
     tests_failed: int = 0
     bad_lines: int = 0
+    bad_details: deque = field(default_factory=lambda: deque(maxlen=50))  # "plans.jsonl line 7: why", newest last
     version: int = 0  # bumps on every change: widgets redraw when it moves
     skip_episodes: bool = False  # a replay refold skips the episodes of tests long past
-    _standings: list[Standing] | None = None
 
     def apply(self, item: Item) -> None:
-        """Fold one item into the view."""
+        """Fold one item into the view; a record that parses but lacks what its kind needs counts as bad."""
+        try:
+            self._apply(item)
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            self.bad_lines += 1
+            why = f"no field {err}" if isinstance(err, KeyError) else str(err)
+            self.bad_details.append(f"a {item.kind} record skipped: {why}")
+        self.version += 1
+
+    def _apply(self, item: Item) -> None:
         kind, p = item.kind, item.payload
         if kind == "config":
             self.config = p
@@ -103,28 +112,27 @@ class SessionView:
             else:
                 self.allocation[p["strategy"]] = p
         elif kind == "test":
+            if self.tests_seen == self.book.stored:  # else the book has it already (a replay went back)
+                self.book.show(self.tests_seen)
+                self.book.add(p.rows)
             self.tests_seen += 1
             self.tests_failed += p.failed
             if not self.skip_episodes:
                 for s in p.scores:
                     self.episodes.append(s)
-            self.rows.extend(p.rows)
             research = next((r for r in p.rows if r.role == "chosen"), None) or next(
                 (r for r in p.rows if r.role == "ensemble"), None
             )
             if research is not None:
                 self.research.append(research)
-            self._standings = None
         elif kind == "bad":
-            self.bad_lines += int(p)
-        self.version += 1
+            self.bad_lines += len(p)
+            self.bad_details.extend(p)
 
     # ------------------------------------------------------------ derived
 
     def standings(self) -> list[Standing]:
-        if self._standings is None:
-            self._standings = standings(self.rows)
-        return self._standings
+        return self.book.table()
 
     def pending(self) -> list[dict]:
         return [self.plans[i] for i in self.plan_order if self.plans[i]["status"] == "pending"]
@@ -135,9 +143,9 @@ class SessionView:
         rest = [self.plans[i] for i in reversed(self.plan_order) if self.plans[i]["status"] != "pending"]
         return pending + rest
 
-    def targets(self, last_tests: int = 10) -> dict[str, tuple[float, list[float]]]:
-        """Per target metric: (current value over the last tests, trend per test) of the research config."""
-        rows = self.research
+    def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
+        """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
+        rows = self.research[-trend_tests:]
         recent = rows[-last_tests:]
         trades = sum(r.val_trades for r in recent)
         current = {
@@ -158,4 +166,4 @@ class SessionView:
 
     def equity_of(self, config_id: str) -> list[float]:
         """Cumulative validation PnL of a config over the tests it ran in (USD), for the plot."""
-        return [total for _, total in validation_equity(self.rows, config_id)]
+        return [total for _, total in self.book.equity(config_id)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -502,3 +503,88 @@ def test_standings_read_back_from_csv_equal_those_from_memory(tmp_path: Path) ->
         write_leaderboard_csv(tmp_path / f"{test_id}.csv", rank_test_rows(r for r in rows if r.test_id == test_id))
     back = [r for t in ("t1", "t2", "t3") for r in read_leaderboard_csv(tmp_path / f"{t}.csv")]
     assert standings(back) == standings([replace(r, rank=0) for r in rows])
+
+
+# ---------------------------------------------------------------------------- the standings book
+
+
+def _many_tests(n: int = 12) -> list[list[LeaderboardRow]]:
+    """n tests: A and B in every test (B twice in some), C chosen from test 5 on, D only in the last."""
+    rng = random.Random(5)
+    D = Params(method="trend_breakout", breakout_lookback=30)
+    tests = []
+    for i in range(n):
+        t = f"seg1_test{i + 1:03d}"
+        rows = [row(t, A, "baseline", val_trades=rng.randint(0, 9), val_hit=rng.random(), val_payoff=rng.random() * 3,
+                    val_pnl=rng.uniform(-900, 900), val_maxdd=-rng.random() * 1000, val_score=rng.uniform(0, 100),
+                    hold_pnl=rng.uniform(-50, 50)),
+                row(t, B, "baseline", val_trades=3, val_pnl=rng.uniform(-300, 300), val_score=rng.uniform(0, 100))]
+        if i % 3 == 0:
+            rows.append(replace(rows[1], role="ensemble"))
+        if i >= 4:
+            rows.append(row(t, C, "chosen", val_trades=5, val_hit=0.6, val_pnl=rng.uniform(-100, 400),
+                            val_score=rng.uniform(20, 80)))
+        if i == n - 1:
+            rows.append(row(t, D, "chosen", val_pnl=10.0))
+        tests.append(rows)
+    return tests
+
+
+def test_the_book_added_test_by_test_equals_standings_of_all_rows_at_every_step() -> None:
+    from engine.leaderboard import StandingsBook
+
+    tests = _many_tests()
+    book = StandingsBook()
+    for k, rows in enumerate(tests, start=1):
+        book.add(rows)
+        assert book.tests == k
+        assert book.table() == standings([r for t in tests[:k] for r in t])
+
+
+def test_the_book_shown_as_of_an_earlier_test_equals_standings_of_those_tests_and_goes_forward_again() -> None:
+    from engine.leaderboard import StandingsBook
+
+    tests = _many_tests()
+    book = StandingsBook()
+    for rows in tests:
+        book.add(rows)
+    full = book.table()
+    for k in (11, 7, 4, 1, 0, 12, 3):
+        book.show(k)
+        assert (book.tests, book.stored) == (k, 12)
+        assert book.table() == standings([r for t in tests[:k] for r in t]), k
+    # C came in test 5 and D in test 12: absent as of test 4; B's ensemble role (test 1) is there
+    book.show(4)
+    ids = {s.config_id: s for s in book.table()}
+    assert set(ids) == {config_id(A), config_id(B)} and ids[config_id(B)].roles == ("baseline", "ensemble")
+    assert book.equity(config_id(B)) == _book_of(tests[:4]).equity(config_id(B))
+    with pytest.raises(ValueError, match="show them all before adding"):
+        book.add(tests[4])
+    with pytest.raises(ValueError, match="between 0 and 12"):
+        book.show(13)
+    book.show(12)
+    assert book.table() == full
+
+
+def _book_of(tests: list[list[LeaderboardRow]]):
+    from engine.leaderboard import StandingsBook
+
+    book = StandingsBook()
+    for rows in tests:
+        book.add(rows)
+    return book
+
+
+def test_the_books_equity_is_the_cumulative_validation_pnl_once_per_test() -> None:
+    from engine.leaderboard import StandingsBook, validation_equity
+
+    tests = _many_tests()
+    book = StandingsBook()
+    for rows in tests:
+        book.add(rows)
+    b_pnl = [next(r.val_pnl for r in t if r.config_id == config_id(B)) for t in tests]
+    curve = book.equity(config_id(B))
+    assert [tid for tid, _ in curve] == [f"seg1_test{i:03d}" for i in range(1, 13)]
+    assert [v for _, v in curve] == pytest.approx(list(itertools.accumulate(b_pnl)))
+    assert validation_equity([r for t in tests for r in t], config_id(B)) == curve
+    assert book.equity("c-00000000") == []

@@ -220,8 +220,9 @@ class Conversation(Log):
 
     def show_new(self, view: SessionView) -> None:
         seen = getattr(self, "_seen", 0)
-        for m in view.conversation[seen:]:
-            self.write_line(f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}")
+        new = view.conversation[max(seen, len(view.conversation) - self.max_lines):] if self.max_lines else view.conversation[seen:]
+        if new:  # one write: a replay seek can bring hundreds of lines, each write_line would scroll
+            self.write_lines([f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}" for m in new])
         self._seen = len(view.conversation)
 
     def full_json(self, view: SessionView) -> str:

@@ -30,9 +30,12 @@ class StatusBar(Static):
         rate = (done - n0) / (now - t0) if now - t0 > 0.5 else 0.0
         eta = f"ETA {max(0, total - done) / rate:,.0f}s" if rate > 0 and total > done else ""
         state = c.get("state", "starting")
+        replay = state == "replay"
+        if replay:  # a replay's pace is the virtual clock's: no rate, no ETA
+            rate, eta = 0.0, ""
         alive = True
         try:
-            alive = conductor_alive(ConductorState.model_validate(c)) if c else True
+            alive = conductor_alive(ConductorState.model_validate(c)) if c and not replay else True
         except Exception:  # noqa: BLE001 - a half-written state shows as unknown
             alive = True
         if c and not alive and state not in ("finished", "stopped", "failed"):
@@ -52,7 +55,7 @@ class StatusBar(Static):
             (f"{(view.config or {}).get('session_id', '')} ", "bold"),
             (f"seg {c.get('segment', 0)}/{c.get('segments', 0)} ", ""),
             (f"tests {done}/{total} ", ""),
-            (f"{rate:,.0f}/s {eta} ", "dim"),
+            ("" if replay else f"{rate:,.0f}/s {eta} ", "dim"),
             (f"approval:{c.get('approval', '?')} ", "bold"),
             badges,
             (f"  LLM {c['llm'].get('calls', 0)} calls ${c['llm'].get('cost_usd', 0):.4f}" if c.get("llm", {}).get("calls") else "", "cyan"),
@@ -63,6 +66,7 @@ class StatusBar(Static):
                  "failed": "bold white on red"}.get(state, "bold")
         line2 = Text.assemble(
             (f" {state.upper()} ", style),
+            (f" of a {c.get('recorded')} session" if replay else "", "bold"),
             (f"  pending plans: {pending}", "bold yellow" if pending else ""),
             (f"  waiting for: {c['waiting_for']}" if c.get("waiting_for") else "", "yellow"),
             (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
