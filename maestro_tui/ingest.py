@@ -86,7 +86,8 @@ class SessionFeed:
         try:
             rows = read_leaderboard_csv(folder / LEADERBOARD)
         except SessionFileError as err:
-            where = err.path.relative_to(self.root) if err.path.is_relative_to(self.root) else err.path
+            root = self._session.root
+            where = err.path.relative_to(root) if err.path.is_relative_to(root) else err.path
             self.items.append(Item("bad", [f"{where}: {err.problem}"]))
             rows = []
         # a failed test is the one test with no leaderboard rows (its test.log says why)

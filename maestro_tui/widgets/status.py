@@ -66,7 +66,7 @@ class StatusBar(Static):
                  "failed": "bold white on red"}.get(state, "bold")
         line2 = Text.assemble(
             (f" {state.upper()} ", style),
-            (f" of a {c.get('recorded')} session" if replay else "", "bold"),
+            (f" recorded session: {c.get('recorded')}" if replay else "", "bold"),
             (f"  pending plans: {pending}", "bold yellow" if pending else ""),
             (f"  waiting for: {c['waiting_for']}" if c.get("waiting_for") else "", "yellow"),
             (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
