@@ -204,6 +204,7 @@ from textual.binding import Binding  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from maestro_tui.app import MaestroApp  # noqa: E402
+from maestro_tui.widgets.panes import show_text  # noqa: E402
 
 
 class TimelineBar(Static):
@@ -226,8 +227,22 @@ class TimelineBar(Static):
         elapsed = feed.clock - feed.first
         speed = "instant" if feed.speed == float("inf") else f"×{feed.speed:g}"
         state = "▶" if feed.playing else "⏸"
-        self.update(Text.assemble((f" {state} {speed:>7s} {_clock(elapsed)} ", "bold"), bar,
-                                  (f" {feed.position}/{len(feed.timeline)}", "dim")))
+        show_text(self, Text.assemble((f" {state} {speed:>7s} {_clock(elapsed)} ", "bold"), bar,
+                                      (f" {feed.position}/{len(feed.timeline)}", "dim")))
+
+
+def _settle_heap(*, collect: bool) -> None:
+    """Move what the replay has read out of the garbage collector's sight.
+
+    The timeline of a 5,000-test session is a few hundred thousand objects that live as
+    long as the replay. Python's full collections scan them all, ~100 ms each, at moments
+    of their choosing, which is mid-seek as often as not; frozen, they are never scanned.
+    """
+    import gc
+
+    if collect:
+        gc.collect()
+    gc.freeze()
 
 
 def _clock(seconds: float) -> str:
@@ -252,7 +267,9 @@ class ReplayApp(MaestroApp):
 
     def __init__(self, session_root: Path, **kw) -> None:
         super().__init__(session_root, read_only=True, **kw)
+        self._opened = False
         self.feed = ReplayFeed(self.session_root)
+        _settle_heap(collect=True)
         self.feed.book.show(0)
         self.view = SessionView(book=self.feed.book)
         self._show_bad_lines()
@@ -261,12 +278,21 @@ class ReplayApp(MaestroApp):
         yield from super().compose()
         yield TimelineBar(id="timeline")
 
+    def on_mount(self) -> None:
+        self.w_timeline = self.query_one(TimelineBar)  # before the first tick, which super().on_mount() runs
+
     def tick(self) -> None:
-        if self.feed.refresh_due():
-            self.feed.refresh()
+        if not self._opened:  # the first tick, before the first frame: open at the end of the session,
+            self._opened = True  # so the first screen shows how it came out, not empty panes
+            self.seek(len(self.feed.timeline))
+            self.notify("at the end of the session: g for its start, space to play, ] and [ for plans and "
+                        "decisions, } and { for segments", title=f"replay of a {self.feed.recorded} session", timeout=8)
+            return
+        if self.feed.refresh_due() and self.feed.refresh():
+            _settle_heap(collect=False)
         super().tick()
         self._synth_status()
-        self.query_one(TimelineBar).show(self.feed)
+        self.w_timeline.show(self.feed)
 
     def fold(self, items: list[Item]) -> None:
         """Fold items into the view, reading episodes only for the last RECENT_TESTS tests among them."""

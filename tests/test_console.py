@@ -58,16 +58,16 @@ def decisions(session: Path) -> list[dict]:
 
 def status_in_pane(app: MaestroApp, plan_id: str) -> str:
     table = app.query_one(PlansTable)
-    if plan_id not in [str(k.value) for k in table.rows]:
+    if plan_id not in table.keys:
         return ""
-    return str(table.get_row(plan_id)[1])
+    return str(table.cells_of(plan_id)[1])
 
 
 async def open_review(app: MaestroApp, pilot, plan_id: str) -> None:
     await settle(app, pilot, lambda: status_in_pane(app, plan_id) == "pending")
     table = app.query_one(PlansTable)
     table.focus()
-    table.move_cursor(row=table.get_row_index(plan_id))
+    table.move_cursor(row=table.keys.index(plan_id))
     await pilot.press("enter")
     await settle(app, pilot, lambda: isinstance(app.screen, ReviewScreen))
 

@@ -115,17 +115,17 @@ def rebuild(session: Path, moment: float) -> Expected:
 def assert_panes_show(app: ReplayApp, want: Expected) -> None:
     """Each pane of the replay console against the rebuilt session."""
     plans = app.query_one(PlansTable)
-    shown = {str(k.value): str(plans.get_row(k)[1]) for k in plans.rows}
+    shown = {key: str(plans.cells_of(key)[1]) for key in plans.keys}
     assert shown == want.plans
 
     board = app.query_one(LeaderboardTable)
-    rows = [(str(k.value), *(board.get_row(k)[i] for i in (0, 3, 7))) for k in board.rows]
+    rows = [(key, *(board.cells_of(key)[i] for i in (0, 3, 7))) for key in board.keys]
     assert rows == want.board
 
     alloc = app.query_one(AllocationTable)
-    modes = {str(k.value): str(alloc.get_row(k)[2]).strip() for k in alloc.rows if str(k.value) != "__systemic__"}
+    modes = {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"}
     assert modes == want.allocation
-    assert ("__systemic__" in [str(k.value) for k in alloc.rows]) == (want.overrides > 0)
+    assert ("__systemic__" in alloc.keys) == (want.overrides > 0)
 
     lines = list(app.query_one(Conversation).lines)
     assert len(lines) == len(want.conversation)
@@ -133,7 +133,7 @@ def assert_panes_show(app: ReplayApp, want: Expected) -> None:
         assert message["agent"] in line and message["text"] in line
 
     episodes = app.query_one(EpisodesTable)
-    first = str(next(iter(episodes.rows)).value) if episodes.row_count else None
+    first = episodes.keys[0] if episodes.keys else None
     assert first == want.newest_episode
 
     assert app.view.tests_seen == want.tests
@@ -153,6 +153,9 @@ async def test_at_every_plan_and_decision_each_pane_shows_the_session_as_it_stoo
     app = ReplayApp(recorded)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
+        assert app.feed.position == len(app.feed.timeline)  # a replay opens at the end: how it came out
+        assert_panes_show(app, rebuild(recorded, app.feed.end))
+        await pilot.press("g")
         assert_panes_show(app, rebuild(recorded, app.feed.first))  # at the start: the config, nothing else
         seen_decisions, visited = 0, []
         while True:  # ] through every plan and decision line, forwards
@@ -205,6 +208,7 @@ async def test_play_releases_items_at_the_chosen_speed_and_pause_holds(recorded:
     app = ReplayApp(recorded)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
+        await pilot.press("g")
         assert app.feed.speed == 10
         await pilot.press("minus", "minus")
         assert app.feed.speed == 1  # ×1 is the slowest
@@ -275,7 +279,7 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         told = " ".join(str(n.message) for n in app._notifications)
-        assert "skipped 3 unreadable lines" in told  # read when the replay opened
+        assert "skipped 4 unreadable lines" in told  # the replay opens at the end: every bad line is behind
         assert any("plans.jsonl line 3" in d for d in app.view.bad_details)
         assert any("allocation.jsonl line 11: invalid JSON" in d for d in app.view.bad_details)
         assert any(f"{broken.name}/leaderboard_base.csv" in d for d in app.view.bad_details)
@@ -287,17 +291,17 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         # the rest is shown as the files say: plans and allocation as recorded, the one test's rows missing
         want = rebuild(recorded, app.feed.end)
         plans = app.query_one(PlansTable)
-        assert {str(k.value): str(plans.get_row(k)[1]) for k in plans.rows} == want.plans
+        assert {key: str(plans.cells_of(key)[1]) for key in plans.keys} == want.plans
         alloc = app.query_one(AllocationTable)
-        assert {str(k.value): str(alloc.get_row(k)[2]).strip() for k in alloc.rows if str(k.value) != "__systemic__"} \
-            == want.allocation
+        assert {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"} == want.allocation
         lost = {r.config_id for r in read_leaderboard_csv(recorded / broken.relative_to(session) / "leaderboard_base.csv")}
         table = app.query_one(LeaderboardTable)
-        board = {str(k.value): table.get_row(k)[3] for k in table.rows}
+        board = {key: table.cells_of(key)[3] for key in table.keys}
         for cid, _, tests, _ in want.board:
             assert board.get(cid, 0) == tests - (cid in lost), cid
         await pilot.press("g")
         assert app.view.bad_lines == 3  # what the files hold stays counted; the JSON line is in the future again
+        assert "corrupt lines skipped: 3" in str(app.w_status.render())
 
 
 @pytest.mark.parametrize(("v", "says"), [(0, "schema version v=0: this session was written by an older"),

@@ -8,10 +8,10 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Log, Static
+from textual.widgets import Log, Static
 
 from maestro_tui.state import SessionView
-from maestro_tui.widgets.table import sync_table
+from maestro_tui.widgets.table import SyncedTable
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -24,6 +24,12 @@ def sparkline(values: list[float], width: int = 14) -> str:
     lo, hi = min(vals), max(vals)
     span = hi - lo or 1.0
     return "".join(BARS[min(7, int((v - lo) / span * 7.999))] for v in vals)
+
+
+def show_text(widget: Static, content: Text | str) -> None:
+    """Update a Static only when its content changed: an unchanged pane costs no repaint and no frame."""
+    if content != widget.content:
+        widget.update(content)
 
 
 def _ok(ok: bool, text: str) -> Text:
@@ -44,8 +50,10 @@ class Pane(Vertical):
         self.border_title = title
 
 
-class EpisodesTable(DataTable):
+class EpisodesTable(SyncedTable):
     """ScoreEvents as they arrive, newest first, coloured against the targets."""
+
+    MAX_ROWS = 40  # newest first, so every new episode re-lays the table out: hold what a tall pane shows
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -53,7 +61,7 @@ class EpisodesTable(DataTable):
 
     def show(self, view: SessionView, targets: dict) -> None:
         rows = []
-        for s in reversed(list(view.episodes)[-60:]):
+        for s in reversed(list(view.episodes)[-self.MAX_ROWS:]):
             key = f"{s['test_id']}:{s['episode_id']}"
             rows.append((key, [
                 s["test_id"], str(s["episode_id"]), s["phase"][:5], str(s["n_trades"]),
@@ -63,13 +71,14 @@ class EpisodesTable(DataTable):
                 _ok(s["maxdd"] >= targets.get("maxdd_min_usd", -2000), f"{s['maxdd']:,.0f}"),
                 f"{s['score']:.0f}", s["vol_regime"],
             ]))
-        sync_table(self, rows)
+        self.sync(rows)
 
 
-class LeaderboardTable(DataTable):
+class LeaderboardTable(SyncedTable):
     """Configs ranked on out-of-sample results, with the deflated Sharpe; sortable; filterable by method."""
 
     COLUMNS = ("rank", "config", "method", "tests", "val trades", "val hit", "val payoff", "val pnl", "val score", "DSR")
+    MAX_ROWS = 200  # a table holds what a trader scrolls through; sort or filter to see others
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -89,15 +98,15 @@ class LeaderboardTable(DataTable):
             ]))
         key = self.sort_column
         rows.sort(key=lambda r: (r[1][key] if not isinstance(r[1][key], str) or key in (1, 2) else -1), reverse=self.sort_reverse)
-        sync_table(self, rows)
+        if self.parent is not None:  # the pane's frame says how many there are when not all are listed
+            self.parent.border_subtitle = f"top {self.MAX_ROWS} of {len(rows)}" if len(rows) > self.MAX_ROWS else ""
+        self.sync(rows[: self.MAX_ROWS])
 
     def selected_config(self) -> str | None:
-        if not self.row_count:
-            return None
-        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return self.selected_key()
 
 
-class PlansTable(DataTable):
+class PlansTable(SyncedTable):
     """Pending plans first, then recent ones: the change, reason, evidence and status.
 
     Enter (or a, e, v) on a plan opens the review modal; the keys live here, on the focused
@@ -110,6 +119,7 @@ class PlansTable(DataTable):
         Binding("e", "review", "edit…", show=False, id="plans.edit"),
         Binding("v", "review", "veto…", show=False, id="plans.veto"),
     ]
+    MAX_ROWS = 40  # pending plans first, then the newest: older ones are in plans.jsonl and the replay
 
     class Review(Message):
         """Open the review modal on a plan."""
@@ -129,19 +139,17 @@ class PlansTable(DataTable):
 
     def show(self, view: SessionView) -> None:
         rows = []
-        for p in view.plans_newest_first()[:50]:
+        for p in view.plans_newest_first()[: self.MAX_ROWS]:
             change = ", ".join(f"{k} {v.replace('->', '→')}" for k, v in p["change"].items())
             style = {"pending": "bold yellow", "applied": "green", "vetoed": "red", "superseded": "dim"}.get(p["status"], "")
             rows.append((p["plan_id"], [p["plan_id"], Text(p["status"], style=style), change, p["reason"][:60], p.get("test_id") or ""]))
-        sync_table(self, rows)
+        self.sync(rows)
 
     def selected_plan(self) -> str | None:
-        if not self.row_count:
-            return None
-        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return self.selected_key()
 
 
-class AllocationTable(DataTable):
+class AllocationTable(SyncedTable):
     """Per strategy: Sharpe, mode badge, allocation, last change and its reason; systemic risk."""
 
     def on_mount(self) -> None:
@@ -158,7 +166,7 @@ class AllocationTable(DataTable):
             last = view.overrides[-1]
             rows.append(("__systemic__", ["systemic risk", "", Text(" OVERRIDE ", style="bold white on red"),
                                           f"{len(view.overrides)}x", last["reason"][:50]]))
-        sync_table(self, rows)
+        self.sync(rows)
 
 
 class TargetsPanel(Static):
@@ -166,7 +174,8 @@ class TargetsPanel(Static):
 
     def show(self, view: SessionView) -> None:
         t = (view.config or {}).get("settings", {}).get("targets", {})
-        if not t:
+        if not t:  # no session config yet (or a replay back at its start): nothing to measure against
+            show_text(self, "")
             return
         now = view.targets()
         spec = [
@@ -184,7 +193,7 @@ class TargetsPanel(Static):
                 (f"{name:14s}", ""), (fmt.format(value).rjust(8), "bold green" if ok else "bold red"),
                 (f" {'≥' if at_least else '≤'}{fmt.format(target):>7s} ", "dim"), (sparkline(trend), "cyan"),
             ))
-        self.update(Text("\n").join(lines))
+        show_text(self, Text("\n").join(lines))
 
 
 class EquityPlot(Static):
@@ -192,11 +201,11 @@ class EquityPlot(Static):
 
     def show(self, view: SessionView, config_id: str | None) -> None:
         if not config_id:
-            self.update("select a leaderboard row")
+            show_text(self, "select a leaderboard row")
             return
         curve = view.equity_of(config_id)
         if not curve:
-            self.update("")
+            show_text(self, "")
             return
         width = max(10, (self.size.width or 60) - 2)
         height = max(3, (self.size.height or 6) - 1)
@@ -212,7 +221,7 @@ class EquityPlot(Static):
             if grid[zero][x] == " ":
                 grid[zero][x] = "·"
         label = f"{config_id}: {curve[-1]:,.0f} USD over {len(curve)} tests"
-        self.update(Text(label + "\n" + "\n".join("".join(r) for r in grid), style="green" if curve[-1] >= 0 else "red"))
+        show_text(self, Text(label + "\n" + "\n".join("".join(r) for r in grid), style="green" if curve[-1] >= 0 else "red"))
 
 
 class Conversation(Log):

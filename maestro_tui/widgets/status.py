@@ -9,6 +9,7 @@ from textual.widgets import Static
 
 from engine.session import conductor_alive, ConductorState
 from maestro_tui.state import SessionView
+from maestro_tui.widgets.panes import show_text
 
 
 class StatusBar(Static):
@@ -72,4 +73,4 @@ class StatusBar(Static):
             (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
             (f"  failed tests: {view.tests_failed}" if view.tests_failed else "", "red"),
         )
-        self.update(Text("\n").join([line1, line2]))
+        show_text(self, Text("\n").join([line1, line2]))

@@ -1,4 +1,11 @@
-"""Refreshing a DataTable by diff: changed cells updated, rows appended; any other change of order rebuilds it."""
+"""A DataTable refreshed by position: row i shows the i-th item; only changed cells are touched.
+
+Keying rows by their content (a plan id, a config id) made every change of order — a
+new episode on top, a config climbing the leaderboard — a rebuild: all rows removed, added
+again, measured again. Here the table's rows are positions; an item that moves changes the
+cells of the rows it leaves and enters, nothing else is re-measured, and the cursor follows
+the item it was on.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +14,40 @@ from collections.abc import Sequence
 from textual.widgets import DataTable
 
 
-def sync_table(table: DataTable, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
-    """Make `table` show `rows` ((key, cells) in order) touching only what changed.
+class SyncedTable(DataTable):
+    """A DataTable whose `sync(rows)` shows `rows` ((item key, cells) in order) by diff."""
 
-    When the rows only changed cells or gained rows at the end, only those are touched;
-    when the order changed (a config moved up the leaderboard, a row came in between) the
-    table is rebuilt, and the cursor stays on the row it was on, wherever that went.
-    """
-    wanted = [key for key, _ in rows]
-    current = [str(k.value) for k in table.rows]
-    if current != wanted[: len(current)]:
-        selected = current[table.cursor_row] if table.row_count and 0 <= table.cursor_row < len(current) else None
-        table.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-        if table.row_count:
-            table.move_cursor(row=wanted.index(selected) if selected in wanted else min(table.cursor_row, table.row_count - 1))
-        return
-    columns = list(table.columns)
-    for key, cells in rows[: len(current)]:
-        old = table.get_row(key)
-        for col, (before, after) in enumerate(zip(old, cells)):
-            if before != after:
-                table.update_cell(key, columns[col], after)
-    for key, cells in rows[len(current):]:
-        table.add_row(*cells, key=key)
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.keys: list[str] = []  # the item shown at each row
+
+    def sync(self, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
+        selected = self.selected_key()
+        columns = list(self.columns.values())
+        shown = len(self.keys)
+        for i, (_, cells) in enumerate(rows[:shown]):
+            old = self.get_row(str(i))
+            for column, before, after in zip(columns, old, cells):
+                if before != after:
+                    # measuring a cell is most of what an update costs: only when it may not fit
+                    wider = len(str(after)) > column.content_width
+                    self.update_cell(str(i), column.key, after, update_width=wider)
+        for i in range(shown, len(rows)):
+            self.add_row(*rows[i][1], key=str(i))
+        for i in range(len(rows), shown):
+            self.remove_row(str(i))
+        self.keys = [key for key, _ in rows]
+        if selected in self.keys and self.keys.index(selected) != self.cursor_row:
+            self.move_cursor(row=self.keys.index(selected), animate=False)
+
+    def selected_key(self) -> str | None:
+        """The item under the cursor."""
+        row = self.cursor_row
+        return self.keys[row] if self.keys and 0 <= row < len(self.keys) else None
+
+    def cells_of(self, key: str) -> list[object]:
+        """The cells of the row showing item `key` (KeyError when none does)."""
+        try:
+            return self.get_row(str(self.keys.index(key)))
+        except ValueError:
+            raise KeyError(key) from None
