@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.jsonl import read_jsonl
-from engine.leaderboard import LeaderboardRow, standings, validation_equity
+from engine.leaderboard import LeaderboardRow, standings, target_values, validation_equity
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
@@ -38,7 +38,17 @@ def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 
         curve = validation_equity(rows, s.config_id)
         xs = [_test_index(test_id, tests) for test_id, _ in curve]
         ys = [total for _, total in curve]
-        ax.plot(xs, ys, label=f"#{s.rank} {s.label} ({s.config_id})", linewidth=1.4)
+        # solid where the config ran test after test; dotted and flat across the tests it sat out
+        # (its PnL did not move there), so a gap never reads as a trend
+        color, start = None, 0
+        for i in range(1, len(xs) + 1):
+            if i == len(xs) or xs[i] != xs[i - 1] + 1:
+                (line,) = ax.plot(xs[start:i], ys[start:i], color=color, linewidth=1.4,
+                                  label=f"#{s.rank} {s.label} ({s.config_id})" if start == 0 else None)
+                color = line.get_color()
+                if i < len(xs):
+                    ax.plot([xs[i - 1], xs[i]], [ys[i - 1], ys[i - 1]], color=color, linewidth=0.8, linestyle=":")
+                start = i
     ax.axhline(0, color="grey", linewidth=0.6)
     ax.set_title("Top configs: cumulative validation PnL (USD)")
     ax.set_xlabel("test (session order)")
@@ -56,24 +66,27 @@ def targets_chart(path: Path, rows: list[LeaderboardRow], targets: dict, tests: 
     for r in research:
         firsts.setdefault(r.test_id, r)
     xs = [_test_index(t, tests) for t in firsts]
-    series = [
-        ("hit", [r.val_hit for r in firsts.values()], targets.get("hit_min")),
-        ("payoff", [r.val_payoff for r in firsts.values()], targets.get("payoff_min")),
-        ("maxdd USD", [r.val_maxdd for r in firsts.values()], targets.get("maxdd_min_usd")),
-        ("blunders / 100", [100 * r.val_blunders / r.val_trades if r.val_trades else 0 for r in firsts.values()],
-         targets.get("blunders_per_100_max")),
-        ("high-vol share", [r.val_high_vol_share for r in firsts.values()], targets.get("high_vol_share_min")),
-    ]
+    per_test = list(firsts.values())
+    series = [("hit", "hit", "hit_min"), ("payoff", "payoff", "payoff_min"), ("maxdd USD", "maxdd", "maxdd_min_usd"),
+              ("blunders / 100", "blunders_per_100", "blunders_per_100_max"),
+              ("high-vol share", "high_vol_share", "high_vol_share_min")]
+    # thin: each test alone (a test has few trades, so it jumps); bold: the last 10 tests pooled,
+    # the figure the console's targets pane shows and the rules judge by
+    single = [target_values([r]) for r in per_test]
+    pooled = [target_values(per_test[max(0, i - 9): i + 1]) for i in range(len(per_test))]
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 9), dpi=110, sharex=True)
-    for ax, (name, values, target) in zip(axes, series):
-        ax.plot(xs, values, linewidth=1.0)
+    for ax, (name, key, target_key) in zip(axes, series):
+        ax.plot(xs, [v[key] for v in single], linewidth=0.6, alpha=0.35, color="tab:blue")
+        ax.plot(xs, [v[key] for v in pooled], linewidth=1.4, color="tab:blue")
+        target = targets.get(target_key)
         if target is not None:
             ax.axhline(target, color="tab:red", linestyle="--", linewidth=0.8)
         for d in decisions:
             color = {"applied": "tab:green", "vetoed": "tab:red"}.get(d["status"], "tab:orange")
             ax.axvline(d["x"], color=color, linewidth=0.6, alpha=0.7)
         ax.set_ylabel(name, fontsize=8)
-    axes[0].set_title("Research config per test (validation) vs targets (dashed); plans: green applied, red vetoed")
+    axes[0].set_title("Research config, validation: last 10 tests pooled (bold), each test (faint); "
+                      "targets dashed; plans: green applied, red vetoed", fontsize=9)
     axes[-1].set_xlabel("test (session order)")
     fig.tight_layout()
     fig.savefig(path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.leaderboard import LeaderboardRow, Standing, StandingsBook
+from engine.leaderboard import TARGET_METRICS, LeaderboardRow, Standing, StandingsBook, target_values
 
 MAX_EPISODES = 400
 
@@ -146,22 +146,8 @@ class SessionView:
     def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
         rows = self.research[-trend_tests:]
-        recent = rows[-last_tests:]
-        trades = sum(r.val_trades for r in recent)
-        current = {
-            "hit": sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0,
-            "payoff": (sum(r.val_payoff for r in recent if r.val_trades) / max(1, sum(1 for r in recent if r.val_trades))),
-            "maxdd": min((r.val_maxdd for r in recent), default=0.0),
-            "blunders_per_100": 100.0 * sum(r.val_blunders for r in recent) / trades if trades else 0.0,
-            "high_vol_share": sum(r.val_high_vol_share * r.val_trades for r in recent) / trades if trades else 0.0,
-        }
-        trend = {
-            "hit": [r.val_hit for r in rows],
-            "payoff": [r.val_payoff for r in rows],
-            "maxdd": [r.val_maxdd for r in rows],
-            "blunders_per_100": [100.0 * r.val_blunders / r.val_trades if r.val_trades else 0.0 for r in rows],
-            "high_vol_share": [r.val_high_vol_share for r in rows],
-        }
+        current = target_values(rows[-last_tests:])
+        trend = {k: [target_values([r])[k] for r in rows] for k in TARGET_METRICS}
         return {k: (current[k], trend[k]) for k in current}
 
     def equity_of(self, config_id: str) -> list[float]:
