@@ -223,6 +223,11 @@ async def test_play_releases_items_at_the_chosen_speed_and_pause_holds(recorded:
         held = app.feed.position
         await pilot.pause(0.5)
         assert app.feed.position == held  # paused: nothing more is released
+        await pilot.press("p")  # the console's pause key plays and pauses here too
+        assert app.feed.playing
+        await pilot.press("p")
+        assert not app.feed.playing
+        held = app.feed.position
         assert all(s.at <= app.feed.clock for s in app.feed.timeline[:held])
         assert all(s.at > app.feed.clock for s in app.feed.timeline[held:])
         assert_panes_show(app, rebuild(recorded, app.feed.clock))
