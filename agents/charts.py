@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.jsonl import read_jsonl
-from engine.leaderboard import LeaderboardRow, standings, target_values, validation_equity
+from engine.leaderboard import LeaderboardRow, StandingsBook, target_values
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
@@ -34,8 +34,10 @@ def _test_index(test_id: str, tests: int) -> int:
 def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 5) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    for s in standings(rows)[:top]:
-        curve = validation_equity(rows, s.config_id)
+    book = StandingsBook()  # one pass over the rows for the ranking and every curve
+    book.add(rows)
+    for s in book.table()[:top]:
+        curve = book.equity(s.config_id)
         xs = [_test_index(test_id, tests) for test_id, _ in curve]
         ys = [total for _, total in curve]
         # solid where the config ran test after test; dotted and flat across the tests it sat out

@@ -450,16 +450,6 @@ def target_values(rows: Sequence[LeaderboardRow]) -> dict[str, float]:
 _NORMAL = NormalDist()
 
 
-def validation_equity(rows: Iterable[LeaderboardRow], config_id: str) -> list[tuple[str, float]]:
-    """(test_id, cumulative validation PnL in USD) of a config over the tests it ran in, in row order.
-
-    A config can stand twice in one test (the research config may also be a baseline): once counts.
-    """
-    book = StandingsBook()
-    book.add(r for r in rows if r.config_id == config_id)
-    return book.equity(config_id)
-
-
 def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
     """SR0: the Sharpe the best of `n_trials` luck-only configs is expected to show (0 for 1 trial).
 

@@ -147,7 +147,8 @@ class SessionView:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
         rows = self.research[-trend_tests:]
         current = target_values(rows[-last_tests:])
-        trend = {k: [target_values([r])[k] for r in rows] for k in TARGET_METRICS}
+        singles = [target_values([r]) for r in rows]
+        trend = {k: [single[k] for single in singles] for k in TARGET_METRICS}
         return {k: (current[k], trend[k]) for k in current}
 
     def equity_of(self, config_id: str) -> list[float]:

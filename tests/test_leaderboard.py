@@ -576,7 +576,7 @@ def _book_of(tests: list[list[LeaderboardRow]]):
 
 
 def test_the_books_equity_is_the_cumulative_validation_pnl_once_per_test() -> None:
-    from engine.leaderboard import StandingsBook, validation_equity
+    from engine.leaderboard import StandingsBook
 
     tests = _many_tests()
     book = StandingsBook()
@@ -586,5 +586,5 @@ def test_the_books_equity_is_the_cumulative_validation_pnl_once_per_test() -> No
     curve = book.equity(config_id(B))
     assert [tid for tid, _ in curve] == [f"seg1_test{i:03d}" for i in range(1, 13)]
     assert [v for _, v in curve] == pytest.approx(list(itertools.accumulate(b_pnl)))
-    assert validation_equity([r for t in tests for r in t], config_id(B)) == curve
+    assert _book_of([[r for t in tests for r in t]]).equity(config_id(B)) == curve  # all rows at once: the same
     assert book.equity("c-00000000") == []
