@@ -26,7 +26,7 @@ from maestro_tui.ingest import SessionFeed
 from maestro_tui.state import Item, SessionView
 
 SPEEDS = (1, 10, 100, 1000, float("inf"))
-RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (the pane shows 60 episodes)
+RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (~36 each; the pane shows 40)
 LIVE_STATES = ("starting", "running", "waiting", "paused")
 REFRESH_S = 2.0  # how often a still-running session's files are read again
 

@@ -31,9 +31,7 @@ class StatusBar(Static):
         rate = (done - n0) / (now - t0) if now - t0 > 0.5 else 0.0
         eta = f"ETA {max(0, total - done) / rate:,.0f}s" if rate > 0 and total > done else ""
         state = c.get("state", "starting")
-        replay = state == "replay"
-        if replay:  # a replay's pace is the virtual clock's: no rate, no ETA
-            rate, eta = 0.0, ""
+        replay = state == "replay"  # a replay's pace is the virtual clock's: no rate, no ETA
         alive = True
         try:
             alive = conductor_alive(ConductorState.model_validate(c)) if c and not replay else True
