@@ -120,6 +120,7 @@ class PlansTable(SyncedTable):
         Binding("v", "review", "veto…", show=False, id="plans.veto"),
     ]
     MAX_ROWS = 40  # pending plans first, then the newest: older ones are in plans.jsonl and the replay
+    FOLLOW = False  # a decided plan leaves the pending ones: the cursor stays, on the next plan to decide
 
     class Review(Message):
         """Open the review modal on a plan."""

@@ -4,7 +4,7 @@ Keying rows by their content (a plan id, a config id) made every change of order
 new episode on top, a config climbing the leaderboard — a rebuild: all rows removed, added
 again, measured again. Here the table's rows are positions; an item that moves changes the
 cells of the rows it leaves and enters, nothing else is re-measured, and the cursor follows
-the item it was on.
+the item it was on (or, where that is better, stays on its row: see FOLLOW).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from textual.widgets import DataTable
 class SyncedTable(DataTable):
     """A DataTable whose `sync(rows)` shows `rows` ((item key, cells) in order) by diff."""
 
+    FOLLOW = True  # the cursor follows its item when it moves; False: it stays on its row
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.keys: list[str] = []  # the item shown at each row
@@ -37,7 +38,7 @@ class SyncedTable(DataTable):
         for i in range(len(rows), shown):
             self.remove_row(str(i))
         self.keys = [key for key, _ in rows]
-        if selected in self.keys and self.keys.index(selected) != self.cursor_row:
+        if self.FOLLOW and selected in self.keys and self.keys.index(selected) != self.cursor_row:
             self.move_cursor(row=self.keys.index(selected), animate=False)
 
     def selected_key(self) -> str | None:
