@@ -242,7 +242,7 @@ def _attach(args: argparse.Namespace) -> int:
 
 def _ls(args: argparse.Namespace) -> int:
     from engine.jsonl import read_json
-    from engine.session import METRICS_GLOBAL, list_sessions, read_conductor_state, session_status
+    from engine.session import list_sessions, read_conductor_state, session_status
 
     sessions = list_sessions(_sessions_dir(args.sessions_dir))
     if not sessions:
@@ -257,14 +257,32 @@ def _ls(args: argparse.Namespace) -> int:
             state = None
         tests = f"{state.tests_done}/{state.tests_total}" if state else "-"
         started = read_json(s.file("session_config.json")).get("created_at", "")[:19].replace("T", " ")
-        best = ""
-        if s.file(METRICS_GLOBAL).exists():
-            top = read_json(s.file(METRICS_GLOBAL)).get("best")
-            if top:
-                best = (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
-                        f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}")
-        print(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {best}")
+        print(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {_best_config(s)}")
     return EXIT_OK
+
+
+def _best_config(session) -> str:
+    """The best config on validation with its headline figures: the session's own verdict when it
+    finished (metrics_global.json), else ranked from the tests done so far."""
+    from agents.report import session_rows, standing_dict
+    from engine.jsonl import SessionFileError, read_json
+    from engine.leaderboard import standings
+    from engine.session import METRICS_GLOBAL
+
+    so_far = ""
+    if session.file(METRICS_GLOBAL).exists():
+        top = read_json(session.file(METRICS_GLOBAL)).get("best")
+    else:
+        try:
+            ranked = standings(session_rows(session))
+        except SessionFileError as err:
+            return f"(unreadable: {err})"
+        top = standing_dict(ranked[0]) if ranked else None
+        so_far = " (so far)"
+    if not top:
+        return ""
+    return (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
+            f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}{so_far}")
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -275,7 +293,7 @@ def _report(args: argparse.Namespace) -> int:
 
     session = _session_arg(args.session)
     from agents.charts import write_charts
-    from agents.report import session_rows
+    from agents.report import session_rows, standing_dict
 
     config = read_json(session.file("session_config.json"))
     segments = config["settings"]["segments"]

@@ -267,6 +267,11 @@ async def test_an_interrupted_session_replays_up_to_where_it_stopped(tmp_path: P
         assert "recorded session: interrupted" in status
         assert app.view.bad_lines == 1 and "torn last line" in app.view.bad_details[-1]
         assert "corrupt lines skipped: 1" in status
+    # `ls` ranks what an interrupted session has done so far
+    best = standings([r for _, _, f in folders_of(SessionDir(session)) for r in read_leaderboard_csv(f / "leaderboard_base.csv")])[0]
+    out = cli("ls", "--sessions-dir", str(tmp_path))
+    line = next(line for line in out.stdout.splitlines() if session.name in line)
+    assert "interrupted" in line and f"{best.label}: hit {best.val_hit:.3f}" in line and line.endswith("(so far)"), line
 
 
 async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: Path, tmp_path: Path):
