@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import queue
+import shlex
 import signal
 import threading
 import time
@@ -36,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from agents.allocator import AllocationDesk, Record, ensemble_portfolio
-from agents.approval import PlanBook, PlanRecord, new_nonce
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
 from agents.documents import checked
@@ -44,8 +44,10 @@ from agents.llm import LLMClient, Meter, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
-from agents.rules import Analyzer, RuleFiring, episode_stats
-from agents.settings import Settings
+from agents.plans import PlanBook, PlanError, PlanRecord, Veto, checked_patch, new_nonce, outcome
+from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
+from agents.notify import Notifier
+from agents.settings import NotifySettings, Settings, load_settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
@@ -78,6 +80,7 @@ from engine.session import (
     SCORES,
     SEGMENT_PLAN,
     SEGMENT_RESULTS,
+    SUMMARY,
     TEST_LOG,
     TRADES,
     ConductorState,
@@ -167,6 +170,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str) -
     """session_config.json for a new session: the values it actually runs with (no API keys)."""
     base, origin = smart_baseline(Path(settings.sessions_dir), exclude=session.root)
     values = settings.model_dump(mode="json")
+    values.pop("notify")  # hook addresses can hold tokens (a Slack URL does): read from the settings at run time
     values["approval"] = approval
     values["workers"] = settings.effective_workers()
     return checked(CONFIG, {
@@ -203,6 +207,15 @@ def build_agents(config: dict[str, Any], settings: Settings, session: SessionDir
             agent.offline_reason = f"no {provider.upper()}_API_KEY"
         made[role] = agent
     return made["strategist"], made["critic"], meter
+
+
+def _notify_settings() -> NotifySettings:
+    """The [notify] hooks of the settings in force now (never stored in the session: they may hold tokens)."""
+    try:
+        return load_settings().notify
+    except ValueError as err:  # the CLI checked the settings when the session started; they changed since
+        log.warning("notifications off: the settings do not load: %s", str(err).splitlines()[0])
+        return NotifySettings()
 
 
 # ---------------------------------------------------------------- the conductor
@@ -256,6 +269,8 @@ class Conductor:
         built_s, built_c, self.meter = build_agents(self.config, self.settings, session, self._note, http_client)
         self.strategist: Strategist = strategist or built_s
         self.critic: Critic = critic or built_c
+        self.notifier = Notifier(_notify_settings(), session_id=self.sid, session_dir=session.root)
+        self.budget_told = False
         self.W = self.settings.pipeline_depth
         self.T = self.settings.tests
         self.S = self.settings.segments
@@ -279,6 +294,8 @@ class Conductor:
         self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.next_unstarted = 0  # global index of the first test not yet started
+        self.position = -1  # global index of the last test accounted for
+        self.audited: list[dict[str, Any]] = []  # decisions audited before a restart: their effects are completed
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ infrastructure
@@ -327,7 +344,7 @@ class Conductor:
         for rec in read_jsonl(self.session.file(CONVERSATION)).records:
             self.written[CONVERSATION].add(f"{rec['segment']}:{rec['turn']}:{rec['agent']}:{rec['message'].get('ref', '')}")
         for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
-            self.written[PLANS].add(f"{rec.plan_id}:{rec.status}")
+            self.written[PLANS].add(f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
             known = self.book.plans.get(rec.plan_id)
             if known is None:
                 seg, t = parse_test_id(rec.test_id or "seg1_test001")
@@ -348,6 +365,11 @@ class Conductor:
                 )
             if rec["action"] == "decision_refused" and "decision_offset" in rec["details"]:
                 self.refused_offsets.add(rec["details"]["decision_offset"])
+            if rec["action"] == "plan_vetoed" and rec.get("plan_id") in self.book.plans:
+                d = rec["details"]
+                self.book.remember_veto(self.book.plans[rec["plan_id"]], d.get("from_index", 0), d.get("at_index", -1))
+            if rec["action"] in ("patch_applied", "plan_vetoed"):
+                self.audited.append(rec)
 
     @staticmethod
     def _audit_key(rec: dict[str, Any]) -> str:
@@ -357,13 +379,14 @@ class Conductor:
         return f"{rec['action']}:{rec.get('plan_id')}:{rec.get('nonce')}:{d.get('decision_offset', '')}:{d.get('test', '')}"
 
     def _audit(self, action: str, who: str, why: str, plan_id: str | None = None, nonce: str | None = None,
-               **details: Any) -> None:
+               **details: Any) -> dict[str, Any]:
         rec = {
             "v": 1, "kind": "audit", "session_id": self.sid, "emitted_at": utc_now_iso(),
             "action": action, "plan_id": plan_id, "nonce": nonce, "who": who, "why": why, "details": details,
         }
         self._append(AUDIT, self._audit_key(rec), rec)
         log.info("audit %s %s %s: %s", action, plan_id or "", nonce or "", why)
+        return rec
 
     def _say(self, segment: int, turn: int, provider: str, message: Any, ref: str = "") -> None:
         """Append an agent message to conversation.jsonl (once per segment, turn, agent and ref)."""
@@ -380,6 +403,9 @@ class Conductor:
     def _note(self, text: str) -> None:
         """An LLM turn fell back to the offline agent, or a role went offline: say so in the conversation."""
         self.notes += 1
+        if self.meter.spent and not self.budget_told:
+            self.budget_told = True
+            self.notifier.send("llm_budget_spent", **self.meter.summary(), detail=text)
         segment = self.seg.number if self.seg else 1
         self._say(segment, 1000 + self.notes, "maestro",
                   MaestroMessage(turno=5, acao="offline fallback", detalhes=text, status="recorded"), ref=f"note{self.notes}")
@@ -418,6 +444,8 @@ class Conductor:
             self._write_state("starting")
             self._load_written()
             self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT, ALLOCATION)}
+            for rec in self.audited:  # a crash between a decision's audit record and its effects: finish them
+                self._carry_out(rec)
             self.decisions = JsonlTail(self.session.file(DECISIONS), DecisionEvent, index=True)
             self.bars = load_source(self.config["data"])
             self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
@@ -443,13 +471,18 @@ class Conductor:
                 self._write_state("stopped")
                 code = EXIT_STOPPED
             else:
+                self._expire_undecided()
                 crash_point("summary")
                 write_reports(self.session, self.S)
                 self._write_state("finished")
+                self.notifier.send("session_finished", state="finished", summary=str(self.session.file(SUMMARY)),
+                                   tests_done=self.tests_done, tests_failed=self.tests_failed)
                 code = EXIT_DONE
         except Exception as err:  # noqa: BLE001 - the session failed: say so in conductor.json and the log
             log.error("session failed: %s\n%s", err, traceback.format_exc())
             self._write_state("failed", error=f"{type(err).__name__}: {err}")
+            self.notifier.send("session_failed", state="failed", error=f"{type(err).__name__}: {err}",
+                               log=str(self.session.file(CONDUCTOR_LOG)))
             self.echo(f"maestro-tui: session failed: {err} (details in {self.session.file(CONDUCTOR_LOG)})")
             code = EXIT_FAILED
         finally:
@@ -462,6 +495,7 @@ class Conductor:
                 writer.close()
             for s, h in previous.items():
                 signal.signal(s, h)
+            self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
             logging.getLogger("maestro").removeHandler(handler)
             handler.close()
         return code
@@ -602,14 +636,37 @@ class Conductor:
                 next_t += 1
             self.next_unstarted = self._g(segment, next_t)
             self._update_waiting(segment, next_t)
+            self._grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
             if kind == "outcome":
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:
                 self._handle(kind, payload)
+        if segment < self.S:
+            self._await_decisions(segment)
         if not self.stopping:
             self._segment_end(segment)
+
+    def _await_decisions(self, segment: int) -> None:
+        """Manual mode: the segment's pending plans are decided before the next segment starts from its config.
+
+        A plan is evidence about this segment's research config; the next segment starts from
+        that config with its applied patches, so its plans are settled first. (The last
+        segment's are left to expire: no test would run with them.)
+        """
+        while self.approval == "manual" and not self.stopping:
+            pending = [r for r in self.book.pending() if r.segment <= segment]
+            if not pending:
+                break
+            what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}"
+            if what != self.waiting_for:
+                self.waiting_for = what
+                self._write_state("paused" if self.paused else "waiting")
+            self._handle(*self.events.get())
+        if self.waiting_for is not None:
+            self.waiting_for = None
+            self._write_state("running")
 
     def _may_start(self, g: int) -> bool:
         if self.paused:
@@ -750,6 +807,7 @@ class Conductor:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         assert self.seg is not None
         g = self._g(seg, t)
+        self.position = g
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
         self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         self.seg.rows.extend(rows)
@@ -763,8 +821,9 @@ class Conductor:
         if g < self._muted_until(seg, g):
             return  # these tests started before the latest plan could change anything: stale evidence
         stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
-        for firing in self.analyzer.feed(stats, self._current_research()):
-            self._propose(firing, seg, t, g)
+        check = self.analyzer.feed(stats, self._current_research())
+        if check is not None:
+            self._on_check(check, seg, t, g)
 
     def _iso(self, bar: int) -> str:
         """Market time of a bar (its open), ISO UTC."""
@@ -857,49 +916,125 @@ class Conductor:
 
     # ------------------------------------------------------------ plans and decisions
 
-    def _propose(self, firing: RuleFiring, seg: int, t: int, g: int) -> None:
+    def _on_check(self, check: Check, seg: int, t: int, g: int) -> None:
+        """A full window of evidence: it measures the plans awaiting their effect, or else may bring one new plan.
+
+        Evidence is used once: the window that judged a change is not also the reason for the
+        next one (it was gathered right after a plan chose its moment, and would flatter it).
+        """
+        tests = [self._test_of(i) for i in sorted({e.test_index for e in self.analyzer.window})]
+        measured = False
+        for record in self.book.awaiting_outcome(g):
+            patch = next((p for p in self.patches if p.plan_id == record.event.plan_id), None)
+            rule = record.event.rule
+            if patch is None or rule not in RULE_METRIC or check.metrics.first_test < patch.from_index:
+                continue
+            metric, better = RULE_METRIC[rule]
+            result = outcome(metric, better, record.event.evidence, check.metrics.evidence(),
+                             check.metrics.cautious(metric, self.settings.rules.confidence_z), tests, g)
+            self._set_status(record, record.status, key="outcome", outcome=result)
+            self._say(seg, 200 + int(record.event.plan_id.split("-")[1]), "maestro", MaestroMessage(
+                turno=4, acao=f"effect of {record.event.plan_id}", detalhes=record.event.change,
+                metricas_pos_patch=result, status="improved" if result["improved"] else "no better",
+            ), ref=record.event.plan_id)
+            measured = True
+        if measured:  # this window is spent on judging a change; the next plan needs evidence of its own
+            self.analyzer.reset()
+            return
+        if g + self.W > self.S * self.T - 1:
+            if check.firings:  # a plan would apply from a test the session does not have: nothing to decide
+                log.info("rules at %s: %s held: no test left to apply a change to", test_id(seg, t),
+                         ", ".join(f.rule for f in check.firings))
+            return
+        for firing in check.firings:
+            item = PatchItem(parameter=firing.parameter, old_value=firing.old_value, new_value=firing.new_value)
+            hold = self.book.hold(item, seg, check.metrics.first_test, g)
+            if hold.held:
+                log.info("rule %s on %s at %s held: %s", firing.rule, firing.parameter, test_id(seg, t), hold.why)
+                continue
+            self._propose(firing, check, seg, t, g, hold.vetoed_before)
+            break  # one change at a time: the others are judged again on evidence gathered after it
+
+    def _scope(self, check: Check) -> dict[str, Any]:
+        """What a plan's evidence covers: the research config, validation, which tests, how much."""
+        research = self._current_research()
+        m = check.metrics
+        return {"config_id": config_id(research), "label": config_label(research), "method": research.method,
+                "phase": "validation", "first_test": self._test_of(m.first_test), "last_test": self._test_of(m.last_test),
+                "episodes": m.episodes, "trades": m.trades}
+
+    def _propose(self, firing: RuleFiring, check: Check, seg: int, t: int, g: int, vetoed_before: Veto | None) -> None:
         """A rule fired: the Critic reviews it; a plan is written and goes through approval."""
         self.plan_seq += 1
         plan_id = f"P{seg}-{self.plan_seq:03d}"
         self.analyzer.reset()  # the evidence is spent on this plan
-        ctx = self._context(seg, self._current_research())
+        in_force = self._current_research()
+        ctx = self._context(seg, in_force)
         review = self.critic.review(ctx, firing)
         self._say(seg, 10 + self.plan_seq, self.critic.provider, review.message, ref=plan_id)
         if review.patch is None:
             return
         existing = self.book.plans.get(plan_id)
         if existing is None:
-            patch = [PatchItem(**p) for p in review.patch]
+            try:
+                patch = checked_patch(review.patch, in_force)
+            except PlanError as err:  # the critic's patch breaks a bound or a step: no plan
+                log.warning("%s not proposed: %s", plan_id, err)
+                return
+            reason = firing.reason
+            if vetoed_before is not None:
+                reason += f" (vetoed before: {vetoed_before.describe()})"
             event = PlanEvent(
                 session_id=self.sid, emitted_at=utc_now_iso(), plan_id=plan_id, nonce=new_nonce(),
                 episode_id=firing.episode_id, test_id=test_id(seg, t), agent=f"critic:{self.critic.provider}",
-                action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=firing.reason,
-                evidence=dict(firing.evidence), status="pending", note=f"rule {firing.rule}",
+                action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=reason,
+                evidence=dict(firing.evidence), status="pending", note=f"rule {firing.rule}", rule=firing.rule,
+                scope=self._scope(check), vetoed_before=vetoed_before.describe() if vetoed_before else None,
             )
             record = PlanRecord(event, seg, g)
             self.book.plans[plan_id] = record
             self._append(PLANS, f"{plan_id}:pending", event.model_dump())
+            if self.approval != "auto":
+                decide = f"maestro-tui decide {shlex.quote(str(self.session.root))} {plan_id} approve|veto|edit PARAM=VALUE"
+                if self.approval == "manual":
+                    self.echo(f"plan {plan_id} waits for a decision: "
+                              f"{', '.join(f'{k} {v}' for k, v in event.change.items())} — {reason}; decide: {decide}")
+                self.notifier.send("plan_pending", plan_id=plan_id, change=event.change, reason=reason, decide=decide,
+                                   approval=self.approval)
         else:
             record = existing
-        if record.event.status != "pending":
+        if record.status != "pending":
             return
         for old in self.book.superseded_by(record):
-            self._set_status(old, "superseded", superseded_by=plan_id)
             self._audit("plan_superseded", "maestro", f"{plan_id} changes the same parameter", old.event.plan_id,
                         old.event.nonce)
+            self._set_status(old, "superseded", superseded_by=plan_id)
         if self.approval == "auto":
-            self._apply_plan(record, list(record.event.patch), "approved", "maestro (auto approval)", "auto mode")
+            self._apply_without_human(record, "maestro (auto approval)", "auto mode")
         elif self.approval == "veto-only" and record.deadline is None:
             record.deadline = time.monotonic() + self.settings.veto_grace_s
 
-    def _set_status(self, record: PlanRecord, status: str, **changes: Any) -> None:
-        event = record.event.with_changes(status=status, emitted_at=utc_now_iso(), **changes)
-        record.event = event
-        self._append(PLANS, f"{event.plan_id}:{status}", event.model_dump())
+    def _set_status(self, record: PlanRecord, status: str, key: str | None = None, **changes: Any) -> None:
+        """Write the plan's next line (once: keyed by plan and status, or `key`)."""
+        event = self.book.advance(record, status, utc_now_iso(), **changes)
+        self._append(PLANS, f"{event.plan_id}:{key or status}", event.model_dump())
+
+    def _apply_without_human(self, record: PlanRecord, who: str, why: str) -> None:
+        """Auto mode and veto-only's grace: the patch as proposed, if it still keeps its bounds and steps."""
+        try:
+            patch = checked_patch(record.event.patch, self._current_research())
+        except PlanError as err:
+            self._expire(record, f"cannot apply: {err}")
+            return
+        self._apply_plan(record, patch, "applied", who, why)
 
     def _apply_plan(self, record: PlanRecord, patch: list[PatchItem], status: str, who: str, why: str,
                     decision_offset: int | None = None) -> None:
-        """Spend the plan's nonce and put its patch in force from the first test not yet started."""
+        """Spend the plan's nonce and put its patch in force from the first test not yet started.
+
+        The audit record is the fact, written first; the plan's status line and the Maestro's
+        message follow from it, and a resume completes them from it (`_carry_out`).
+        """
         assert self.seg is not None
         plan_id = record.event.plan_id
         if self.approval == "auto":
@@ -909,26 +1044,56 @@ class Conductor:
         if record.segment != self.seg.number:  # decided after its segment ended: carried into this one
             from_index = max(from_index, self._g(self.seg.number, 1))
         self.book.spent.add(record.event.nonce)
-        if status == "edited":
-            self._set_status(record, "edited", patch=[p.model_dump() for p in patch], change=PlanEvent.change_from_patch(patch))
-        else:
-            self._set_status(record, status)
-        patch_obj = Patch(self.seg.number, from_index, patch, plan_id, who)
-        self.patches.append(patch_obj)
+        self.patches.append(Patch(self.seg.number, from_index, patch, plan_id, who))
         after = self._current_research()
-        self._audit(
+        rec = self._audit(
             "patch_applied", who, why, plan_id, record.event.nonce,
-            segment=self.seg.number, from_index=from_index, from_test=self._test_of(from_index),
+            segment=self.seg.number, from_index=from_index, from_test=self._test_of(from_index), status=status,
             patch=[p.model_dump() for p in patch], params_after=json.loads(params_json(after)),
             **({} if decision_offset is None else {"decision_offset": decision_offset}),
         )
-        self._set_status(record, "applied", note=f"applies from {self._test_of(from_index)}")
+        crash_point("decision_audited")
+        self._carry_out(rec)
+
+    def _carry_out(self, rec: dict[str, Any]) -> None:
+        """The plan line and the Maestro's message an audited decision calls for; each written once."""
+        record = self.book.plans.get(rec.get("plan_id") or "")
+        if record is None:
+            return
+        d = rec["details"]
+        plan_id = record.event.plan_id
+        if rec["action"] == "plan_vetoed":
+            if record.status == "pending":
+                self._set_status(record, "vetoed", note=rec["why"] if rec["why"] != "vetoed" else None)
+            return
+        if rec["action"] != "patch_applied":
+            return
+        status = d.get("status", "applied")
+        patch = [PatchItem(**p) for p in d["patch"]]
+        if record.status in ("pending", "approved"):
+            self._set_status(record, status, patch=patch, change=PlanEvent.change_from_patch(patch),
+                             applied_from=d["from_test"], note=f"{status} by {rec['who']}: applies from {d['from_test']}")
+        crash_point("decision_status")
         self._say(
-            self.seg.number, 100 + int(plan_id.split("-")[1]), "maestro",
+            d["segment"], 100 + int(plan_id.split("-")[1]), "maestro",
             MaestroMessage(turno=4, acao=f"apply {plan_id}", detalhes=PlanEvent.change_from_patch(patch),
-                           metricas_pos_patch={}, status=f"from {self._test_of(from_index)} ({who})"),
+                           metricas_pos_patch={}, status=f"from {d['from_test']} ({rec['who']})"),
             ref=plan_id,
         )
+
+    def _expire(self, record: PlanRecord, why: str) -> None:
+        self._audit("plan_expired", "maestro", why, record.event.plan_id, record.event.nonce)
+        self._set_status(record, "expired", note=why)
+
+    def _expire_undecided(self) -> None:
+        """A finishing session leaves no plan pending: each becomes expired, with the reason."""
+        self._grace_expiries()  # a grace already over applies rather than expires
+        for record in self.book.expiring():
+            if self.approval == "veto-only":
+                why = "the session finished inside its veto grace period"
+            else:
+                why = "the session finished before a decision"
+            self._expire(record, why)
 
     def _read_decisions(self) -> None:
         """Take every decision appended since the last read, in file order."""
@@ -961,11 +1126,14 @@ class Conductor:
         self.spent_offsets.add(offset)
         if verdict.kind == "veto":
             self.book.spent.add(record.event.nonce)
-            self._set_status(record, "vetoed", note=decision.note or None)
-            self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id, record.event.nonce,
-                        decision_offset=offset)
+            self.book.remember_veto(record, self.next_unstarted, self.position)
+            rec = self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
+                              record.event.nonce, decision_offset=offset, from_index=self.next_unstarted,
+                              at_index=self.position)
+            crash_point("decision_audited")
+            self._carry_out(rec)
         else:
-            status = "approved" if decision.decision == "approve" else "edited"
+            status = "applied" if decision.decision == "approve" else "edited"
             self._apply_plan(record, verdict.patch, status, decision.by, decision.note or f"{status} by {decision.by}",
                              decision_offset=offset)
 
@@ -975,5 +1143,5 @@ class Conductor:
         now = time.monotonic()
         for record in self.book.pending():
             if record.deadline is not None and now >= record.deadline:
-                self._apply_plan(record, list(record.event.patch), "approved", "maestro (veto-only grace period)",
-                                 f"no veto within {self.settings.veto_grace_s:g} s")
+                self._apply_without_human(record, "maestro (veto-only grace period)",
+                                          f"no veto within {self.settings.veto_grace_s:g} s")

@@ -69,6 +69,15 @@ class Meter:
         if self.input_tokens + self.output_tokens >= s.max_tokens_total:
             raise LLMError("budget", f"LLM budget spent: {self.input_tokens + self.output_tokens} of {s.max_tokens_total} tokens")
 
+    @property
+    def spent(self) -> bool:
+        """Whether a cap is reached: no further call will be made."""
+        try:
+            self.check()
+        except LLMError:
+            return True
+        return False
+
     def record(self, provider: str, input_tokens: int, output_tokens: int) -> None:
         with self._lock:
             self.calls += 1

@@ -21,6 +21,7 @@ from agents.context import SegmentContext
 from agents.critic import Choice, OfflineCritic, Review, proposal_params
 from agents.llm import LLMClient, LLMError
 from agents.messages import CriticMessage, StrategistMessage
+from agents.plans import PlanError, checked_patch
 from agents.rules import RuleFiring
 from agents.strategist import OfflineStrategist
 from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
@@ -195,6 +196,11 @@ class LLMCritic(LLMRole):
             if r.decision != "reject":
                 changes = r.changes or [_Change(parameter=firing.parameter, new_value=firing.new_value)]
                 checked_params(current, current.method, {c.parameter: c.new_value for c in changes})
+                try:  # bounds and the max step from the value in force, like every applied value
+                    checked_patch([{"parameter": c.parameter, "old_value": getattr(current, c.parameter),
+                                    "new_value": c.new_value} for c in changes], current)
+                except PlanError as err:
+                    raise Invalid(str(err)) from None
             return r
 
         got = self.ask("critic_review", prompts.critic_system(), prompts.review_user(ctx, firing, current),

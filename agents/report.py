@@ -12,6 +12,7 @@ from typing import Any
 
 from agents.critic import targets_met
 from agents.documents import checked
+from agents.plans import describe_outcome
 from agents.settings import Targets
 from engine.jsonl import read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
@@ -240,6 +241,42 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
     }
 
 
+def _cell(text: Any) -> str:
+    """Text for a Markdown table cell: one line, no column breaks."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def plans_section(session: SessionDir) -> list[str]:
+    """Every plan with how it ended and, for applied ones, what it did (its outcome)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for rec in read_jsonl(session.file(PLANS)).records:
+        latest[rec["plan_id"]] = rec
+    if not latest:
+        return []
+    lines = [
+        "",
+        "## Plans and their effect",
+        "",
+        "Effect: the metric that triggered the plan and the mean episode score, on the research config's validation "
+        "episodes, in the rule window before the plan vs the first full window of tests run with its patch "
+        "(✓: better even at the cautious end of the noise, with the score holding up).",
+        "",
+        "| plan | test | change | ended | by / why | effect |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in latest.values():
+        change = ", ".join(f"{k} {v}" for k, v in p["change"].items())
+        if p["status"] in ("applied", "edited"):
+            ended = f"{p['status']} from {p.get('applied_from') or '?'}"
+            effect = describe_outcome(p.get("outcome")) or "not measured: the segment ended first"
+        else:
+            ended = p["status"] + (f" by {p['superseded_by']}" if p.get("superseded_by") else "")
+            effect = ""
+        lines.append(f"| {p['plan_id']} | {p.get('test_id') or ''} | {_cell(change)} | {ended} | "
+                     f"{_cell(p.get('note') or '')} | {_cell(effect)} |")
+    return lines
+
+
 def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
     """session_summary.md: the final report, figures equal to metrics_global.json."""
     lines = [
@@ -275,6 +312,7 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"| {s['rank']} | {s['label']} | {s['config_id']} | {s['tests']} | {s['val_trades']} | {s['val_hit']:.3f} | "
             f"{s['val_payoff']:.2f} | {s['val_pnl']:,.0f} | {s['val_score']:.1f} | {s['holdout_pnl']:,.0f} | {dsr} |"
         )
+    lines += plans_section(session)
     agents = metrics.get("agents", {})
     usage = agents.get("llm_usage") or {}
     providers = ", ".join(f"{role}: {p}" for role, p in agents.get("providers", {}).items())

@@ -7,16 +7,19 @@ Nested values take `__` in the environment: MAESTRO_TARGETS__HIT_MIN=0.55.
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from agents.llm import LLMSettings
 from engine.allocation import AllocationSettings
 
 ApprovalMode = Literal["manual", "auto", "veto-only"]
+NotifyEvent = Literal["plan_pending", "session_finished", "session_failed", "llm_budget_spent"]
 
 
 def config_path() -> Path:
@@ -45,8 +48,12 @@ class Rules(_Section):
     """The analyzer's deterministic rules: when each fires and the step it proposes."""
 
     check_every_episodes: int = Field(10, ge=1, description="run the rules every N out-of-sample episodes")
-    window_episodes: int = Field(30, ge=5, description="rules look at the last N out-of-sample episodes")
-    min_trades: int = Field(10, ge=1, description="no rule fires on fewer trades than this in the window")
+    window_episodes: int = Field(30, ge=5, description="rules look at the last N out-of-sample episodes, or more")
+    min_trades: int = Field(30, ge=1, description="... as many more as it takes to hold this many trades")
+    confidence_z: float = Field(
+        1.28, ge=0, le=5,
+        description="a rule fires only when the window shows its condition at this one-sided z (1.28: 90 %; 0: on the estimate alone)",
+    )
     hit_below: float = Field(0.48, ge=0, le=1)
     hit_consecutive_checks: int = Field(3, ge=1)
     hit_step_atr_stop_mult: float = Field(0.3, gt=0)
@@ -58,6 +65,19 @@ class Rules(_Section):
     blunders_step_vhf_min: float = Field(0.05, gt=0)
     high_vol_share_below: float = Field(0.30, ge=0, le=1)
     high_vol_step_atr_z_min: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _steps_within_max_step(self) -> "Rules":
+        # a rule's step is a plan's change: it keeps the parameter's max step like any other
+        from engine.params import PARAM_BOUNDS
+
+        for name, value in self.model_dump().items():
+            if "_step_" in name:
+                parameter = name.split("_step_", 1)[1]
+                limit = PARAM_BOUNDS[parameter].max_step
+                if limit is not None and value > limit:
+                    raise ValueError(f"{name} = {value:g} is more than {parameter}'s max step {limit:g}")
+        return self
 
 
 class AgentChoice(_Section):
@@ -74,6 +94,33 @@ class ConsoleSettings(_Section):
     theme: str = Field("maestro-dark", description="maestro-dark, maestro-light, maestro-high-contrast or a Textual theme")
     bell: bool = Field(False, description="ring the terminal bell on a new plan")
     keys: dict[str, str] = Field(default_factory=dict, description="binding id -> key(s), e.g. plans.review = 'r'")
+
+
+class NotifySettings(_Section):
+    """Hooks for a trader who is not watching (agents/notify.py): a command, a webhook, or both."""
+
+    command: str = Field("", description="command line (no shell) that gets each event's JSON on stdin; empty: none")
+    webhook_url: str = Field("", description="http(s) URL that gets each event's JSON by POST; empty: none")
+    timeout_s: float = Field(5.0, ge=0.1, le=60, description="seconds each hook call may take")
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(get_args(NotifyEvent)), description="the events that fire the hooks"
+    )
+
+    @field_validator("command")
+    @classmethod
+    def _splits(cls, value: str) -> str:
+        shlex.split(value)  # an unbalanced quote: ValueError, reported on this field
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if value:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a port that is not a number raises ValueError here
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http:// or https:// URL with a host")
+        return value
 
 
 class Settings(BaseSettings):
@@ -102,6 +149,7 @@ class Settings(BaseSettings):
     rules: Rules = Rules()
     allocation: AllocationSettings = AllocationSettings()
     console: ConsoleSettings = ConsoleSettings()
+    notify: NotifySettings = NotifySettings()
     llm: LLMSettings = LLMSettings()
     record_llm: bool = Field(False, description="write LLM request/response pairs to llm_records.jsonl (no keys)")
     strategist: AgentChoice = AgentChoice()

@@ -32,6 +32,8 @@ from pydantic import (
     StrictInt,
     StrictStr,
     TypeAdapter,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 
@@ -97,7 +99,8 @@ Side = Literal["LONG", "SHORT"]
 ExitReason = Literal["tp_hit", "sl_hit", "timeout", "signal_flip", "end_of_data"]
 VolBin = Literal["low", "mid", "high"]
 Phase = Literal["train", "validation", "holdout"]
-PlanStatus = Literal["pending", "approved", "edited", "vetoed", "applied", "superseded"]
+# "approved" is read in sessions written before approvals became one line; see agents/plans.py
+PlanStatus = Literal["pending", "approved", "edited", "vetoed", "applied", "superseded", "expired"]
 DecisionKind = Literal["approve", "edit", "veto"]
 AllocationMode = Literal["ACTIVE", "REDUCED", "SHADOW"]
 AgentName = Literal["strategist", "critic", "maestro"]
@@ -209,6 +212,21 @@ class PatchItem(BaseModel):
     parameter: NonEmptyStr
     old_value: PatchValue
     new_value: PatchValue
+    # the old value the plan showed, when the value in force at apply time differed from it
+    shown_old_value: PatchValue | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none(handler(self), ("shown_old_value",))
+
+
+def _without_none(data: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
+    # fields added after the first sessions were written: absent rather than null when unset,
+    # so a line reads the same as before unless it uses them
+    for name in optional:
+        if data.get(name, 0) is None:
+            del data[name]
+    return data
 
 
 def _check_one_item_per_parameter(patch: list[PatchItem]) -> list[PatchItem]:
@@ -248,6 +266,17 @@ class PlanEvent(Event):
     status: PlanStatus
     superseded_by: str | None = None
     note: str | None = None
+    rule: str | None = None  # the analyzer rule that fired it
+    # what the evidence covers: config_id, label, method, phase, first_test, last_test, episodes, trades
+    scope: dict[str, EvidenceValue] | None = None
+    vetoed_before: str | None = None  # "P1-003 at seg1_test019": the same change was vetoed before
+    applied_from: str | None = None  # the first test that runs with the patch (applied and edited plans)
+    # once a rule window of tests ran with the patch: the triggering metric and the score, before vs after
+    outcome: dict[str, EvidenceValue] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_extras(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_none(handler(self), ("rule", "scope", "vetoed_before", "applied_from", "outcome"))
 
     @staticmethod
     def change_from_patch(patch: Iterable[PatchItem | dict[str, Any]]) -> dict[str, str]:

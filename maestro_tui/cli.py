@@ -73,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="(re)write session_summary.md and metrics_global.json")
     rep.add_argument("session", metavar="SESSION_DIR")
 
-    dec = sub.add_parser("decide", help="approve, veto or edit a pending plan without the console")
+    dec = sub.add_parser("decide", help="list pending plans, or approve, veto or edit one, without the console")
     dec.add_argument("session", metavar="SESSION_DIR")
-    dec.add_argument("plan", metavar="PLAN")
-    dec.add_argument("decision", choices=("approve", "veto", "edit"))
+    dec.add_argument("plan", metavar="PLAN", nargs="?", help="the plan to decide (none: list the pending plans)")
+    dec.add_argument("decision", choices=("approve", "veto", "edit"), nargs="?")
     dec.add_argument("values", nargs="*", metavar="PARAM=VALUE", help="the edited values (edit only)")
     dec.add_argument("--note", default="", help="why, for the audit trail")
     dec.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the conductor (default 10)")
@@ -162,7 +162,10 @@ def _run(args: argparse.Namespace) -> int:
         session = _session_arg(args.resume)
         from engine.session import conductor_alive, read_conductor_state
 
-        if conductor_alive(read_conductor_state(session)):
+        state = read_conductor_state(session)
+        if state is not None and state.state == "finished":
+            raise BadInput(f"{args.resume} has finished: there is nothing to resume (replay it, or start a new session)")
+        if conductor_alive(state):
             raise BadInput(f"{args.resume} is still running (its conductor is alive)")
         print(f"resuming {session.root}")
     else:
@@ -308,38 +311,67 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace) -> int:
-    from agents.approval import DecisionError, decision_outcome, record_decision
+    from agents.approval import DecisionError, decision_outcome, describe_patch, record_decision
     from engine.session import conductor_alive, read_conductor_state
 
     session = _session_arg(args.session)
-    edits = {}
+    if args.plan is None:
+        return _list_pending(session)
+    if args.decision is None:
+        raise BadInput(f"say what to do with {args.plan}: approve, veto or edit PARAM=VALUE")
+    edits: dict[str, str] = {}
     for item in args.values:
         name, sep, value = item.partition("=")
+        name = name.strip()
         if not sep or not name:
             raise BadInput(f"{item!r}: write edits as parameter=value")
-        edits[name.strip()] = value.strip()
+        if name in edits:
+            raise BadInput(f"{name} is given twice: say its value once")
+        edits[name] = value.strip()
     if args.decision != "edit" and edits:
-        raise BadInput("parameter=value pairs go with edit only")
+        raise BadInput(f"parameter=value pairs go with edit only ({args.decision} takes the plan as it is)")
+    if args.decision == "edit" and not edits:
+        raise BadInput("edit needs at least one parameter=value")
     try:
-        decision = record_decision(
+        recorded = record_decision(
             session.root, args.plan, args.decision, edits, by=f"{getpass.getuser()}@{os.uname().nodename}", note=args.note
         )
     except DecisionError as err:
         raise BadInput(str(err)) from None
-    change = ", ".join(f"{p.parameter} {p.old_value} -> {p.new_value}" for p in decision.patch) or "discard"
+    change = describe_patch(recorded.decision.patch)
     if not conductor_alive(read_conductor_state(session)):
         print(f"{args.plan}: {args.decision} recorded ({change}); the conductor is not running — "
               "it applies when the session resumes")
         return EXIT_OK
     deadline = time.monotonic() + args.wait
-    while time.monotonic() < deadline:
-        outcome = decision_outcome(session.root, decision)
+    while True:
+        outcome = decision_outcome(session.root, recorded.offset)
         if outcome:
             kind, details = outcome
             print(f"{args.plan}: {kind} ({change}) {details}".rstrip())
             return EXIT_OK if kind != "refused" else EXIT_BAD_INPUT
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.1)
     print(f"{args.plan}: {args.decision} recorded ({change}); the conductor has not acted on it yet")
+    return EXIT_OK
+
+
+def _list_pending(session) -> int:
+    """`decide DIR`: the pending plans, one line each, with how to decide them."""
+    import shlex
+
+    from agents.approval import latest_plans, plan_age
+
+    pending = [p for p in latest_plans(session.root).values() if p.status == "pending"]
+    if not pending:
+        print(f"no plan waits for a decision in {session.root}")
+        return EXIT_OK
+    print(f"{'plan':8s} {'age':>7s}  change — reason")
+    for p in pending:
+        change = ", ".join(f"{k} {v}" for k, v in p.change.items())
+        print(f"{p.plan_id:8s} {plan_age(p):>7s}  {change} — {p.reason}")
+    print(f"decide with: maestro-tui decide {shlex.quote(str(session.root))} PLAN approve|veto|edit PARAM=VALUE")
     return EXIT_OK
 
 

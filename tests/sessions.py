@@ -17,6 +17,10 @@ from engine.jsonl import read_json, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# rules on a hair trigger (point estimates, 10 trades): for tests about what plans and decisions
+# do, which need plans early in short sessions, not about when rules fire
+EAGER_RULES = {"MAESTRO_RULES__CONFIDENCE_Z": "0", "MAESTRO_RULES__MIN_TRADES": "10"}
+
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `maestro-tui ARGS` to completion."""

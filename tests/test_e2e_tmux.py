@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.jsonl import read_jsonl
-from tests.sessions import ROOT, conductor_state, find_session, pending_plans, wait_for
+from tests.sessions import EAGER_RULES, ROOT, conductor_state, find_session, pending_plans, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)")
 
@@ -43,7 +43,7 @@ def tmux_names():
 
 def test_approve_with_keys_then_detach_and_reattach(tmp_path: Path, tmux_names):
     sessions = tmp_path / "sessions"
-    env = {"MAESTRO_SESSIONS_DIR": str(sessions), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT)}
+    env = {"MAESTRO_SESSIONS_DIR": str(sessions), "TERM": "xterm-256color", "PYTHONPATH": str(ROOT), **EAGER_RULES}
     first = f"maestro-e2e-{uuid.uuid4().hex[:6]}"
     tmux_names.append(first)
     start(first, [sys.executable, "-m", "maestro_tui.cli", "run", "--segments", "1", "--tests", "40", "--seed", "5",

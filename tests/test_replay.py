@@ -25,7 +25,7 @@ from engine.session import SCORES, SessionDir
 from engine.session import test_folders as folders_of  # not test_*: pytest would collect it
 from maestro_tui.replay import ReplayApp
 from maestro_tui.widgets.panes import AllocationTable, Conversation, EpisodesTable, LeaderboardTable, PlansTable
-from tests.sessions import cli, cli_background, conductor_state, find_session, pending_plans, wait_for
+from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
 KINDS = ("approve", "veto", "edit")
 
@@ -48,8 +48,8 @@ def decide_every_plan(session: Path, proc, decided: list[str]) -> None:
 def recorded(tmp_path_factory) -> Path:
     """A finished two-segment session whose plans were decided by a human (this test) while it ran."""
     sessions = tmp_path_factory.mktemp("replay")
-    proc = cli_background("run", "--headless", "--segments", "2", "--tests", "16", "--seed", "5",
-                          "--approval", "manual", "--workers", "2", "--sessions-dir", str(sessions))
+    proc = cli_background("run", "--headless", "--segments", "2", "--tests", "24", "--seed", "5",
+                          "--approval", "manual", "--workers", "2", "--sessions-dir", str(sessions), env=EAGER_RULES)
     session = wait_for(lambda: find_session(sessions), what="the session folder")
     decided: list[str] = []
     decide_every_plan(session, proc, decided)
@@ -187,7 +187,7 @@ async def test_segments_start_and_end(recorded: Path):
         await pilot.press("G")
         assert app.feed.position == len(app.feed.timeline)
         assert_panes_show(app, rebuild(recorded, app.feed.end))
-        assert app.view.tests_seen == 32
+        assert app.view.tests_seen == 48
         await pilot.press("g")
         assert app.feed.position == 0 and app.view.tests_seen == 0 and not app.view.plans
         await pilot.press("right_curly_bracket")  # the first test of segment 1
@@ -241,7 +241,7 @@ async def test_play_releases_items_at_the_chosen_speed_and_pause_holds(recorded:
             await pilot.pause(0.05)
             if not app.feed.playing:
                 break
-        assert app.feed.position == len(app.feed.timeline) and app.view.tests_seen == 32
+        assert app.feed.position == len(app.feed.timeline) and app.view.tests_seen == 48
         assert_panes_show(app, rebuild(recorded, app.feed.end))
 
 
@@ -294,7 +294,7 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         assert any("allocation.jsonl line 11: invalid JSON" in d for d in app.view.bad_details)
         assert any(f"{broken.name}/leaderboard_base.csv" in d for d in app.view.bad_details)
         await pilot.press("G")
-        assert app.is_running and app.view.tests_seen == 32 and app.view.tests_failed == 1
+        assert app.is_running and app.view.tests_seen == 48 and app.view.tests_failed == 1
         assert app.view.bad_lines == 4  # and the JSON line without a strategy, once the clock passes it
         assert any("allocation record skipped: no field 'strategy'" in d for d in app.view.bad_details)
         assert "corrupt lines skipped: 4" in str(app.w_status.render())
@@ -335,7 +335,7 @@ def test_a_session_of_another_schema_version_is_refused_with_a_clear_message(rec
 
 async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tmp_path: Path):
     proc = cli_background("run", "--headless", "--segments", "1", "--tests", "24", "--seed", "5",
-                          "--approval", "manual", "--workers", "1", "--sessions-dir", str(tmp_path))
+                          "--approval", "manual", "--workers", "1", "--sessions-dir", str(tmp_path), env=EAGER_RULES)
     try:
         session = wait_for(lambda: find_session(tmp_path), what="the session folder")
         plan = wait_for(lambda: conductor_state(session).get("state") == "waiting" and pending_plans(session),
