@@ -44,7 +44,7 @@ from agents.llm import LLMClient, Meter, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
-from agents.plans import PlanBook, PlanError, PlanRecord, Veto, checked_patch, new_nonce, outcome
+from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
 from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
 from agents.notify import Notifier
 from agents.settings import NotifySettings, Settings, load_settings
@@ -952,7 +952,7 @@ class Conductor:
             if hold.held:
                 log.info("rule %s on %s at %s held: %s", firing.rule, firing.parameter, test_id(seg, t), hold.why)
                 continue
-            self._propose(firing, check, seg, t, g, hold.vetoed_before)
+            self._propose(firing, check, seg, t, g, hold)
             break  # one change at a time: the others are judged again on evidence gathered after it
 
     def _scope(self, check: Check) -> dict[str, Any]:
@@ -963,7 +963,7 @@ class Conductor:
                 "phase": "validation", "first_test": self._test_of(m.first_test), "last_test": self._test_of(m.last_test),
                 "episodes": m.episodes, "trades": m.trades}
 
-    def _propose(self, firing: RuleFiring, check: Check, seg: int, t: int, g: int, vetoed_before: Veto | None) -> None:
+    def _propose(self, firing: RuleFiring, check: Check, seg: int, t: int, g: int, hold: Hold) -> None:
         """A rule fired: the Critic reviews it; a plan is written and goes through approval."""
         self.plan_seq += 1
         plan_id = f"P{seg}-{self.plan_seq:03d}"
@@ -982,8 +982,10 @@ class Conductor:
                 log.warning("%s not proposed: %s", plan_id, err)
                 return
             reason = firing.reason
+            vetoed_before = hold.vetoed_before
             if vetoed_before is not None:
-                reason += f" (vetoed before: {vetoed_before.describe()})"
+                times = f" {hold.vetoes}×" if hold.vetoes > 1 else ""
+                reason += f" (vetoed{times} before: {vetoed_before.describe()})"
             event = PlanEvent(
                 session_id=self.sid, emitted_at=utc_now_iso(), plan_id=plan_id, nonce=new_nonce(),
                 episode_id=firing.episode_id, test_id=test_id(seg, t), agent=f"critic:{self.critic.provider}",

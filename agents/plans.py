@@ -18,8 +18,8 @@ decides the plan's own parameters only.
 
 Plans worth a human's attention: at most one pending plan per parameter (a newer one
 supersedes); a vetoed change (same parameter, same direction) comes back only when a full
-rule window of tests started after the veto still shows the condition, and then says it
-was vetoed before; a step on a parameter is not repeated before its outcome is known, nor
+rule window of tests started after the veto still shows the condition (k windows after k
+vetoes), and then says it was vetoed before; a step on a parameter is not repeated before its outcome is known, nor
 at all once a step that way showed no improvement; one plan comes from one window of
 evidence, and the window that measured a plan's effect is not also the next plan's reason.
 
@@ -179,7 +179,8 @@ class Hold:
 
     held: bool
     why: str = ""
-    vetoed_before: Veto | None = None
+    vetoed_before: Veto | None = None  # the last veto of the same change
+    vetoes: int = 0  # how many times it was vetoed
 
 
 @dataclass
@@ -245,12 +246,15 @@ class PlanBook:
                     and any(p.parameter == name and direction(p) == d for p in r.event.patch)):
                 return Hold(True, f"{r.event.plan_id} already stepped {name} this way and "
                                   f"{o.get('metric')} did not improve")
-        veto = next((v for v in reversed(self.vetoes) if v.parameter == name and v.direction == d and v.at_index < now),
-                    None)
-        if veto is not None:
-            if window_from < veto.from_index:
-                return Hold(True, f"vetoed as {veto.describe()}; waiting for a window of tests started after the veto")
-            return Hold(False, vetoed_before=veto)
+        vetoes = [v for v in self.vetoes if v.parameter == name and v.direction == d and v.at_index < now]
+        if vetoes:
+            veto = vetoes[-1]
+            # each veto asks for more: after k of them, k windows' worth of tests started after the last one
+            span = max(1, now - window_from)
+            if window_from < veto.from_index or now - veto.from_index < len(vetoes) * span:
+                return Hold(True, f"vetoed {len(vetoes)}× ({veto.describe()} last); waiting for "
+                                  f"{len(vetoes)} window(s) of tests started after the veto")
+            return Hold(False, vetoed_before=veto, vetoes=len(vetoes))
         return Hold(False)
 
     # ------------------------------------------------------------ decisions

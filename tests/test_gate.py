@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -278,3 +279,31 @@ def test_failing_hooks_leave_the_sessions_results_unchanged_and_hold_nothing_up(
                 assert sorted(notified) == sorted(latest_plans(session))
     finally:
         hanging.close()
+
+
+def test_a_vetoed_change_returns_only_on_fresh_evidence_and_says_it_was_vetoed(tmp_path: Path):
+    proc = cli_background("run", "--headless", "--segments", "1", "--tests", "60", "--seed", "5", "--approval", "manual",
+                          "--workers", "1", "--sessions-dir", str(tmp_path), env=EAGER_RULES)
+    session = wait_for(lambda: find_session(tmp_path), what="the session folder")
+    vetoed: set[str] = set()
+    while proc.poll() is None:  # the trader vetoes everything
+        for plan in pending_plans(session):
+            if plan["plan_id"] not in vetoed:
+                vetoed.add(plan["plan_id"])
+                record_decision(session, plan["plan_id"], "veto", by="test@gate")
+        time.sleep(0.05)
+    assert proc.returncode == 0, proc.stderr.read()
+    first_lines = {}
+    for rec in read_jsonl(session / "plans.jsonl").records:
+        first_lines.setdefault(rec["plan_id"], rec)
+    vetoes = {a["plan_id"]: a["details"] for a in read_jsonl(session / "audit.jsonl").records if a["action"] == "plan_vetoed"}
+    again = [p for p in first_lines.values() if p.get("vetoed_before")]
+    assert again, "the session should bring a vetoed change back once fresh evidence shows it"
+    for plan in again:
+        earlier_id, _, at_test = plan["vetoed_before"].partition(" at ")
+        earlier = first_lines[earlier_id]
+        assert earlier["test_id"] == at_test and earlier["change"].keys() == plan["change"].keys()
+        assert re.search(rf"\(vetoed( \d+×)? before: {re.escape(plan['vetoed_before'])}\)", plan["reason"]), plan["reason"]
+        # the evidence came entirely from tests started after the veto
+        first = int(plan["scope"]["first_test"].split("test")[1]) - 1
+        assert first >= vetoes[earlier_id]["from_index"]
