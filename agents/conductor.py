@@ -294,7 +294,6 @@ class Conductor:
         self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.next_unstarted = 0  # global index of the first test not yet started
-        self.position = -1  # global index of the last test accounted for
         self.audited: list[dict[str, Any]] = []  # decisions audited before a restart: their effects are completed
         self._state_lock = threading.Lock()
 
@@ -807,7 +806,6 @@ class Conductor:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         assert self.seg is not None
         g = self._g(seg, t)
-        self.position = g
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
         self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         self.seg.rows.extend(rows)
@@ -996,6 +994,7 @@ class Conductor:
             record = PlanRecord(event, seg, g)
             self.book.plans[plan_id] = record
             self._append(PLANS, f"{plan_id}:pending", event.model_dump())
+            crash_point("plan_written")
             if self.approval != "auto":
                 decide = f"maestro-tui decide {shlex.quote(str(self.session.root))} {plan_id} approve|veto|edit PARAM=VALUE"
                 if self.approval == "manual":
@@ -1067,6 +1066,7 @@ class Conductor:
         if rec["action"] == "plan_vetoed":
             if record.status == "pending":
                 self._set_status(record, "vetoed", note=rec["why"] if rec["why"] != "vetoed" else None)
+            crash_point("decision_status")
             return
         if rec["action"] != "patch_applied":
             return
@@ -1082,6 +1082,7 @@ class Conductor:
                            metricas_pos_patch={}, status=f"from {d['from_test']} ({rec['who']})"),
             ref=plan_id,
         )
+        crash_point("decision_said")
 
     def _expire(self, record: PlanRecord, why: str) -> None:
         self._audit("plan_expired", "maestro", why, record.event.plan_id, record.event.nonce)
@@ -1112,6 +1113,7 @@ class Conductor:
         assert self.seg is not None
         if offset in self.spent_offsets or offset in self.refused_offsets:
             return  # handled before a restart
+        crash_point("decision_taken")
         verdict = self.book.judge(decision, self._current_research())
         if verdict.kind == "replay":
             self._audit("nonce_replayed", decision.by, verdict.reason, decision.plan_id, decision.nonce,
@@ -1128,10 +1130,12 @@ class Conductor:
         self.spent_offsets.add(offset)
         if verdict.kind == "veto":
             self.book.spent.add(record.event.nonce)
-            self.book.remember_veto(record, self.next_unstarted, self.position)
+            # positional, like a patch: fresh evidence starts with the first test the veto could have
+            # held back, so a resume that reads the veto first thing rebuilds the same state
+            from_index = max(record.emit_index + self.W, self.next_unstarted)
+            self.book.remember_veto(record, from_index, from_index - 1)
             rec = self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
-                              record.event.nonce, decision_offset=offset, from_index=self.next_unstarted,
-                              at_index=self.position)
+                              record.event.nonce, decision_offset=offset, from_index=from_index, at_index=from_index - 1)
             crash_point("decision_audited")
             self._carry_out(rec)
         else:

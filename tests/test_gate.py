@@ -307,3 +307,83 @@ def test_a_vetoed_change_returns_only_on_fresh_evidence_and_says_it_was_vetoed(t
         # the evidence came entirely from tests started after the veto
         first = int(plan["scope"]["first_test"].split("test")[1]) - 1
         assert first >= vetoes[earlier_id]["from_index"]
+
+
+# ---------------------------------------------------------------- a decision is one fact, whatever the kill
+
+
+def edit_value(plan: dict) -> str:
+    """A value for an edit of the plan's parameter between its old and proposed values (inside the max step)."""
+    item = plan["patch"][0]
+    old, new = item["old_value"], item["new_value"]
+    if isinstance(new, bool):
+        return str(new).lower()
+    middle = (old + new) / 2
+    return str(round(middle)) if isinstance(new, int) else f"{middle:.4f}"
+
+
+def decide_then_approve(session: Path, proc: subprocess.Popen, kind: str, decided: set[str]) -> int:
+    """The first plan gets `kind`, every later one an approval, until the conductor exits (or is killed)."""
+    while proc.poll() is None:
+        for plan in sorted(pending_plans(session), key=lambda p: p["plan_id"]):
+            if plan["plan_id"] in decided:
+                continue
+            this = kind if not decided else "approve"
+            edits = {plan["patch"][0]["parameter"]: edit_value(plan)} if this == "edit" else None
+            decided.add(plan["plan_id"])
+            try:
+                record_decision(session, plan["plan_id"], this, edits, by="test@gate")
+            except DecisionError:
+                pass
+        time.sleep(0.02)
+    return proc.returncode
+
+
+KILL_SPEC = ("--segments", "1", "--tests", "40", "--seed", "5", "--approval", "manual", "--workers", "1")
+
+
+@pytest.fixture(scope="module")
+def decided_references(tmp_path_factory) -> dict[str, Path]:
+    """Uninterrupted manual sessions: the first plan approved, edited or vetoed, the others approved."""
+    out = {}
+    for kind in ("approve", "edit", "veto"):
+        where = tmp_path_factory.mktemp(f"ref-{kind}")
+        proc = cli_background("run", "--headless", *KILL_SPEC, "--sessions-dir", str(where), env=EAGER_RULES)
+        session = wait_for(lambda: find_session(where), what="the session folder")
+        assert decide_then_approve(session, proc, kind, set()) == 0, proc.stderr.read()
+        out[kind] = session
+    return out
+
+
+@pytest.mark.parametrize("kind,point", [
+    (kind, point) for kind in ("approve", "edit", "veto")
+    for point in ("decision_taken", "decision_audited", "decision_status", "decision_said")
+    if not (kind == "veto" and point == "decision_said")  # a veto says nothing in the conversation
+])
+def test_a_kill_at_any_write_of_a_decision_resumes_to_the_uninterrupted_outcome(tmp_path: Path, decided_references, kind, point):
+    proc = cli_background("run", "--headless", *KILL_SPEC, "--sessions-dir", str(tmp_path),
+                          env={**EAGER_RULES, "MAESTRO_CRASH_AT": point})
+    session = wait_for(lambda: find_session(tmp_path), what="the session folder")
+    decided: set[str] = set()
+    assert decide_then_approve(session, proc, kind, decided) == -signal.SIGKILL, proc.stderr.read()
+    resumed = cli_background("run", "--resume", str(session))
+    assert decide_then_approve(session, resumed, kind, decided) == 0, resumed.stderr.read()
+    assert_same_sessions(decided_references[kind], session)
+    audit = read_jsonl(session / "audit.jsonl").records
+    assert not [a for a in audit if a["action"] == "decision_refused"], "the resume refused a decision it had accepted"
+    effects = [a["plan_id"] for a in audit if a["action"] in ("patch_applied", "plan_vetoed")]
+    assert len(effects) == len(set(effects))
+
+
+@pytest.mark.parametrize("point", ["plan_written", "decision_audited", "decision_status", "decision_said"])
+def test_a_kill_at_any_write_of_an_automatic_approval_resumes_to_the_uninterrupted_outcome(tmp_path: Path, point):
+    spec = ("--segments", "2", "--tests", "20", "--seed", "5", "--workers", "1")
+    reference = cli("run", "--headless", *spec, "--sessions-dir", str(tmp_path / "ref"), env=EAGER_RULES)
+    assert reference.returncode == 0
+    crashed = cli("run", "--headless", *spec, "--sessions-dir", str(tmp_path / "crash"),
+                  env={**EAGER_RULES, "MAESTRO_CRASH_AT": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    session = only_session(tmp_path / "crash")
+    resumed = cli("run", "--resume", str(session))
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_sessions(only_session(tmp_path / "ref"), session)
