@@ -249,3 +249,17 @@ def test_recorded_exchanges_replay_through_the_sdk(tmp_path: Path):
     assert [p.nome for p in replayed.proposta] == ["L1", "L2", "L3"]
     summary = (session / "session_summary.md").read_text()
     assert "LLM usage:" in summary and "strategist: anthropic" in summary
+
+
+@pytest.mark.parametrize("changes", [
+    [{"parameter": "atr_stop_mult", "new_value": 1.7}, {"parameter": "atr_stop_mult", "new_value": 1.9}],
+    [{"parameter": "atr_stop_mult", "new_value": 3.0}],  # inside the bounds, beyond the max step (1.0) from 1.5
+], ids=["a-parameter-named-twice", "beyond-the-max-step"])
+def test_a_review_naming_a_parameter_twice_or_stepping_too_far_is_repaired_then_falls_back(changes):
+    bad = {"decision": "reshape", "changes": changes, "reason": "more"}
+    script = Script(bad, bad)
+    critic = LLMCritic(client("openai", script))
+    firing = RuleFiring("hit_low", "atr_stop_mult", 1.5, 1.8, "hit low", {"hit": 0.4}, 10, 30)
+    review = critic.review(ctx(), firing)
+    assert len(script.requests) == 2, "refused, repaired once, then the offline Critic"
+    assert review.patch == [{"parameter": "atr_stop_mult", "old_value": 1.5, "new_value": 1.8}]
