@@ -93,6 +93,7 @@ from engine.session import (
     write_test_dir,
 )
 from engine.synthetic import synthetic_bars
+from engine.text import visible
 from engine.windows import Window, bars_needed, walk_forward_windows
 
 log = logging.getLogger("maestro.conductor")
@@ -116,6 +117,13 @@ def crash_point(name: str) -> None:
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
     if _crash_counts[name] == int(nth or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class VisibleFormatter(logging.Formatter):
+    """Log lines carry LLM text, reasons and notes: no control character reaches conductor.log raw."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
 
 
 def _warm_portfolio_kernel() -> None:
@@ -431,7 +439,7 @@ class Conductor:
     def run(self) -> int:
         """Run or resume the session to its end; 0 done, 1 failed, 130 stopped by a signal."""
         handler = logging.FileHandler(self.session.file(CONDUCTOR_LOG), encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.setFormatter(VisibleFormatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("maestro").addHandler(handler)
         logging.getLogger("maestro").setLevel(logging.INFO)
         stop_threads = threading.Event()

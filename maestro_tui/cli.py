@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.text import visible  # outside text on stdout and stderr: never a control sequence
+
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
@@ -106,9 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except DataError as err:
-        print(f"maestro-tui: bad market data: {err}", file=sys.stderr)
+        print(visible(f"maestro-tui: bad market data: {err}", one_line=True), file=sys.stderr)
     except (BadInput, SessionFileError) as err:
-        print(f"maestro-tui: {err}", file=sys.stderr)
+        print(visible(f"maestro-tui: {err}", one_line=True), file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return EXIT_BAD_INPUT
@@ -182,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
     if console:
         return _console(session, start_conductor=True)
     started = time.perf_counter()
-    code = Conductor(session, echo=print).run()
+    code = Conductor(session, echo=lambda line: print(visible(line))).run()
     took = time.perf_counter() - started
     if code == 0:
         print(f"done in {took:.1f} s: {session.file('session_summary.md')}")
@@ -260,7 +262,7 @@ def _ls(args: argparse.Namespace) -> int:
             state = None
         tests = f"{state.tests_done}/{state.tests_total}" if state else "-"
         started = read_json(s.file("session_config.json")).get("created_at", "")[:19].replace("T", " ")
-        print(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {_best_config(s)}")
+        print(visible(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {_best_config(s)}", one_line=True))
     return EXIT_OK
 
 
@@ -340,15 +342,15 @@ def _decide(args: argparse.Namespace) -> int:
         raise BadInput(str(err)) from None
     change = describe_patch(recorded.decision.patch)
     if not conductor_alive(read_conductor_state(session)):
-        print(f"{args.plan}: {args.decision} recorded ({change}); the conductor is not running — "
-              "it applies when the session resumes")
+        print(visible(f"{args.plan}: {args.decision} recorded ({change}); the conductor is not running — "
+                      "it applies when the session resumes", one_line=True))
         return EXIT_OK
     deadline = time.monotonic() + args.wait
     while True:
         outcome = decision_outcome(session.root, recorded.offset)
         if outcome:
             kind, details = outcome
-            print(f"{args.plan}: {kind} ({change}) {details}".rstrip())
+            print(visible(f"{args.plan}: {kind} ({change}) {details}".rstrip(), one_line=True))
             return EXIT_OK if kind != "refused" else EXIT_BAD_INPUT
         if time.monotonic() >= deadline:
             break
@@ -370,7 +372,7 @@ def _list_pending(session) -> int:
     print(f"{'plan':8s} {'age':>7s}  change — reason")
     for p in pending:
         change = ", ".join(f"{k} {v}" for k, v in p.change.items())
-        print(f"{p.plan_id:8s} {plan_age(p):>7s}  {change} — {p.reason}")
+        print(visible(f"{p.plan_id:8s} {plan_age(p):>7s}  {change} — {p.reason}", one_line=True))
     print(f"decide with: maestro-tui decide {shlex.quote(str(session.root))} PLAN approve|veto|edit PARAM=VALUE")
     return EXIT_OK
 
