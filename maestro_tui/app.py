@@ -18,7 +18,9 @@ from textual.binding import Binding
 from textual.containers import Grid
 from textual.widgets import DataTable, Footer
 
-from agents.approval import DecisionError, record_decision
+from agents.approval import DecisionError, record_decision, research_in_force
+from engine.params import Params
+from engine.text import visible
 from themes import DEFAULT_THEME, THEMES
 from maestro_tui.commands import SessionCommands
 from maestro_tui.ingest import SessionFeed
@@ -163,6 +165,12 @@ class MaestroApp(App):
         self.w_equity.show(v, self.w_board.selected_config())
         self.w_conversation.show_new(v)
 
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Every toast shows its text as data: made visible, never read as markup (whatever the caller asked)."""
+        super().notify(visible(message), title=visible(title, one_line=True), severity=severity, timeout=timeout,
+                       markup=False)
+
     def _announce(self) -> None:
         """Notify new plans and the conductor's verdict on decisions; say so if the conductor died."""
         for plan_id, plan in self.view.plans.items():
@@ -176,7 +184,7 @@ class MaestroApp(App):
                             title="plan pending", timeout=6)
                 if self.bell_on_plan:
                     self.bell()
-            elif before == "pending" and status in ("applied", "vetoed"):
+            elif before == "pending" and status in ("applied", "edited", "vetoed", "expired"):
                 applied = self.view.applied.get(plan_id)
                 where = f" from {applied['details']['from_test']}" if applied else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
@@ -199,13 +207,27 @@ class MaestroApp(App):
         self.open_review(message.plan_id)
 
     def open_review(self, plan_id: str) -> None:
-        """The review modal for a pending plan."""
-        plan = self.view.plans[plan_id]
-        if plan["status"] != "pending":
-            self.notify(f"{plan_id} is {plan['status']}: nothing to decide")
-            return
-        reasoning = [f"{m['agent']}: {m['text']}" for m in self.view.conversation if m["message"].get("ref") == plan_id]
-        self.push_screen(ReviewScreen(plan, reasoning, self.read_only))
+        """The review modal for any plan: a pending one can be decided there, a settled one is shown as it ended."""
+        v = self.view
+        plan = v.plans[plan_id]
+        self.push_screen(ReviewScreen(
+            plan, v.reasoning_of(plan_id), self.read_only,
+            proposed=v.proposals.get(plan_id), earlier=v.earlier_plans_on(plan_id),
+            in_force=self._research_in_force() if plan["status"] == "pending" else None,
+            targets=(v.config or {}).get("settings", {}).get("targets", {}),
+        ))
+
+    def _research_in_force(self) -> Params | None:
+        """The params the next test would run with, from the session's files; None when they cannot say.
+
+        A replay's view is behind its files (they hold the end of the session), so it has none.
+        """
+        if (self.view.conductor or {}).get("state") == "replay":
+            return None
+        try:
+            return research_in_force(self.session_root)
+        except (DecisionError, OSError, ValueError):
+            return None
 
     @on(ReviewScreen.Decided)
     def decided(self, message: ReviewScreen.Decided) -> None:

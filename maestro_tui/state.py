@@ -61,6 +61,7 @@ class SessionView:
     conductor: dict | None = None
     episodes: deque = field(default_factory=lambda: deque(maxlen=MAX_EPISODES))  # newest last
     plans: dict[str, dict] = field(default_factory=dict)  # plan_id -> latest line
+    proposals: dict[str, dict] = field(default_factory=dict)  # plan_id -> first line: the patch as proposed
     plan_order: list[str] = field(default_factory=list)
     decisions: list[dict] = field(default_factory=list)
     applied: dict[str, dict] = field(default_factory=dict)  # plan_id -> patch_applied audit record
@@ -96,6 +97,7 @@ class SessionView:
         elif kind == "plans":
             if p["plan_id"] not in self.plans:
                 self.plan_order.append(p["plan_id"])
+                self.proposals[p["plan_id"]] = p
             self.plans[p["plan_id"]] = p
         elif kind == "decisions":
             self.decisions.append(p)
@@ -142,6 +144,18 @@ class SessionView:
         pending = self.pending()
         rest = [self.plans[i] for i in reversed(self.plan_order) if self.plans[i]["status"] != "pending"]
         return pending + rest
+
+    def reasoning_of(self, plan_id: str) -> list[str]:
+        """The conversation lines about a plan (`agent: text`), oldest first."""
+        return [f"{m['agent']}: {m['text']}" for m in self.conversation
+                if isinstance(m.get("message"), dict) and m["message"].get("ref") == plan_id]
+
+    def earlier_plans_on(self, plan_id: str) -> list[dict]:
+        """The latest lines of plans written before `plan_id` that change any of its parameters, oldest first."""
+        names = {item.get("parameter") for item in self.plans[plan_id].get("patch", [])}
+        earlier = self.plan_order[: self.plan_order.index(plan_id)]
+        return [self.plans[i] for i in earlier
+                if names & {item.get("parameter") for item in self.plans[i].get("patch", [])}]
 
     def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""

@@ -8,24 +8,32 @@ assertions are on what reached decisions.jsonl and what the panes then show.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import shutil
 import signal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 
+from agents.approval import research_in_force
+from engine.events import PlanEvent, utc_now_iso
 from engine.jsonl import read_jsonl
+from engine.params import PARAM_BOUNDS
 from maestro_tui.app import MaestroApp
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
-from maestro_tui.widgets.panes import PlansTable
-from tests.sessions import cli, cli_background, conductor_state, find_session, pending_plans, wait_for
+from maestro_tui.widgets.panes import PlansTable, value_text
+from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
 
 @pytest.fixture
 def waiting_session(tmp_path: Path):
     """A manual-approval session whose conductor waits at its first pending plan."""
     out = cli("run", "--headless", "--segments", "1", "--tests", "40", "--seed", "5", "--approval", "manual",
-              "--sessions-dir", str(tmp_path), "--workers", "1", env={"MAESTRO_CRASH_AT": "segment_start"})
+              "--sessions-dir", str(tmp_path), "--workers", "1", env={"MAESTRO_CRASH_AT": "segment_start", **EAGER_RULES})
     # the crash point leaves a new session with its segment plan written and no conductor
     assert out.returncode == -signal.SIGKILL
     session = find_session(tmp_path)
@@ -63,8 +71,27 @@ def status_in_pane(app: MaestroApp, plan_id: str) -> str:
     return str(table.cells_of(plan_id)[1])
 
 
-async def open_review(app: MaestroApp, pilot, plan_id: str) -> None:
-    await settle(app, pilot, lambda: status_in_pane(app, plan_id) == "pending")
+def review_text(app: MaestroApp) -> str:
+    """Everything the review modal says, as plain text (wide, so nothing wraps)."""
+    console = Console(width=300, file=io.StringIO(), record=True, color_system=None)
+    for widget in app.screen.query(Static):
+        console.print(widget.content)
+    return console.export_text()
+
+
+def within_step(item: dict) -> str:
+    """A value an edit may set: halfway from the old value to the proposed one (or the proposed one)."""
+    old, new = item["old_value"], item["new_value"]
+    if isinstance(new, bool):
+        return "on" if new else "off"
+    if isinstance(new, int):
+        mid = old + (new - old) // 2
+        return str(mid if mid != old else new)
+    return str(round(old + (new - old) / 2, 6))
+
+
+async def open_review(app: MaestroApp, pilot, plan_id: str, status: str = "pending") -> None:
+    await settle(app, pilot, lambda: status_in_pane(app, plan_id) == status)
     table = app.query_one(PlansTable)
     table.focus()
     table.move_cursor(row=table.keys.index(plan_id))
@@ -76,6 +103,8 @@ async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_
     plan = first_pending(waiting_session)
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
+        table = app.query_one(PlansTable)
+        assert [c.label.plain for c in table.columns.values()] == ["plan", "status", "change", "effect", "reason", "test"]
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("a")
         await settle(app, pilot, lambda: decisions(waiting_session))
@@ -83,15 +112,17 @@ async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_
         assert (d["plan_id"], d["decision"], d["nonce"]) == (plan["plan_id"], "approve", plan["nonce"])
         assert d["patch"] == plan["patch"]
         await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
+        # the effect column says it is being measured, then (the conductor runs on) what it measured
+        effect = lambda: str(table.cells_of(plan["plan_id"])[3])  # noqa: E731
+        assert effect() == "measuring…" or "→" in effect(), effect()
 
 
 async def test_edit_refuses_an_out_of_range_value_under_the_field_then_accepts_a_valid_one(waiting_session: Path):
     plan = first_pending(waiting_session)
-    name = plan["patch"][0]["parameter"]
+    item = plan["patch"][0]
+    name = item["parameter"]
     bad = {"atr_stop_mult": "50", "hard_tp_usd": "1e9", "timeout_bars": "0", "vhf_min": "5", "atr_z_min": "-99",
            "gate_vhf": "maybe"}[name]
-    good = {"atr_stop_mult": "2.25", "hard_tp_usd": "750", "timeout_bars": "150", "vhf_min": "0.33",
-            "atr_z_min": "-0.9", "gate_vhf": "on"}[name]
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
@@ -102,14 +133,102 @@ async def test_edit_refuses_an_out_of_range_value_under_the_field_then_accepts_a
         error = str(app.screen.query_one(f"#error-{name}").render())
         assert error and ("outside" in error or "not" in error), error
         assert isinstance(app.screen, ReviewScreen) and not decisions(waiting_session)
-        field.value = good
+        field.value = within_step(item)
         await pilot.press("enter")
         await settle(app, pilot, lambda: decisions(waiting_session))
         d = decisions(waiting_session)[0]
         assert d["decision"] == "edit" and d["patch"][0]["parameter"] == name
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
+        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "edited")  # applied with other values
     applied = [a for a in read_jsonl(waiting_session / "audit.jsonl").records if a["action"] == "patch_applied"]
-    assert applied[-1]["plan_id"] == plan["plan_id"]
+    assert applied[-1]["plan_id"] == plan["plan_id"] and applied[-1]["details"]["status"] == "edited"
+
+
+async def test_an_edit_beyond_the_max_step_is_refused_under_its_field_and_nothing_is_written(waiting_session: Path):
+    plan = next((p for p in sorted(pending_plans(waiting_session), key=lambda p: p["plan_id"])
+                 if PARAM_BOUNDS[p["patch"][0]["parameter"]].max_step and PARAM_BOUNDS[p["patch"][0]["parameter"]].lo
+                 is not None), None)
+    if plan is None:
+        pytest.skip("the session's plan switches a gate: no step to exceed")
+    name = plan["patch"][0]["parameter"]
+    bound = PARAM_BOUNDS[name]
+    now = getattr(research_in_force(waiting_session), name)
+    far = now + 3 * bound.max_step if now + 3 * bound.max_step <= bound.hi else now - 3 * bound.max_step
+    assert bound.lo <= far <= bound.hi  # inside the bounds: only the step is wrong
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_review(app, pilot, plan["plan_id"])
+        await pilot.press("e")
+        app.screen.query_one(f"#edit-{name}").value = str(far)
+        await pilot.press("enter")
+        await pilot.pause()
+        error = str(app.screen.query_one(f"#error-{name}").render())
+        assert error.startswith(f"{name}: ") and "max step" in error and "from the value in force" in error, error
+        assert isinstance(app.screen, ReviewScreen)  # still open, for another value
+    assert not (waiting_session / "decisions.jsonl").exists() or not decisions(waiting_session)
+
+
+async def test_the_review_of_a_pending_plan_says_what_it_changes_where_and_on_what_evidence(waiting_session: Path):
+    plan = first_pending(waiting_session)
+    item = plan["patch"][0]
+    name = item["parameter"]
+    bound = PARAM_BOUNDS[name]
+    scope = plan["scope"]
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_review(app, pilot, plan["plan_id"])
+        text = review_text(app)
+    assert scope["label"] in text and scope["config_id"] in text and scope["method"] in text
+    assert "applies to the tests that start after the decision" in text
+    row = next(line.split() for line in text.splitlines() if line.split()[:1] == [name])
+    assert "in force now" in text
+    in_force = getattr(research_in_force(waiting_session), name)
+    assert row[1:3] == [value_text(in_force), value_text(item["new_value"])]  # in force now, proposed
+    assert f"[{value_text(bound.lo)} … {value_text(bound.hi)}]" in " ".join(row)
+    assert value_text(bound.max_step) in row[-2:]
+    assert (f"validation episodes of {scope['label']}, {scope['first_test']}…{scope['last_test']}: "
+            f"{scope['episodes']} episodes, {scope['trades']} trades; maxdd = worst single test's drawdown "
+            "(as in the targets pane)") in text
+    assert f"rule {plan['rule']}" in text and plan["reason"] in text
+    assert "≥ 0.520" in text  # the hit target from the session config, next to the hit measured
+
+
+async def test_a_settled_plan_opens_read_only_and_its_keys_decide_nothing(waiting_session: Path):
+    plan = first_pending(waiting_session)
+    app = MaestroApp(waiting_session)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_review(app, pilot, plan["plan_id"])
+        await pilot.press("v")
+        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "vetoed")
+        await open_review(app, pilot, plan["plan_id"], status="vetoed")
+        assert f"{plan['plan_id']} is vetoed: nothing to decide" in review_text(app)
+        await pilot.press("a", "e", "v")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ReviewScreen)  # still open: the keys said why they did nothing
+    assert [d["decision"] for d in decisions(waiting_session)] == ["veto"]
+
+
+async def test_markup_and_escapes_in_a_plan_are_shown_as_text_in_the_pane_and_the_review(waiting_session: Path,
+                                                                                          tmp_path: Path):
+    copy = tmp_path / "copy" / waiting_session.name  # its files, not its test folders (the conductor runs on)
+    copy.mkdir(parents=True)
+    for path in waiting_session.glob("*.json*"):
+        shutil.copy(path, copy / path.name)
+    base = first_pending(copy)
+    markup = "[link=https://x]click[/link] [/] [bold]not bold"
+    reason = markup + " \x1b]0;pwned\x07"  # and an escape sequence that would retitle the terminal
+    crafted = PlanEvent.model_validate({**base, "plan_id": "P1-999", "nonce": "feedfacefeedface", "reason": reason,
+                                        "emitted_at": utc_now_iso(), "vetoed_before": "P1-[/]001 at [b]seg1"})
+    with open(copy / "plans.jsonl", "a") as fh:
+        fh.write(json.dumps(crafted.model_dump()) + "\n")
+    shown = markup + " \\x1b]0;pwned\\x07"
+    app = MaestroApp(copy, read_only=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, lambda: status_in_pane(app, "P1-999") == "pending")
+        assert str(app.query_one(PlansTable).cells_of("P1-999")[4]) == shown
+        await open_review(app, pilot, "P1-999")
+        text = review_text(app)
+        assert shown in text and "\x1b" not in text and "vetoed before: P1-[/]001 at [b]seg1" in text
+        assert app.is_running
 
 
 async def test_veto_discards_the_plan(waiting_session: Path):

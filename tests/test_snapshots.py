@@ -1,4 +1,5 @@
-"""SVG snapshots of the console: the main screen at 80×24 and 160×48, and the review modal.
+"""SVG snapshots of the console: the main screen at 80×24 and 160×48, and the review modal
+of a pending and of an applied plan.
 
 The session is made by a real conductor in a folder with a fixed name, so every pixel is
 deterministic. SVGs change with Textual's version: textual is pinned in pyproject.toml.
@@ -7,6 +8,7 @@ Update them with `pytest tests/test_snapshots.py --snapshot-update` and look at 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,14 @@ from maestro_tui.app import MaestroApp
 from tests.sessions import cli
 
 
-def conducted(base: Path, segments: int) -> Path:
+def conducted(base: Path, segments: int, tests: int = 8) -> Path:
     """A session run to its end by a real conductor, in a folder with a fixed name."""
     root = base / "session_snapshot"
     root.mkdir()
     session = SessionDir(root)
-    settings = Settings(segments=segments, tests=8, seed=3, workers=1, sessions_dir=base)
+    # rules on a hair trigger (as tests.sessions.EAGER_RULES): plans to show in a short session
+    settings = Settings(segments=segments, tests=tests, seed=3, workers=1, sessions_dir=base,
+                        rules={"confidence_z": 0.0, "min_trades": 10})
     write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
     out = cli("conduct", str(root))
     assert out.returncode == 0, out.stderr
@@ -38,14 +42,17 @@ def finished_session(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pending_session(tmp_path_factory) -> Path:
-    """A finished session with its last plan's status lines cut back to pending, for the modal."""
-    root = conducted(tmp_path_factory.mktemp("snap-pending"), segments=1)
-    plans = read_jsonl(root / "plans.jsonl").records
-    last = plans[-1]["plan_id"]
-    kept = [p for p in plans if p["plan_id"] != last or p["status"] == "pending"]
-    import json
-
-    (root / "plans.jsonl").write_text("".join(json.dumps(p) + "\n" for p in kept))
+    """A finished session with its last plan cut back to pending (lines, audit and messages), for the modal."""
+    root = conducted(tmp_path_factory.mktemp("snap-pending"), segments=1, tests=24)
+    last = read_jsonl(root / "plans.jsonl").records[-1]["plan_id"]
+    keep = {
+        "plans.jsonl": lambda r: r["plan_id"] != last or r["status"] == "pending",
+        "audit.jsonl": lambda r: r.get("plan_id") != last,  # so the value in force is the one before it
+        "conversation.jsonl": lambda r: r["message"].get("ref") != last or r["agent"] != "maestro",
+    }
+    for name, kept in keep.items():
+        records = read_jsonl(root / name).records
+        (root / name).write_text("".join(json.dumps(r) + "\n" for r in records if kept(r)))
     return root
 
 
@@ -60,10 +67,27 @@ def test_main_screen_80x24(snap_compare, finished_session):
 def test_review_modal(snap_compare, pending_session):
     async def open_modal(pilot):
         await _settle(pilot)
-        await pilot.press("enter")
+        await _no_toasts(pilot)
+        await pilot.press("enter")  # the pending plan is the first row
         await pilot.pause(0.3)
 
-    assert snap_compare(MaestroApp(pending_session), terminal_size=(120, 36), run_before=open_modal)
+    assert snap_compare(MaestroApp(pending_session), terminal_size=(120, 48), run_before=open_modal)
+
+
+def test_review_modal_of_an_applied_plan(snap_compare, finished_session):
+    async def open_modal(pilot):
+        await _settle(pilot)
+        await _no_toasts(pilot)
+        await pilot.press("enter")  # the newest plan: applied, read-only, with its effect
+        await pilot.pause(0.3)
+
+    assert snap_compare(MaestroApp(finished_session), terminal_size=(120, 48), run_before=open_modal)
+
+
+async def _no_toasts(pilot) -> None:
+    """Toasts come and go with time: none in a snapshot (cleared while their screen is on top)."""
+    pilot.app.clear_notifications()
+    await pilot.pause(0.1)
 
 
 async def _settle(pilot) -> None:

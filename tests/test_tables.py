@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import App
 
 from engine.leaderboard import config_id
@@ -23,7 +24,8 @@ class OneTable(App):
 
 
 def cells(table: SyncedTable) -> list[list[object]]:
-    return [table.get_row(str(i)) for i in range(table.row_count)]
+    """The rows as shown: text cells by their plain text (strings are kept as rich Text, never markup)."""
+    return [[c.plain if isinstance(c, Text) else c for c in table.get_row(str(i))] for i in range(table.row_count)]
 
 
 async def test_synced_table_shows_rows_in_order_and_touches_only_changed_cells():
@@ -45,7 +47,7 @@ async def test_synced_table_shows_rows_in_order_and_touches_only_changed_cells()
         assert table.keys == ["b", "d", "a"]
         assert cells(table) == [["b", 5], ["d", 4], ["a", 1]]
         assert table.selected_key() == "b" and table.cursor_row == 0  # the cursor went with its item
-        assert table.cells_of("d") == ["d", 4]
+        assert [str(c) for c in table.cells_of("d")] == ["d", "4"]
         table.sync([("d", ["d", 4])])
         await pilot.pause()
         assert table.row_count == 1 and table.keys == ["d"] and table.selected_key() == "d"
@@ -90,3 +92,12 @@ async def test_in_the_plans_table_the_cursor_stays_on_its_row_for_the_next_plan_
         await pilot.pause()
         assert table.cursor_row == 0 and table.selected_key() == "P2"
 
+
+
+async def test_a_text_cell_is_data_never_markup_nor_a_control_sequence():
+    table = SyncedTable()
+    async with OneTable(table).run_test() as pilot:
+        table.add_columns("a", "b")
+        table.sync([("x", ["[link=https://evil.example]click[/link] [/]", "\x1b]0;PWNED\x07\x9b2J"])])
+        await pilot.pause()
+        assert cells(table) == [["[link=https://evil.example]click[/link] [/]", "\\x1b]0;PWNED\\x07\\x9b2J"]]

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Log, Static
 
+from agents.plans import describe_outcome
+from engine.text import visible
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.table import SyncedTable
 
@@ -106,11 +108,60 @@ class LeaderboardTable(SyncedTable):
         return self.selected_key()
 
 
+STATUS_STYLE = {
+    "pending": "bold yellow", "applied": "green", "approved": "green", "edited": "cyan",
+    "vetoed": "red", "superseded": "dim", "expired": "dim",
+}
+
+
+def value_text(value: object) -> str:
+    """A parameter value for people: `on`, `240`, `1.5`, `100,000`."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int | float):
+        if float(value).is_integer() and abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return "—" if value is None else str(value)
+
+
+def plan_change(plan: dict) -> str:
+    """`atr_stop_mult 1.5 → 1.8`, with `(was 1.2)` where the plan showed another old value than the one in force."""
+    parts = []
+    for item in plan.get("patch") or []:
+        text = f"{item.get('parameter')} {value_text(item.get('old_value'))} → {value_text(item.get('new_value'))}"
+        if item.get("shown_old_value") is not None:
+            text += f" (was {value_text(item['shown_old_value'])})"
+        parts.append(text)
+    if not parts:  # no readable patch: the display form the plan carries
+        parts = [f"{name} {str(change).replace(' -> ', ' → ')}" for name, change in (plan.get("change") or {}).items()]
+    return ", ".join(parts)
+
+
+def plan_effect(plan: dict, finished: bool = False) -> Text:
+    """What an applied or edited plan did to the metric that triggered it (`hit 0.3→0.58 ✓`), or that it is being measured."""
+    outcome = plan.get("outcome")
+    if outcome:
+        full = visible(describe_outcome(outcome), one_line=True)
+        return Text(full.split(", score")[0], style="green" if outcome.get("improved") else "red")
+    if plan.get("status") in ("applied", "edited") and plan.get("applied_from"):
+        return Text("not measured" if finished else "measuring…", style="dim")
+    return Text("")
+
+
+def one_line(text: object, limit: int | None = None) -> Text:
+    """File or LLM text as one line of data: never markup, no escape sequence, cut at `limit` characters."""
+    # escapes first: str.split() would take some control characters (\x1c, \u2028) for spaces
+    flat = " ".join(visible(str(text if text is not None else "")).split())
+    return Text(flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…")
+
+
 class PlansTable(SyncedTable):
-    """Pending plans first, then recent ones: the change, reason, evidence and status.
+    """Pending plans first, then recent ones: the change, its measured effect, the reason and status.
 
     Enter (or a, e, v) on a plan opens the review modal; the keys live here, on the focused
-    pane, so nothing is decided by a stray key elsewhere.
+    pane, so nothing is decided by a stray key elsewhere. Every cell made from a file is a
+    Text: a DataTable reads a plain string as markup, and a reason is anybody's text.
     """
 
     BINDINGS = [
@@ -119,7 +170,9 @@ class PlansTable(SyncedTable):
         Binding("e", "review", "edit…", show=False, id="plans.edit"),
         Binding("v", "review", "veto…", show=False, id="plans.veto"),
     ]
+    COLUMNS = ("plan", "status", "change", "effect", "reason", "test")
     MAX_ROWS = 40  # pending plans first, then the newest: older ones are in plans.jsonl and the replay
+    REASON_CHARS = 160  # the table scrolls sideways for the rest; the review shows all of it
     FOLLOW = False  # a decided plan leaves the pending ones: the cursor stays, on the next plan to decide
 
     class Review(Message):
@@ -136,14 +189,18 @@ class PlansTable(SyncedTable):
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("plan", "status", "change", "reason", "test")
+        self.add_columns(*self.COLUMNS)
 
     def show(self, view: SessionView) -> None:
+        finished = (view.conductor or {}).get("state") == "finished"
         rows = []
         for p in view.plans_newest_first()[: self.MAX_ROWS]:
-            change = ", ".join(f"{k} {v.replace('->', '→')}" for k, v in p["change"].items())
-            style = {"pending": "bold yellow", "applied": "green", "vetoed": "red", "superseded": "dim"}.get(p["status"], "")
-            rows.append((p["plan_id"], [p["plan_id"], Text(p["status"], style=style), change, p["reason"][:60], p.get("test_id") or ""]))
+            status = str(p.get("status", ""))
+            rows.append((p["plan_id"], [
+                one_line(p["plan_id"]), Text(visible(status, one_line=True), style=STATUS_STYLE.get(status, "")),
+                one_line(plan_change(p)), plan_effect(p, finished), one_line(p.get("reason"), self.REASON_CHARS),
+                one_line(p.get("test_id")),
+            ]))
         self.sync(rows)
 
     def selected_plan(self) -> str | None:
@@ -232,7 +289,8 @@ class Conversation(Log):
         seen = getattr(self, "_seen", 0)
         new = view.conversation[max(seen, len(view.conversation) - self.max_lines):] if self.max_lines else view.conversation[seen:]
         if new:  # one write: a replay seek can bring hundreds of lines, each write_line would scroll
-            self.write_lines([f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}" for m in new])
+            self.write_lines([visible(f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}", one_line=True)
+                              for m in new])
         self._seen = len(view.conversation)
 
     def full_json(self, view: SessionView) -> str:

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from engine.session import conductor_alive, ConductorState
+from engine.text import visible
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.panes import show_text
 
@@ -43,7 +44,7 @@ class StatusBar(Static):
         providers = c.get("providers", {})
         badges = Text()
         for role in ("strategist", "critic"):
-            p = providers.get(role, "offline")
+            p = visible(providers.get(role, "offline"), one_line=True)  # "offline (why)": the why may be an LLM's
             badges.append(f" {role}:", style="dim")
             if p.startswith("offline"):  # rule-based, from the start or since a failure: "offline (why)"
                 badges.append("OFFLINE", style="bold reverse yellow")
@@ -51,11 +52,11 @@ class StatusBar(Static):
             else:
                 badges.append(p, style="bold")
         line1 = Text.assemble(
-            (f"{(view.config or {}).get('session_id', '')} ", "bold"),
+            (visible(f"{(view.config or {}).get('session_id', '')} ", one_line=True), "bold"),
             (f"seg {c.get('segment', 0)}/{c.get('segments', 0)} ", ""),
             (f"tests {done}/{total} ", ""),
             ("" if replay else f"{rate:,.0f}/s {eta} ", "dim"),
-            (f"approval:{c.get('approval', '?')} ", "bold"),
+            (visible(f"approval:{c.get('approval', '?')} ", one_line=True), "bold"),
             badges,
             (f"  LLM {c['llm'].get('calls', 0)} calls ${c['llm'].get('cost_usd', 0):.4f}" if c.get("llm", {}).get("calls") else "", "cyan"),
             ("  READ-ONLY" if read_only else "", "bold red"),
@@ -64,10 +65,10 @@ class StatusBar(Static):
         style = {"waiting": "bold black on yellow", "DEAD": "bold white on red", "finished": "bold green",
                  "failed": "bold white on red"}.get(state, "bold")
         line2 = Text.assemble(
-            (f" {state.upper()} ", style),
-            (f" recorded session: {c.get('recorded')}" if replay else "", "bold"),
+            (visible(f" {state.upper()} ", one_line=True), style),
+            (visible(f" recorded session: {c.get('recorded')}", one_line=True) if replay else "", "bold"),
             (f"  pending plans: {pending}", "bold yellow" if pending else ""),
-            (f"  waiting for: {c['waiting_for']}" if c.get("waiting_for") else "", "yellow"),
+            (visible(f"  waiting for: {c['waiting_for']}", one_line=True) if c.get("waiting_for") else "", "yellow"),
             (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
             (f"  failed tests: {view.tests_failed}" if view.tests_failed else "", "red"),
         )

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual.widgets import DataTable
+
+from engine.text import visible
+
+
+def _cell(value: object) -> object:
+    # a DataTable reads a str cell as markup: strings (mostly from files) become Text, made visible
+    return Text(visible(value, one_line=True)) if isinstance(value, str) else value
 
 
 class SyncedTable(DataTable):
@@ -24,6 +32,7 @@ class SyncedTable(DataTable):
 
     def sync(self, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
         selected = self.selected_key()
+        rows = [(key, [_cell(c) for c in cells]) for key, cells in rows]
         columns = list(self.columns.values())
         shown = len(self.keys)
         for i, (_, cells) in enumerate(rows[:shown]):
