@@ -17,7 +17,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from agents.plans import PlanError, edited_patch
-from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
+from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.jsonl import JsonlTail, append_jsonl, read_json, read_jsonl
 from engine.params import Params
 from engine.session import AUDIT, DECISIONS, PLANS, SEGMENT_PLAN, SessionDir, read_conductor_state
@@ -61,7 +61,7 @@ def research_in_force(session_root: Path) -> Params:
         raise DecisionError(f"{session_root}: no segment has started yet")
     segment = segments[-1]
     params = Params.model_validate_json(read_json(session_root / f"segment_{segment}" / SEGMENT_PLAN)["research_params_json"])
-    for rec in read_jsonl(session_root / AUDIT).records:
+    for rec in read_events(session_root / AUDIT).records:
         if rec.get("action") == "patch_applied" and rec.get("details", {}).get("segment") == segment:
             params = Params.model_validate(rec["details"]["params_after"])
     return params
@@ -70,7 +70,7 @@ def research_in_force(session_root: Path) -> Params:
 def _refused_offsets(session_root: Path) -> set[int]:
     return {
         rec["details"]["decision_offset"]
-        for rec in read_jsonl(session_root / AUDIT).records
+        for rec in read_events(session_root / AUDIT).records
         if rec.get("action") in ("decision_refused", "nonce_replayed") and "decision_offset" in rec.get("details", {})
     }
 
@@ -143,7 +143,7 @@ def record_decision(
 
 def decision_outcome(session_root: Path, offset: int) -> tuple[str, str] | None:
     """What the conductor made of the decision at `offset`, once it has: (applied|edited|vetoed|refused, details)."""
-    for rec in read_jsonl(session_root / AUDIT).records:
+    for rec in read_events(session_root / AUDIT).records:
         d = rec.get("details", {})
         if d.get("decision_offset") != offset:
             continue

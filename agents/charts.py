@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.jsonl import read_jsonl
+from engine.events import read_events
 from engine.leaderboard import LeaderboardRow, StandingsBook, target_values
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
 
@@ -120,9 +120,9 @@ def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) 
     tests = config["settings"]["tests"]
     targets = config["settings"]["targets"]
     latest: dict[str, dict] = {}
-    for p in read_jsonl(session.file(PLANS)).records:
+    for p in read_events(session.file(PLANS)).records:
         latest[p["plan_id"]] = p
-    applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_jsonl(session.file(AUDIT)).records
+    applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_events(session.file(AUDIT)).records
                   if a["action"] == "patch_applied"}
     decisions = [
         {"status": p["status"], "x": applied_at.get(pid, _test_index(p["test_id"], tests) if p.get("test_id") else 0)}
@@ -130,5 +130,5 @@ def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) 
     ]
     equity_chart(session.file(CHARTS["equity"]), rows, tests)
     targets_chart(session.file(CHARTS["targets"]), rows, targets, tests, decisions)
-    allocation_chart(session.file(CHARTS["allocation"]), read_jsonl(session.file(ALLOCATION)).records)
+    allocation_chart(session.file(CHARTS["allocation"]), read_events(session.file(ALLOCATION)).records)
     return dict(CHARTS)

@@ -51,9 +51,9 @@ from agents.settings import NotifySettings, Settings, load_settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
-from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
+from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import JsonlTail, JsonlWriter, read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
     LeaderboardRow,
     config_id,
@@ -87,6 +87,7 @@ from engine.session import (
     SessionDir,
     completed_tests,
     parse_test_id,
+    process_start,
     test_id,
     this_host,
     write_conductor_state,
@@ -98,7 +99,7 @@ from engine.windows import Window, bars_needed, walk_forward_windows
 
 log = logging.getLogger("maestro.conductor")
 
-EXIT_DONE, EXIT_FAILED, EXIT_STOPPED = 0, 1, 130
+EXIT_DONE, EXIT_FAILED, EXIT_UNREADABLE, EXIT_STOPPED = 0, 1, 2, 130
 PREFLIGHT_WINDOWS = 10
 
 # Crash points for the crash-safety tests: MAESTRO_CRASH_AT=<name>[:<n>] makes the conductor
@@ -277,6 +278,7 @@ class Conductor:
         built_s, built_c, self.meter = build_agents(self.config, self.settings, session, self._note, http_client)
         self.strategist: Strategist = strategist or built_s
         self.critic: Critic = critic or built_c
+        self.pid_start = process_start(os.getpid())  # with the pid, names this process and no later one
         self.notifier = Notifier(_notify_settings(), session_id=self.sid, session_dir=session.root)
         self.budget_told = False
         self.W = self.settings.pipeline_depth
@@ -314,29 +316,43 @@ class Conductor:
         return test_id(g // self.T + 1, g % self.T + 1)
 
     def _write_state(self, state: str = "running", error: str | None = None) -> None:
+        """Rewrite conductor.json; SessionWriteError when the OS refuses, except for `failed`.
+
+        The last word (finished, stopped, failed) survives a full disk by an in-place write
+        (`write_conductor_state`). `failed` never raises: the session is failing already, and
+        its reason must still reach the screen; if even the in-place write is refused, the
+        file keeps its previous state and the log (if it can) says why.
+        """
         with self._state_lock:
-            write_conductor_state(
-                self.session,
-                ConductorState(
-                    session_id=self.sid,
-                    pid=os.getpid(),
-                    host=this_host(),
-                    state=state,  # type: ignore[arg-type]
-                    waiting_for=self.waiting_for,
-                    heartbeat=utc_now_iso(),
-                    started_at=self.config["created_at"],
-                    segment=self.seg.number if self.seg else 0,
-                    segments=self.S,
-                    tests_done=self.tests_done,
-                    tests_total=self.S * self.T,
-                    tests_failed=self.tests_failed,
-                    approval=self.approval,
-                    providers={"strategist": self.strategist.provider, "critic": self.critic.provider},
-                    pending_plans=len(self.book.pending()),
-                    llm=self.meter.summary(),
-                    error=error,
-                ),
+            record = ConductorState(
+                session_id=self.sid,
+                pid=os.getpid(),
+                pid_start=self.pid_start,
+                host=this_host(),
+                state=state,  # type: ignore[arg-type]
+                waiting_for=self.waiting_for,
+                heartbeat=utc_now_iso(),
+                started_at=self.config["created_at"],
+                segment=self.seg.number if self.seg else 0,
+                segments=self.S,
+                tests_done=self.tests_done,
+                tests_total=self.S * self.T,
+                tests_failed=self.tests_failed,
+                approval=self.approval,
+                providers={"strategist": self.strategist.provider, "critic": self.critic.provider},
+                pending_plans=len(self.book.pending()),
+                llm=self.meter.summary(),
+                error=error,
             )
+            last_word = state in ("finished", "stopped", "failed")
+            try:
+                write_conductor_state(self.session, record, last_word=last_word)
+            except OSError as err:
+                if state != "failed":
+                    raise
+                from engine.jsonl import os_error_line
+
+                log.error("conductor.json not updated to failed: %s", os_error_line(err))
 
     def _append(self, name: str, key: str, record: dict[str, Any] | Any) -> bool:
         """Append a record unless one with `key` was written before (resume); True if written."""
@@ -348,7 +364,7 @@ class Conductor:
 
     def _load_written(self) -> None:
         """Keys of the records already in the session's files, the plan book and the patch timeline."""
-        for rec in read_jsonl(self.session.file(CONVERSATION)).records:
+        for rec in read_events(self.session.file(CONVERSATION)).records:
             self.written[CONVERSATION].add(f"{rec['segment']}:{rec['turn']}:{rec['agent']}:{rec['message'].get('ref', '')}")
         for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
             self.written[PLANS].add(f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
@@ -358,25 +374,32 @@ class Conductor:
                 self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
             else:
                 known.event = rec
-        self.allocation_existing = len(read_jsonl(self.session.file(ALLOCATION)).records)
-        for rec in read_jsonl(self.session.file(AUDIT)).records:
-            self.written[AUDIT].add(self._audit_key(rec))
-            if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
-                self.book.spent.add(rec["nonce"])
-                if "decision_offset" in rec["details"]:
-                    self.spent_offsets.add(rec["details"]["decision_offset"])
-            if rec["action"] == "patch_applied":
-                d = rec["details"]
-                self.patches.append(
-                    Patch(d["segment"], d["from_index"], [PatchItem(**p) for p in d["patch"]], rec["plan_id"], rec["who"])
-                )
-            if rec["action"] == "decision_refused" and "decision_offset" in rec["details"]:
-                self.refused_offsets.add(rec["details"]["decision_offset"])
-            if rec["action"] == "plan_vetoed" and rec.get("plan_id") in self.book.plans:
-                d = rec["details"]
-                self.book.remember_veto(self.book.plans[rec["plan_id"]], d.get("from_index", 0), d.get("at_index", -1))
-            if rec["action"] in ("patch_applied", "plan_vetoed"):
-                self.audited.append(rec)
+        self.allocation_existing = len(read_events(self.session.file(ALLOCATION)).records)
+        for rec in read_events(self.session.file(AUDIT)).records:
+            try:
+                self._load_audited(rec)
+            except (KeyError, TypeError, ValueError) as err:  # valid as an event, not as what its action needs
+                log.warning("audit.jsonl: a %s record skipped: %s %s", rec.get("action"), type(err).__name__, err)
+
+    def _load_audited(self, rec: dict[str, Any]) -> None:
+        """What one audit record of an earlier run tells: spent nonces and offsets, patches, vetoes."""
+        d = rec["details"]
+        if rec["action"] == "patch_applied":  # checked before anything is taken from it
+            patch = Patch(int(d["segment"]), int(d["from_index"]), [PatchItem(**p) for p in d["patch"]],
+                          str(rec["plan_id"]), rec["who"])
+        self.written[AUDIT].add(self._audit_key(rec))
+        if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
+            self.book.spent.add(rec["nonce"])
+            if "decision_offset" in d:
+                self.spent_offsets.add(d["decision_offset"])
+        if rec["action"] == "patch_applied":
+            self.patches.append(patch)
+        if rec["action"] == "decision_refused" and "decision_offset" in d:
+            self.refused_offsets.add(d["decision_offset"])
+        if rec["action"] == "plan_vetoed" and rec.get("plan_id") in self.book.plans:
+            self.book.remember_veto(self.book.plans[rec["plan_id"]], int(d.get("from_index", 0)), int(d.get("at_index", -1)))
+        if rec["action"] in ("patch_applied", "plan_vetoed"):
+            self.audited.append(rec)
 
     @staticmethod
     def _audit_key(rec: dict[str, Any]) -> str:
@@ -485,12 +508,31 @@ class Conductor:
                 self.notifier.send("session_finished", state="finished", summary=str(self.session.file(SUMMARY)),
                                    tests_done=self.tests_done, tests_failed=self.tests_failed)
                 code = EXIT_DONE
+        except SessionFileError as err:
+            # a file the session cannot go on without is damaged: one line, and the session is
+            # left as it was (interrupted, resumable once the file is repaired), never `failed`
+            import sys
+
+            log.error("cannot go on: %s\n%s", err, traceback.format_exc())
+            print(visible(f"maestro-tui: cannot resume: {err} (the session was left as it was)", one_line=True),
+                  file=sys.stderr)
+            code = EXIT_UNREADABLE
         except Exception as err:  # noqa: BLE001 - the session failed: say so in conductor.json and the log
-            log.error("session failed: %s\n%s", err, traceback.format_exc())
-            self._write_state("failed", error=f"{type(err).__name__}: {err}")
-            self.notifier.send("session_failed", state="failed", error=f"{type(err).__name__}: {err}",
+            import sys
+
+            from engine.jsonl import os_error_line
+
+            # A refused write (disk full, read-only) is said as its path and the OS reason;
+            # `run --resume` continues once the cause is gone.
+            shown = os_error_line(err) if isinstance(err, OSError) else str(err)
+            reason = shown if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+            log.error("session failed: %s\n%s", reason, traceback.format_exc())  # on a full disk it may not land
+            self._write_state("failed", error=reason)
+            self.notifier.send("session_failed", state="failed", error=reason,
                                log=str(self.session.file(CONDUCTOR_LOG)))
-            self.echo(f"maestro-tui: session failed: {err} (details in {self.session.file(CONDUCTOR_LOG)})")
+            # stderr, one line: the traceback is for the log, never the screen
+            print(visible(f"maestro-tui: session failed: {shown} (details in {self.session.file(CONDUCTOR_LOG)})",
+                          one_line=True), file=sys.stderr)
             code = EXIT_FAILED
         finally:
             stop_threads.set()
@@ -504,7 +546,10 @@ class Conductor:
                 signal.signal(s, h)
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
             logging.getLogger("maestro").removeHandler(handler)
-            handler.close()
+            try:
+                handler.close()  # flushes: a full disk refuses the last lines, and that is all
+            except OSError:
+                pass
         return code
 
     def _make_executor(self):
@@ -581,6 +626,10 @@ class Conductor:
         ctx = self._context(segment, base)
         if path.exists():  # resuming: the agents already spoke; reuse what they said
             plan = read_json(path)
+            try:
+                checked(SEGMENT_PLAN, plan)
+            except ValueError as err:
+                raise SessionFileError(path, f"not a segment plan: {str(err).splitlines()[0]}") from None
         else:
             proposals = self.strategist.propose(ctx)
             choice = self.critic.choose(ctx, proposals)
@@ -804,8 +853,8 @@ class Conductor:
 
     def _absorb_from_disk(self, seg: int, t: int) -> None:
         folder = self.session.test_dir(seg, t)
-        trades = read_jsonl(folder / TRADES).records
-        scores = read_jsonl(folder / SCORES).records
+        trades = read_events(folder / TRADES).records
+        scores = read_events(folder / SCORES).records
         rows = read_leaderboard_csv(folder / LEADERBOARD)
         ok = bool(rows)
         self._account(seg, t, trades, scores, rows, ok)
@@ -911,7 +960,7 @@ class Conductor:
             f"attempts: {outcome.attempts}",
         ]
         if not outcome.ok:
-            lines.append(f"FAILED: {outcome.error.strip()}")
+            lines.append(f"FAILED: {visible(outcome.error.strip())}")
         for r in rows:
             lines.append(
                 f"#{r.rank} {r.role:8s} {r.config_id} {config_label(Params.model_validate_json(r.params_json))}: "
@@ -1052,6 +1101,8 @@ class Conductor:
             from_index = max(record.emit_index + self.W, self.next_unstarted)
         if record.segment != self.seg.number:  # decided after its segment ended: carried into this one
             from_index = max(from_index, self._g(self.seg.number, 1))
+        # past the segment's last test: the next segment starts from this config with the patch (_carried_base)
+        from_index = min(from_index, self._g(self.seg.number + 1, 1))
         self.book.spent.add(record.event.nonce)
         self.patches.append(Patch(self.seg.number, from_index, patch, plan_id, who))
         after = self._current_research()

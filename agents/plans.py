@@ -340,5 +340,6 @@ def describe_outcome(o: Mapping[str, Any] | None) -> str:
             return "?"
         return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
     mark = "✓" if o.get("improved") else "✗"
-    return (f"{o['metric']} {num(o.get('before'))}→{num(o.get('after'))} {mark}, score {num(o.get('score_before'))}→"
+    name = {"blunders_per_100": "blunders/100", "high_vol_share": "high-vol share"}.get(o["metric"], o["metric"])
+    return (f"{name} {num(o.get('before'))}→{num(o.get('after'))} {mark}, score {num(o.get('score_before'))}→"
             f"{num(o.get('score_after'))} ({o.get('trades_before', '?')}→{o.get('trades_after', '?')} trades)")

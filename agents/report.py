@@ -14,7 +14,8 @@ from agents.critic import targets_met
 from agents.documents import checked
 from agents.plans import describe_outcome
 from agents.settings import Targets
-from engine.jsonl import read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.events import read_events
+from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
@@ -204,14 +205,14 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         m = r["chosen"]["validation"]
         total.trades += m["n_trades"]
         total.pnl += m["total_pnl"]
-    plans = read_jsonl(session.file(PLANS)).records
+    plans = read_events(session.file(PLANS)).records
     last_status: dict[str, str] = {}
     for p in plans:
         last_status[p["plan_id"]] = p["status"]
     statuses: dict[str, int] = {}
     for s in last_status.values():
         statuses[s] = statuses.get(s, 0) + 1
-    applied = [a for a in read_jsonl(session.file(AUDIT)).records if a["action"] == "patch_applied"]
+    applied = [a for a in read_events(session.file(AUDIT)).records if a["action"] == "patch_applied"]
     best = ranked[0] if ranked else None
     ensemble = next((r["ensemble_portfolio"] for r in seg_results if "ensemble_portfolio" in r), None)
     try:
@@ -249,7 +250,7 @@ def _cell(text: Any) -> str:
 def plans_section(session: SessionDir) -> list[str]:
     """Every plan with how it ended and, for applied ones, what it did (its outcome)."""
     latest: dict[str, dict[str, Any]] = {}
-    for rec in read_jsonl(session.file(PLANS)).records:
+    for rec in read_events(session.file(PLANS)).records:
         latest[rec["plan_id"]] = rec
     if not latest:
         return []

@@ -106,6 +106,9 @@ AllocationMode = Literal["ACTIVE", "REDUCED", "SHADOW"]
 AgentName = Literal["strategist", "critic", "maestro"]
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+# ids are read back into positions and file names: only their own shape is accepted
+TestId = Annotated[str, Field(pattern=r"^seg[1-9][0-9]*_test[0-9]{3,}$")]
+PlanId = Annotated[str, Field(pattern=r"^P[1-9][0-9]*-[0-9]{3,}$")]
 
 
 class Event(BaseModel):
@@ -165,7 +168,7 @@ class TradeEvent(Event):
     kind: Literal["trade"] = "trade"
     ts: UtcTimestamp
     episode_id: int = Field(ge=0)
-    test_id: NonEmptyStr
+    test_id: TestId
     tf: str = Field(pattern=r"^\d+[smhdwM]$")
     side: Side
     reason: NonEmptyStr
@@ -191,7 +194,7 @@ class ScoreEvent(Event):
 
     kind: Literal["score"] = "score"
     episode_id: int = Field(ge=0)
-    test_id: NonEmptyStr
+    test_id: TestId
     bars: int = Field(ge=1)
     n_trades: int = Field(ge=0)
     hit: float = Field(ge=0, le=1)
@@ -251,10 +254,10 @@ class PlanEvent(Event):
     """A proposed adjustment and, in later lines of plans.jsonl, its status changes."""
 
     kind: Literal["plan"] = "plan"
-    plan_id: NonEmptyStr
+    plan_id: PlanId
     nonce: NonEmptyStr
     episode_id: int | None = Field(ge=0)
-    test_id: str | None
+    test_id: TestId | None
     agent: NonEmptyStr
     action: NonEmptyStr
     change: dict[str, str]
@@ -292,7 +295,7 @@ class DecisionEvent(Event):
     """A human decision on a plan; ``patch`` is what was finally approved (empty on veto)."""
 
     kind: Literal["decision"] = "decision"
-    plan_id: NonEmptyStr
+    plan_id: PlanId
     nonce: NonEmptyStr
     decision: DecisionKind
     patch: Annotated[list[PatchItem], AfterValidator(_check_one_item_per_parameter)]
@@ -334,7 +337,7 @@ class AuditEvent(Event):
 
     kind: Literal["audit"] = "audit"
     action: NonEmptyStr
-    plan_id: str | None = None
+    plan_id: PlanId | None = None
     nonce: str | None = None
     who: NonEmptyStr
     why: str
@@ -405,3 +408,19 @@ def parse_event(obj: dict[str, Any]) -> Event:
 def event_to_json(event: Event) -> str:
     """Serialise an event as one compact JSON line (no trailing newline, no NaN)."""
     return event.model_dump_json()
+
+
+def read_events(path: Any):
+    """A session file's lines as validated records (dicts, as written), by the model its name calls for.
+
+    A line that parses but breaks its model (a wrong type, a missing field, a bad id) is
+    skipped and counted among the bad lines with its reason, like a torn one, so the code
+    that reads on can trust every record it gets. Returns engine.jsonl.JsonlRead.
+    """
+    from pathlib import Path
+
+    from engine.jsonl import read_jsonl  # engine.jsonl imports this module
+
+    got = read_jsonl(path, EVENT_FILES[Path(path).name])
+    got.records = [r.model_dump() for r in got.records]
+    return got

@@ -6,7 +6,9 @@ appenders never interleave inside a line. A reader skips and counts what it cann
 torn last line, a corrupt line in the middle, a line that fails its model — and never
 raises for it: one bad line must not hide a session. JSON documents are written to a
 temporary file and renamed into place, so a reader sees the old document or the new one,
-never half of one.
+never half of one. When the OS refuses a write (a full disk, a read-only filesystem) the
+writers raise SessionWriteError, naming the file, and leave no partial line or temporary
+file behind.
 """
 
 from __future__ import annotations
@@ -34,6 +36,38 @@ class SessionFileError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class SessionWriteError(OSError):
+    """A session file the OS refused to write (disk or inodes full, read-only, no permission).
+
+    Still an OSError with its errno, so code that handles OSError needs no change; ``filename``
+    is the file meant (never a temporary name) and ``str()`` is the one line a person reads:
+    ``cannot write PATH: No space left on device``.
+    """
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+def write_error(err: OSError, path: str | os.PathLike[str]) -> SessionWriteError:
+    """`err` as a SessionWriteError naming `path` (the file meant, where the OS named a temporary one)."""
+    if isinstance(err, SessionWriteError):
+        return err
+    return SessionWriteError(err.errno, err.strerror or str(err), os.fspath(path))
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OSError: the path(s) and the OS reason, e.g. ``/x/s: Read-only file system``."""
+    if isinstance(err, SessionWriteError):
+        return str(err)
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return reason
+    where = os.fsdecode(err.filename)
+    if err.filename2 is not None:
+        where += f" -> {os.fsdecode(err.filename2)}"
+    return f"{where}: {reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,27 +159,56 @@ def _record_to_line(record: Mapping[str, Any] | Event, number: int) -> str:
 
 
 def _open_for_append(path: str | os.PathLike[str]) -> int:
-    """Open ``path`` for appending and make sure the next write starts on a fresh line."""
+    """Open ``path`` for appending and make sure the next write starts on a fresh line.
+
+    Raises SessionWriteError when the OS refuses (read-only, no permission, no inode left).
+    """
     # O_RDWR only so the last byte can be checked; O_APPEND still sends every write to the end.
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise write_error(err, path) from None
     try:
         size = os.fstat(fd).st_size
         # A crash can leave a torn last line. Without this newline our first record would be
         # glued onto it and lost too; with it, only the torn fragment is a bad line.
         if size and os.pread(fd, 1, size - 1) != b"\n":
-            _write_all(fd, b"\n")
+            _append_whole(fd, b"\n", path)
     except BaseException:
         os.close(fd)
         raise
     return fd
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    # One write() is the normal case; the loop only guards against a short write.
+def _append_whole(fd: int, data: bytes, path: str | os.PathLike[str]) -> None:
+    """Append ``data`` on an O_APPEND descriptor: all of it, or (disk full) none of it if it can.
+
+    A full disk takes part of a write and refuses the rest. The part that landed would be a
+    torn line in the middle of the file once the session resumes and appends after it, so
+    it is cut off again; the error is raised as a SessionWriteError naming ``path``.
+    """
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    done = 0
+    try:
+        while done < len(data):  # one write() is the normal case; the loop guards a short one
+            done += os.write(fd, view[done:])
+    except OSError as err:
+        if done:
+            _cut_torn_tail(fd, done)
+        raise write_error(err, path) from None
+
+
+def _cut_torn_tail(fd: int, done: int) -> None:
+    # O_APPEND left the offset at the end of our `done` bytes. Cut them off only while they
+    # are still the file's tail: bytes another appender wrote after them are not ours to
+    # cut. Otherwise they stay a torn line, which every reader skips. Shrinking a file needs
+    # no free space.
+    try:
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        if os.fstat(fd).st_size == end:
+            os.ftruncate(fd, end - done)
+    except OSError:
+        pass
 
 
 def append_jsonl(
@@ -164,12 +227,19 @@ def append_jsonl(
         return 0
     fd = _open_for_append(path)
     try:
-        _write_all(fd, "".join(lines).encode("utf-8"))
+        _append_whole(fd, "".join(lines).encode("utf-8"), path)
         if fsync:
-            os.fsync(fd)
+            _fsync(fd, path)
     finally:
         os.close(fd)
     return len(lines)
+
+
+def _fsync(fd: int, path: str | os.PathLike[str]) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as err:  # a delayed write error (ENOSPC, EIO) surfaces here
+        raise write_error(err, path) from None
 
 
 class JsonlWriter:
@@ -186,7 +256,7 @@ class JsonlWriter:
         self._fd: int | None = _open_for_append(self.path)
 
     def append(self, record: Mapping[str, Any] | Event) -> None:
-        """Append one record as one line."""
+        """Append one record as one line; SessionWriteError (nothing written) when the OS refuses."""
         self._write(_record_to_line(record, self.lines_written + 1).encode("utf-8"), 1)
 
     def append_many(self, records: Iterable[Mapping[str, Any] | Event]) -> int:
@@ -200,9 +270,9 @@ class JsonlWriter:
     def _write(self, data: bytes, n_lines: int) -> None:
         if self._fd is None:
             raise ValueError(f"{self.path}: writer is closed")
-        _write_all(self._fd, data)
+        _append_whole(self._fd, data, self.path)
         if self._fsync:
-            os.fsync(self._fd)
+            _fsync(self._fd, self.path)
         self.lines_written += n_lines
 
     def close(self) -> None:
@@ -403,27 +473,77 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, fsync: bool = 
     """Write `text` (UTF-8) to a temporary file beside `path` and rename it into place.
 
     A reader sees the old file or the new one, never half of one. `fsync` also makes it
-    durable across a power cut (a crash of the process needs no fsync).
+    durable across a power cut (a crash of the process needs no fsync). When the OS refuses
+    (disk full, read-only…) the old file stays, no temporary file is left, and
+    SessionWriteError names `path`.
     """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # no inode left, read-only, no permission: the old file stays
+        raise write_error(err, path) from None
+    try:
+        try:
+            _write_fd(fd, text.encode("utf-8"), fsync=fsync)
+        finally:
+            os.close(fd)
         # mkstemp makes the file 0600; session files are meant to be read by other tools.
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
+            os.unlink(tmp_name)  # a full disk gets its space back; the old file stays
+        except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise write_error(exc, path) from None
         raise
     if fsync:
         _fsync_directory(path.parent)
+
+
+def _write_fd(fd: int, data: bytes, *, fsync: bool) -> None:
+    # Unbuffered, so a full disk raises here, once, rather than again from a buffer's close.
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if fsync:
+        os.fsync(fd)
+
+
+def overwrite_in_place(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` over the bytes of the file at ``path``, padded with spaces to its old size.
+
+    The last resort for a document that must not be lost when the disk is full and
+    write_text_atomic has no room for its temporary file: a text no longer than the old
+    file needs no new block and no inode. Not atomic — a reader may catch it half written,
+    a crash in the middle corrupts it — so never the first choice. JSON allows the padding
+    (trailing whitespace). Raises SessionWriteError when the OS refuses.
+    """
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise write_error(err, path) from None
+    old_size = 0
+    try:
+        old_size = os.fstat(fd).st_size
+        if len(data) < old_size:  # spaces, not a truncate: no byte of the old document may stay after the new one
+            data = data.rstrip(b"\n") + b" " * (old_size - len(data.rstrip(b"\n")) - 1) + b"\n"
+        view = memoryview(data)
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, view[done:], done)
+        os.fsync(fd)
+    except OSError as err:
+        if old_size == 0:  # nothing was there but what we could not finish: leave nothing
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise write_error(err, path) from None
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

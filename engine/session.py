@@ -9,6 +9,7 @@ complete test; JSON documents are replaced atomically; JSON Lines files are appe
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.jsonl import SessionFileError, read_json, write_json_atomic
+from engine.jsonl import (
+    SessionFileError,
+    overwrite_in_place,
+    read_json,
+    write_error,
+    write_json_atomic,
+)
 
 CONFIG = "session_config.json"
 CONDUCTOR = "conductor.json"
@@ -111,10 +118,20 @@ class SessionDir:
 
 
 def new_session_dir(sessions_dir: str | os.PathLike[str], now: dt.datetime | None = None) -> SessionDir:
-    """Create sessions_dir/session_YYYY-MM-DD_HHMM (a suffix _2, _3… when taken)."""
+    """Create sessions_dir/session_YYYY-MM-DD_HHMM (a suffix _2, _3… when taken).
+
+    SessionWriteError names the folder the OS refused to create (read-only, no permission,
+    disk full); SessionFileError says when `sessions_dir` is not a folder.
+    """
     now = now or dt.datetime.now()
     base = Path(sessions_dir)
-    base.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(base) and not base.is_dir():
+        what = "a dangling symbolic link" if base.is_symlink() else "not a folder"
+        raise SessionFileError(base, f"{what}: sessions live in a folder")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(err, err.filename or base) from None
     stem = f"session_{now:%Y-%m-%d_%H%M}"
     for n in range(1, 10_000):
         path = base / (stem if n == 1 else f"{stem}_{n}")
@@ -122,6 +139,8 @@ def new_session_dir(sessions_dir: str | os.PathLike[str], now: dt.datetime | Non
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as err:
+            raise write_error(err, path) from None
         return SessionDir(path)
     raise SessionFileError(base, "no free session folder name")
 
@@ -161,11 +180,68 @@ class ConductorState(BaseModel):
     log: str = CONDUCTOR_LOG
     llm: dict[str, float | int] = Field(default_factory=dict)  # calls, tokens, cost_usd so far
     error: str | None = None
+    # the conductor process's start time (clock ticks since boot, /proc): a pid the system gave
+    # to another process since is not this conductor
+    pid_start: int | None = None
 
 
-def write_conductor_state(session: SessionDir, state: ConductorState) -> None:
-    """Replace conductor.json atomically."""
-    write_json_atomic(session.file(CONDUCTOR), state.model_dump())
+def write_conductor_state(session: SessionDir, state: ConductorState, *, last_word: bool = False) -> None:
+    """Replace conductor.json atomically; SessionWriteError when the OS refuses.
+
+    `last_word` is the state a conductor leaves behind (finished, stopped, failed), which a
+    full disk must not keep from `ls` and the console: when the atomic write has no room
+    for its temporary file, the state is written over the old file's own bytes instead,
+    cut down to what fits in them (see `_fitting_state`). An in-place write is not atomic,
+    but the process is about to end and nothing else writes this file.
+    """
+    path = session.file(CONDUCTOR)
+    try:
+        write_json_atomic(path, state.model_dump())
+        return
+    except OSError as err:
+        if not last_word:
+            raise
+        refused = err
+    try:
+        room = path.stat().st_size
+    except OSError:
+        room = 0
+    text = _fitting_state(state, room)
+    if room and len(text.encode("utf-8")) > room:
+        raise refused  # it would need new space, and a write cut short would spoil the old state too
+    try:
+        overwrite_in_place(path, text)
+    except OSError:
+        raise refused from None
+
+
+# What `ls` and the console need of a state that must fit in a full disk's last bytes.
+_ESSENTIAL = ("v", "session_id", "pid", "host", "state", "heartbeat", "started_at", "segment", "segments",
+              "tests_done", "tests_total", "tests_failed", "error")
+
+
+def _fitting_state(state: ConductorState, room: int) -> str:
+    """conductor.json's text in at most `room` bytes if it can be: all of it, compact; else the
+    essential fields; else those with the error cut short (a reader still validates it)."""
+    def text(fields: dict) -> str:
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+    full = state.model_dump()
+    candidate = text(full)
+    if room == 0 or len(candidate.encode()) <= room:  # no old file: nothing to fit into
+        return candidate
+    essential = {k: full[k] for k in _ESSENTIAL}
+    candidate = text(essential)
+    overflow = len(candidate.encode()) - room
+    if overflow > 0 and essential["error"]:
+        error = essential["error"]
+        cut = max(0, len(error) - overflow - 1)
+        essential["error"] = error[:cut] + "…"
+        while len(text(essential).encode()) > room and cut > 0:  # multi-byte characters
+            cut -= 1
+            essential["error"] = error[:cut] + "…"
+        candidate = text(essential)
+    return candidate
 
 
 def read_conductor_state(session: SessionDir) -> ConductorState | None:
@@ -177,6 +253,24 @@ def read_conductor_state(session: SessionDir) -> ConductorState | None:
         return ConductorState.model_validate(read_json(path))
     except ValueError as err:
         raise SessionFileError(path, f"not a conductor state: {str(err).splitlines()[0]}") from None
+
+
+def process_start(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot), or None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _runs_maestro(pid: int) -> bool:
+    """Whether process `pid` is a maestro-tui process at all (for states written without pid_start)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"maestro" in fh.read()
+    except OSError:
+        return True  # no /proc here: the pid exists, that is all we know
 
 
 def pid_alive(pid: int) -> bool:
@@ -200,7 +294,11 @@ def conductor_alive(state: ConductorState | None, stale_after_s: float = 15.0) -
     if state is None or state.state in ("finished", "failed", "stopped"):
         return False
     if state.host == socket.gethostname():
-        return pid_alive(state.pid)
+        if not pid_alive(state.pid):
+            return False
+        if state.pid_start is not None:  # the same process, not one that was given its pid since
+            return process_start(state.pid) in (state.pid_start, None)
+        return _runs_maestro(state.pid)
     beat = dt.datetime.fromisoformat(state.heartbeat.replace("Z", "+00:00")).timestamp()
     return time.time() - beat < stale_after_s
 
@@ -222,19 +320,32 @@ def session_status(session: SessionDir) -> str:
 
 
 def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str, str | bytes]) -> Path:
-    """Write a test's files under a hidden name, then rename it into place (all or nothing)."""
+    """Write a test's files under a hidden name, then rename it into place (all or nothing).
+
+    When the OS refuses (disk full…), the hidden folder is removed again, giving its space
+    back, and SessionWriteError names the file as it would have been in the test folder.
+    """
     final = session.test_dir(segment, test)
     partial = final.with_name("." + final.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)  # left by a crash: its content is incomplete
-    partial.mkdir(parents=True)
-    for name, content in files.items():
-        mode = "wb" if isinstance(content, bytes) else "w"
-        with open(partial / name, mode, **({} if mode == "wb" else {"encoding": "utf-8", "newline": "\n"})) as fh:
-            fh.write(content)
-    if final.exists():  # a rerun of a test that a crash left complete but unprocessed
-        shutil.rmtree(final)
-    os.rename(partial, final)
+    meant = final  # what a failure is reported on
+    try:
+        if partial.exists():
+            shutil.rmtree(partial)  # left by a crash: its content is incomplete
+        partial.mkdir(parents=True)
+        for name, content in files.items():
+            meant = final / name
+            data = content if isinstance(content, bytes) else content.encode("utf-8")
+            with open(partial / name, "wb", buffering=0) as fh:  # unbuffered: a full disk raises once, here
+                view = memoryview(data)
+                while view:
+                    view = view[fh.write(view):]
+        meant = final
+        if final.exists():  # a rerun of a test that a crash left complete but unprocessed
+            shutil.rmtree(final)
+        os.rename(partial, final)
+    except OSError as err:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise write_error(err, meant) from None
     return final
 
 

@@ -30,7 +30,51 @@ class BadInput(Exception):
 
 
 def _sessions_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("MAESTRO_SESSIONS_DIR") or "sessions")
+    """The sessions folder to read (flag, MAESTRO_SESSIONS_DIR, ./sessions); BadInput when that path is no folder.
+
+    A folder that does not exist yet is fine: it holds no session.
+    """
+    path = Path(arg or os.environ.get("MAESTRO_SESSIONS_DIR") or "sessions")
+    _check_folder(path, "sessions folder")
+    return path
+
+
+def _check_folder(path: Path, what: str, *, writing: bool = False, must_exist: bool = False) -> None:
+    """BadInput, one line naming `path`, when it cannot be a folder to read in (or, `writing`, to write in).
+
+    Asked before anything is written, so a bad `--sessions-dir` leaves no trace. A missing
+    folder passes unless `must_exist`; to write, its nearest existing parent must take it.
+    """
+    if path.is_symlink() and not path.exists():
+        raise BadInput(f"{what} {path} is a dangling symbolic link (to {os.readlink(path)}): "
+                       "point it at a folder, or remove it")
+    if path.exists():
+        if not path.is_dir():
+            raise BadInput(f"{what} {path} is a file, not a folder")
+        if writing and (why := _unwritable(path)):
+            raise BadInput(f"{what} {path} {why}: nothing can be written there")
+        return
+    if must_exist:
+        raise BadInput(f"{what} {path} does not exist")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(f"{what} {path} cannot be created: {parent} is a file, not a folder")
+    if writing and (why := _unwritable(parent)):
+        raise BadInput(f"{what} {path} cannot be created: {parent} {why}")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why nothing can be created in `folder` (read-only filesystem, no permission), or None."""
+    if os.access(folder, os.W_OK | os.X_OK):  # refuses a read-only filesystem even to root
+        return None
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return "is on a read-only filesystem"
+    except OSError:
+        pass
+    return "is not writable (no write permission)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,19 +142,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # bare `maestro-tui`: the main job on its embedded defaults
         args = build_parser().parse_args(["run"])
+    import logging
+
     from engine import DataError
-    from engine.jsonl import SessionFileError
+    from engine.jsonl import SessionFileError, os_error_line
 
     handlers = {
         "run": _run, "attach": _attach, "replay": _replay, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
         "backtest": _backtest, "check-data": _check_data,
     }
+    # A log file the disk refuses (conductor.log on a full disk) costs its lines, not a
+    # traceback on the screen.
+    logging.raiseExceptions = False
     try:
         return handlers[args.command](args)
     except DataError as err:
         print(visible(f"maestro-tui: bad market data: {err}", one_line=True), file=sys.stderr)
     except (BadInput, SessionFileError) as err:
         print(visible(f"maestro-tui: {err}", one_line=True), file=sys.stderr)
+    except OSError as err:  # a path the OS refuses (a file for a folder, read-only, disk full…): its name and why
+        print(visible(f"maestro-tui: {os_error_line(err)}", one_line=True), file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return EXIT_BAD_INPUT
@@ -119,10 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 # ---------------------------------------------------------------- run
 
 
-def _session_arg(path: str):
-    """The session folder a command names; BadInput when it is not one."""
+def _session_arg(path: str, *, writing: bool = False):
+    """The session folder a command names; BadInput when it is not one (or, `writing`, cannot take writes)."""
     from engine.session import SessionDir
 
+    _check_folder(Path(path), "session folder", writing=writing, must_exist=True)
     session = SessionDir(Path(path))
     if not session.exists():
         raise BadInput(f"{path} is not a session folder (no session_config.json)")
@@ -161,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
 
     console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
-        session = _session_arg(args.resume)
+        session = _session_arg(args.resume, writing=True)
         from engine.session import conductor_alive, read_conductor_state
 
         state = read_conductor_state(session)
@@ -172,6 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"resuming {session.root}")
     else:
         settings = _settings(args)
+        _check_folder(Path(settings.sessions_dir), "sessions folder", writing=True)  # before anything is written
         approval = settings.approval or ("manual" if console else "auto")
         if settings.data:
             load_source({"kind": "file", "path": settings.data})  # bad data: stop before making a folder
@@ -246,8 +299,7 @@ def _attach(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from engine.jsonl import read_json
-    from engine.session import list_sessions, read_conductor_state, session_status
+    from engine.session import list_sessions
 
     sessions = list_sessions(_sessions_dir(args.sessions_dir))
     if not sessions:
@@ -255,15 +307,26 @@ def _ls(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"{'session':28s} {'state':12s} {'started':20s} {'tests':>9s}  best config (validation)")
     for s in sessions:
-        status = session_status(s)
-        try:
-            state = read_conductor_state(s)
-        except ValueError:
-            state = None
-        tests = f"{state.tests_done}/{state.tests_total}" if state else "-"
-        started = read_json(s.file("session_config.json")).get("created_at", "")[:19].replace("T", " ")
-        print(visible(f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {_best_config(s)}", one_line=True))
+        print(visible(_ls_line(s), one_line=True))
     return EXIT_OK
+
+
+def _ls_line(s) -> str:
+    """One session's line; a folder whose files cannot be read says so, and the listing goes on."""
+    from engine.jsonl import read_json
+    from engine.session import read_conductor_state, session_status
+
+    status = session_status(s)
+    try:
+        state = read_conductor_state(s)
+    except ValueError:
+        state = None
+    tests = f"{state.tests_done}/{state.tests_total}" if state else "-"
+    try:
+        started = str(read_json(s.file("session_config.json")).get("created_at", ""))[:19].replace("T", " ")
+    except (ValueError, AttributeError) as err:
+        return f"{s.session_id:28s} unreadable ({str(err).splitlines()[0]})"
+    return f"{s.session_id:28s} {status:12s} {started:20s} {tests:>9s}  {_best_config(s)}"
 
 
 def _best_config(session) -> str:
@@ -276,7 +339,10 @@ def _best_config(session) -> str:
 
     so_far = ""
     if session.file(METRICS_GLOBAL).exists():
-        top = read_json(session.file(METRICS_GLOBAL)).get("best")
+        try:
+            top = read_json(session.file(METRICS_GLOBAL)).get("best")
+        except (SessionFileError, AttributeError) as err:
+            return f"(unreadable: {err})"
     else:
         try:
             ranked = standings(session_rows(session))
@@ -286,8 +352,11 @@ def _best_config(session) -> str:
         so_far = " (so far)"
     if not top:
         return ""
-    return (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
-            f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}{so_far}")
+    try:
+        return (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
+                f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}{so_far}")
+    except (KeyError, TypeError, ValueError) as err:  # a hand-edited or damaged metrics_global.json
+        return f"(unreadable: {METRICS_GLOBAL}: best config {type(err).__name__} {err})"
 
 
 def _report(args: argparse.Namespace) -> int:

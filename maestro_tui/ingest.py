@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from engine.events import EVENT_FILES
 from engine.jsonl import JsonlTail, SessionFileError, read_json
 from engine.leaderboard import read_leaderboard_csv
 from engine.session import (
@@ -42,7 +43,8 @@ class SessionFeed:
         self._session = SessionDir(self.root)
         self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
-        self._tails = {name: JsonlTail(self.root / name) for name in TAILED}
+        # each line checked against its event model: a record that breaks it is skipped and counted, not shown
+        self._tails = {name: JsonlTail(self.root / name, EVENT_FILES[name]) for name in TAILED}
         self._tests_seen: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -62,7 +64,7 @@ class SessionFeed:
             for name, kind in TAILED.items():
                 got = self._tails[name].read_new(final=final)
                 for rec in got.records:
-                    self.items.append(Item(kind, rec))
+                    self.items.append(Item(kind, rec.model_dump()))
                 if got.bad_lines:
                     self.items.append(Item("bad", [f"{name} line {b.line_no}: {b.reason}" for b in got.bad_lines]))
             self._tests()

@@ -42,9 +42,9 @@ class TestDone:
     @property
     def scores(self) -> list[dict]:
         if self._scores is None:
-            from engine.jsonl import read_jsonl
+            from engine.events import read_events
 
-            self._scores = read_jsonl(self.scores_path).records if self.scores_path else []
+            self._scores = read_events(self.scores_path).records if self.scores_path else []
         return self._scores
 
     def forget_scores(self) -> None:

@@ -96,21 +96,25 @@ def snapshot(session: Path) -> dict[str, object]:
         rel = path.relative_to(session).as_posix()
         if not path.is_file() or rel in ("conductor.json", "conductor.log", "session_config.json"):
             continue
-        if rel.endswith(".lock") or "/." in rel:
+        if rel.endswith((".lock", ".png")) or "/." in rel:  # charts are drawn from the files compared here
             continue
         if path.suffix == ".jsonl":
             recs = read_jsonl(path).records
             if rel == "audit.jsonl":
                 # the decision's byte offset depends on the decider's clock and user name
                 for r in recs:
-                    r.get("details", {}).pop("decision_offset", None)
-                    if r["action"] == "patch_applied":
+                    if isinstance(r.get("details"), dict):  # (a damaged record may hold anything)
+                        r["details"].pop("decision_offset", None)
+                    if r.get("action") == "patch_applied":
                         r.pop("who", None)
             if rel == "decisions.jsonl":
                 recs = [{k: v for k, v in r.items() if k not in ("by",)} for r in recs]
             out[rel] = _scrub(recs)
         elif path.suffix == ".json":
-            out[rel] = _scrub(json.loads(path.read_text()))
+            try:
+                out[rel] = _scrub(json.loads(path.read_text()))
+            except ValueError:  # a damaged document is compared as it is
+                out[rel] = path.read_text()
         elif path.name == "test.log":
             # how many attempts a test took is operations, not results: a worker death retries
             # every test that was in flight with it

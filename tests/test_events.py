@@ -78,7 +78,7 @@ PATCH = [{"parameter": "atr_stop_mult", "old_value": 1.5, "new_value": 1.8}]
 def plan(**changes: Any) -> dict[str, Any]:
     return {
         **BASE,
-        "plan_id": "plan-0007",
+        "plan_id": "P1-007",
         "nonce": "n-5f1c",
         "episode_id": 30,
         "test_id": "seg1_test004",
@@ -96,7 +96,7 @@ def plan(**changes: Any) -> dict[str, Any]:
 def decision(**changes: Any) -> dict[str, Any]:
     return {
         **BASE,
-        "plan_id": "plan-0007",
+        "plan_id": "P1-007",
         "nonce": "n-5f1c",
         "decision": "approve",
         "patch": PATCH,
@@ -123,7 +123,7 @@ def audit(**changes: Any) -> dict[str, Any]:
     return {
         **BASE,
         "action": "patch_applied",
-        "plan_id": "plan-0007",
+        "plan_id": "P1-007",
         "nonce": "n-5f1c",
         "who": "ana@trading-box",
         "why": "approved in the TUI",
