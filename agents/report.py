@@ -15,6 +15,7 @@ from agents.documents import checked
 from agents.plans import describe_outcome
 from agents.settings import Targets
 from engine.events import read_events
+from engine.text import visible
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
@@ -186,7 +187,7 @@ def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
         lines += ["## Changes applied in this segment", ""]
         lines += [f"- {p['change']} (from {p['from_test']}, {p['who']})" for p in res["patches"]]
         lines.append("")
-    return "\n".join(lines)
+    return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence
 
 
 def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
@@ -339,7 +340,7 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
         ]
         lines += [f"| {name} | {f['mode']} | {f['allocation']:.0%} |" for name, f in e["final"].items()]
     lines.append("")
-    return "\n".join(lines)
+    return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence
 
 
 def write_reports(session: SessionDir, segments: int) -> dict[str, Any]:

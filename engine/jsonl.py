@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -136,6 +137,15 @@ def _find_unserialisable(value: Any, where: str) -> tuple[str, str] | None:
     return where, f"is a {type(value).__name__}, which JSON cannot hold"
 
 
+# JSON escapes only C0 controls; DEL, C1 (0x9b is a one-byte CSI) and the bidi controls would
+# reach a terminal raw through `cat` or `tail -f`: written as \u escapes, they read back the same
+_TERMINAL_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _terminal_safe(text: str) -> str:
+    return _TERMINAL_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _TERMINAL_UNSAFE.search(text) else text
+
+
 def _record_to_line(record: Mapping[str, Any] | Event, number: int) -> str:
     """Serialise one record as a compact JSON line ending in a newline.
 
@@ -148,8 +158,8 @@ def _record_to_line(record: Mapping[str, Any] | Event, number: int) -> str:
             # the model then refuses on read: refuse it here. A valid trade has no null.
             if "null" in line and _find_unserialisable(record, "") is not None:
                 raise ValueError("non-finite number in event")
-            return line + "\n"
-        return _LINE_ENCODER.encode(record) + "\n"
+            return _terminal_safe(line) + "\n"
+        return _terminal_safe(_LINE_ENCODER.encode(record)) + "\n"
     except (ValueError, TypeError) as exc:
         found = _find_unserialisable(record, "")
         if found is None:
@@ -461,7 +471,7 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Mapping[str, Any] | Bas
         obj = obj.model_dump(mode="json")
     try:
         # Serialised before any file is touched, so a bad object changes nothing on disk.
-        text = json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=2, default=_json_default)
+        text = _terminal_safe(json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=2, default=_json_default))
     except (ValueError, TypeError) as exc:
         found = _find_unserialisable(obj, "")
         detail = f"field {found[0]!r} {found[1]}" if found else str(exc)
