@@ -192,7 +192,7 @@ async def test_the_review_of_a_pending_plan_says_what_it_changes_where_and_on_wh
     assert "≥ 0.520" in text  # the hit target from the session config, next to the hit measured
 
 
-async def test_a_settled_plan_opens_read_only_and_its_keys_decide_nothing(waiting_session: Path):
+async def test_veto_discards_the_plan_which_then_opens_read_only_and_its_keys_decide_nothing(waiting_session: Path):
     plan = first_pending(waiting_session)
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -229,16 +229,6 @@ async def test_markup_and_escapes_in_a_plan_are_shown_as_text_in_the_pane_and_th
         text = review_text(app)
         assert shown in text and "\x1b" not in text and "vetoed before: P1-[/]001 at [b]seg1" in text
         assert app.is_running
-
-
-async def test_veto_discards_the_plan(waiting_session: Path):
-    plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session)
-    async with app.run_test(size=(160, 48)) as pilot:
-        await open_review(app, pilot, plan["plan_id"])
-        await pilot.press("v")
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "vetoed")
-    assert decisions(waiting_session)[0]["decision"] == "veto"
 
 
 async def test_escape_closes_the_review_without_deciding_and_stray_keys_decide_nothing(waiting_session: Path):
