@@ -46,9 +46,14 @@ def latest_plans(session: Path) -> dict[str, dict]:
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """Stop a conductor the way the console does (SIGTERM); one that does not stop in time is killed."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
 
 
 @pytest.fixture(scope="module")

@@ -295,8 +295,8 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         assert any(f"{broken.name}/leaderboard_base.csv" in d for d in app.view.bad_details)
         await pilot.press("G")
         assert app.is_running and app.view.tests_seen == 48 and app.view.tests_failed == 1
-        assert app.view.bad_lines == 4  # and the JSON line without a strategy, once the clock passes it
-        assert any("allocation record skipped: no field 'strategy'" in d for d in app.view.bad_details)
+        assert app.view.bad_lines == 4  # the JSON line without a strategy was refused by its model on reading
+        assert any("allocation.jsonl line 10: session_id: Field required" in d for d in app.view.bad_details)
         assert "corrupt lines skipped: 4" in str(app.w_status.render())
         # the rest is shown as the files say: plans and allocation as recorded, the one test's rows missing
         want = rebuild(recorded, app.feed.end)
