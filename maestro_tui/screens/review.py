@@ -27,15 +27,11 @@ from agents.rules import RULE_METRIC
 from engine.events import PlanEvent
 from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
 from engine.text import visible
-from maestro_tui.widgets.panes import STATUS_STYLE, plan_change, value_text
+from maestro_tui.widgets.panes import STATUS_STYLE, TARGETS, plan_change, value_text
 
 # evidence key -> (label, target key in settings.targets, True when at least the target is good, format)
 EVIDENCE = {
-    "hit": ("hit", "hit_min", True, "{:.3f}"),
-    "payoff": ("payoff", "payoff_min", True, "{:.2f}"),
-    "maxdd": ("maxdd USD", "maxdd_min_usd", True, "{:,.0f}"),
-    "blunders_per_100": ("blunders/100", "blunders_per_100_max", False, "{:.1f}"),
-    "high_vol_share": ("high-vol share", "high_vol_share_min", True, "{:.0%}"),
+    **TARGETS,
     "score": ("score", None, True, "{:.1f}"),
     "pnl": ("pnl USD", None, True, "{:,.0f}"),
 }

@@ -142,8 +142,7 @@ def plan_effect(plan: dict, finished: bool = False) -> Text:
     """What an applied or edited plan did to the metric that triggered it (`hit 0.3→0.58 ✓`), or that it is being measured."""
     outcome = plan.get("outcome")
     if outcome:
-        full = visible(describe_outcome(outcome), one_line=True)
-        return Text(full.split(", score")[0], style="green" if outcome.get("improved") else "red")
+        return Text(describe_outcome(outcome).split(", score")[0], style="green" if outcome.get("improved") else "red")
     if plan.get("status") in ("applied", "edited") and plan.get("applied_from"):
         return Text("not measured" if finished else "measuring…", style="dim")
     return Text("")
@@ -196,10 +195,9 @@ class PlansTable(SyncedTable):
         rows = []
         for p in view.plans_newest_first()[: self.MAX_ROWS]:
             status = str(p.get("status", ""))
-            rows.append((p["plan_id"], [
-                one_line(p["plan_id"]), Text(visible(status, one_line=True), style=STATUS_STYLE.get(status, "")),
-                one_line(plan_change(p)), plan_effect(p, finished), one_line(p.get("reason"), self.REASON_CHARS),
-                one_line(p.get("test_id")),
+            rows.append((p["plan_id"], [  # made visible by the table itself (SyncedTable)
+                p["plan_id"], Text(status, style=STATUS_STYLE.get(status, "")), plan_change(p),
+                plan_effect(p, finished), one_line(p.get("reason"), self.REASON_CHARS), p.get("test_id") or "",
             ]))
         self.sync(rows)
 
@@ -227,6 +225,17 @@ class AllocationTable(SyncedTable):
         self.sync(rows)
 
 
+# target metric -> (label, its key in settings.targets, True when at least the target is good, format):
+# the targets pane and the review's evidence read the same table
+TARGETS = {
+    "hit": ("hit", "hit_min", True, "{:.3f}"),
+    "payoff": ("payoff", "payoff_min", True, "{:.2f}"),
+    "maxdd": ("maxdd USD", "maxdd_min_usd", True, "{:,.0f}"),
+    "blunders_per_100": ("blunders/100", "blunders_per_100_max", False, "{:.1f}"),
+    "high_vol_share": ("high-vol share", "high_vol_share_min", True, "{:.0%}"),
+}
+
+
 class TargetsPanel(Static):
     """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
 
@@ -236,16 +245,10 @@ class TargetsPanel(Static):
             show_text(self, "")
             return
         now = view.targets()
-        spec = [
-            ("hit", "hit", t["hit_min"], True, "{:.3f}"),
-            ("payoff", "payoff", t["payoff_min"], True, "{:.2f}"),
-            ("maxdd", "maxdd USD", t["maxdd_min_usd"], True, "{:,.0f}"),
-            ("blunders_per_100", "blunders/100", t["blunders_per_100_max"], False, "{:.1f}"),
-            ("high_vol_share", "high-vol share", t["high_vol_share_min"], True, "{:.0%}"),
-        ]
         lines = []
-        for key, name, target, at_least, fmt in spec:
+        for key, (name, target_key, at_least, fmt) in TARGETS.items():
             value, trend = now[key]
+            target = t[target_key]
             ok = value >= target if at_least else value <= target
             lines.append(Text.assemble(
                 (f"{name:14s}", ""), (fmt.format(value).rjust(8), "bold green" if ok else "bold red"),

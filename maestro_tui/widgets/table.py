@@ -18,8 +18,13 @@ from engine.text import visible
 
 
 def _cell(value: object) -> object:
-    # a DataTable reads a str cell as markup: strings (mostly from files) become Text, made visible
-    return Text(visible(value, one_line=True)) if isinstance(value, str) else value
+    """A cell as data: a str (a DataTable would read it as markup) becomes Text, and no Text holds a control character."""
+    if isinstance(value, str):
+        return Text(visible(value, one_line=True))
+    if isinstance(value, Text):
+        shown = visible(value.plain, one_line=True)
+        return value if shown == value.plain else Text(shown, style=value.style)
+    return value
 
 
 class SyncedTable(DataTable):
