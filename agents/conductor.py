@@ -1010,9 +1010,8 @@ class Conductor:
             self._propose(firing, check, seg, t, g, hold)
             break  # one change at a time: the others are judged again on evidence gathered after it
 
-    def _scope(self, check: Check) -> dict[str, Any]:
+    def _scope(self, check: Check, research: Params) -> dict[str, Any]:
         """What a plan's evidence covers: the research config, validation, which tests, how much."""
-        research = self._current_research()
         m = check.metrics
         return {"config_id": config_id(research), "label": config_label(research), "method": research.method,
                 "phase": "validation", "first_test": self._test_of(m.first_test), "last_test": self._test_of(m.last_test),
@@ -1046,7 +1045,7 @@ class Conductor:
                 episode_id=firing.episode_id, test_id=test_id(seg, t), agent=f"critic:{self.critic.provider}",
                 action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=reason,
                 evidence=dict(firing.evidence), status="pending", note=f"rule {firing.rule}", rule=firing.rule,
-                scope=self._scope(check), vetoed_before=vetoed_before.describe() if vetoed_before else None,
+                scope=self._scope(check, in_force), vetoed_before=vetoed_before.describe() if vetoed_before else None,
             )
             record = PlanRecord(event, seg, g)
             self.book.plans[plan_id] = record
@@ -1086,6 +1085,16 @@ class Conductor:
             return
         self._apply_plan(record, patch, "applied", who, why)
 
+    def _effect_point(self, record: PlanRecord) -> int:
+        """The first test a decision on `record` can reach: W tests after its emission, or the first not yet started.
+
+        Auto mode applies at emission, when exactly W tests are in flight; a human's decision
+        reaches no test already started.
+        """
+        if self.approval == "auto":
+            return record.emit_index + self.W
+        return max(record.emit_index + self.W, self.next_unstarted)
+
     def _apply_plan(self, record: PlanRecord, patch: list[PatchItem], status: str, who: str, why: str,
                     decision_offset: int | None = None) -> None:
         """Spend the plan's nonce and put its patch in force from the first test not yet started.
@@ -1095,10 +1104,7 @@ class Conductor:
         """
         assert self.seg is not None
         plan_id = record.event.plan_id
-        if self.approval == "auto":
-            from_index = record.emit_index + self.W
-        else:
-            from_index = max(record.emit_index + self.W, self.next_unstarted)
+        from_index = self._effect_point(record)
         if record.segment != self.seg.number:  # decided after its segment ended: carried into this one
             from_index = max(from_index, self._g(self.seg.number, 1))
         # past the segment's last test: the next segment starts from this config with the patch (_carried_base)
@@ -1150,7 +1156,7 @@ class Conductor:
     def _expire_undecided(self) -> None:
         """A finishing session leaves no plan pending: each becomes expired, with the reason."""
         self._grace_expiries()  # a grace already over applies rather than expires
-        for record in self.book.expiring():
+        for record in self.book.pending():
             if self.approval == "veto-only":
                 why = "the session finished inside its veto grace period"
             else:
@@ -1191,7 +1197,7 @@ class Conductor:
             self.book.spent.add(record.event.nonce)
             # positional, like a patch: fresh evidence starts with the first test the veto could have
             # held back, so a resume that reads the veto first thing rebuilds the same state
-            from_index = max(record.emit_index + self.W, self.next_unstarted)
+            from_index = self._effect_point(record)
             self.book.remember_veto(record, from_index, from_index - 1)
             rec = self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
                               record.event.nonce, decision_offset=offset, from_index=from_index, at_index=from_index - 1)

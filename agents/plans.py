@@ -296,10 +296,6 @@ class PlanBook:
             self.vetoes.append(Veto(record.event.plan_id, p.parameter, direction(p), record.event.test_id or "",
                                     from_index, at_index))
 
-    def expiring(self) -> list[PlanRecord]:
-        """The plans a finishing session leaves undecided."""
-        return self.pending()
-
 
 # ---------------------------------------------------------------- outcomes
 

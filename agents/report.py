@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agents.critic import targets_met
+from agents.approval import latest_plans
 from agents.documents import checked
 from agents.plans import describe_outcome
 from agents.settings import Targets
@@ -19,7 +20,7 @@ from engine.text import visible
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
-from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
 
 PHASE_NAMES = ("train", "validation", "holdout")
 
@@ -206,10 +207,7 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         m = r["chosen"]["validation"]
         total.trades += m["n_trades"]
         total.pnl += m["total_pnl"]
-    plans = read_events(session.file(PLANS)).records
-    last_status: dict[str, str] = {}
-    for p in plans:
-        last_status[p["plan_id"]] = p["status"]
+    last_status = {plan_id: p.status for plan_id, p in latest_plans(session.root).items()}
     statuses: dict[str, int] = {}
     for s in last_status.values():
         statuses[s] = statuses.get(s, 0) + 1
@@ -250,9 +248,7 @@ def _cell(text: Any) -> str:
 
 def plans_section(session: SessionDir) -> list[str]:
     """Every plan with how it ended and, for applied ones, what it did (its outcome)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for rec in read_events(session.file(PLANS)).records:
-        latest[rec["plan_id"]] = rec
+    latest = latest_plans(session.root)
     if not latest:
         return []
     lines = [
@@ -267,15 +263,15 @@ def plans_section(session: SessionDir) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in latest.values():
-        change = ", ".join(f"{k} {v}" for k, v in p["change"].items())
-        if p["status"] in ("applied", "edited"):
-            ended = f"{p['status']} from {p.get('applied_from') or '?'}"
-            effect = describe_outcome(p.get("outcome")) or "not measured: the segment ended first"
+        change = ", ".join(f"{k} {v}" for k, v in p.change.items())
+        if p.status in ("applied", "edited"):
+            ended = f"{p.status} from {p.applied_from or '?'}"
+            effect = describe_outcome(p.outcome) or "not measured: the segment ended first"
         else:
-            ended = p["status"] + (f" by {p['superseded_by']}" if p.get("superseded_by") else "")
+            ended = p.status + (f" by {p.superseded_by}" if p.superseded_by else "")
             effect = ""
-        lines.append(f"| {p['plan_id']} | {p.get('test_id') or ''} | {_cell(change)} | {ended} | "
-                     f"{_cell(p.get('note') or '')} | {_cell(effect)} |")
+        lines.append(f"| {p.plan_id} | {p.test_id or ''} | {_cell(change)} | {ended} | "
+                     f"{_cell(p.note or '')} | {_cell(effect)} |")
     return lines
 
 
