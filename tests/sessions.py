@@ -38,6 +38,13 @@ def cli_background(*args: str, env: dict[str, str] | None = None, cwd: Path = RO
     )
 
 
+def headless_session(sessions_dir: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    """Run `maestro-tui run --headless ARGS` into `sessions_dir` to a clean finish; its session folder."""
+    out = cli("run", "--headless", *args, "--sessions-dir", str(sessions_dir), env=env)
+    assert out.returncode == 0, out.stderr + out.stdout
+    return only_session(sessions_dir)
+
+
 def only_session(sessions_dir: Path) -> Path:
     found = [p for p in sessions_dir.iterdir() if (p / "session_config.json").exists()]
     assert len(found) == 1, found

@@ -20,6 +20,7 @@ from tests.sessions import (
     cli_background,
     conductor_state,
     find_session,
+    headless_session,
     only_session,
     pending_plans,
     snapshot,
@@ -42,10 +43,7 @@ def full_session(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_reference(tmp_path_factory) -> Path:
     """An uninterrupted small session, the yardstick of the crash tests."""
-    sessions = tmp_path_factory.mktemp("reference")
-    out = cli("run", "--headless", *SMALL, "--sessions-dir", str(sessions))
-    assert out.returncode == 0, out.stderr
-    return only_session(sessions)
+    return headless_session(tmp_path_factory.mktemp("reference"), *SMALL)
 
 
 def test_default_session_writes_every_file_and_every_line_validates(full_session: Path):

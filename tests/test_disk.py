@@ -19,7 +19,7 @@ import pytest
 from engine import session as session_files
 from engine.jsonl import SessionWriteError, append_jsonl, read_json, read_jsonl
 from engine.session import ConductorState, SessionDir, read_conductor_state, write_conductor_state
-from tests.sessions import assert_same_sessions, cli, only_session
+from tests.sessions import assert_same_sessions, cli, headless_session, only_session
 
 SMALL = ("--segments", "2", "--tests", "12", "--seed", "11")
 PAGE = 4096  # a tmpfs hands out whole pages
@@ -76,10 +76,7 @@ def _footprint(session: Path) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """The small session run uninterrupted on a disk with room: the yardstick."""
-    sessions = tmp_path_factory.mktemp("reference")
-    out = cli("run", "--headless", *SMALL, "--sessions-dir", str(sessions))
-    assert out.returncode == 0, out.stderr
-    return only_session(sessions)
+    return headless_session(tmp_path_factory.mktemp("reference"), *SMALL)
 
 
 def _assert_failed_for_want_of_space(out: subprocess.CompletedProcess, session: Path) -> None:
@@ -100,11 +97,15 @@ def _assert_failed_for_want_of_space(out: subprocess.CompletedProcess, session: 
     assert not [p for p in session.rglob(".*")], "a partial folder or a temporary file was left"
 
 
+@pytest.mark.parametrize("short_of", ["space", "inodes"])
 def test_a_full_disk_fails_the_session_in_one_line_and_resume_after_freeing_space_finishes_it(
-    reference: Path, mount: Mount
+    reference: Path, mount: Mount, short_of: str
 ):
-    room, _ = _footprint(reference)
-    disk = mount("disk", f"size={room // 2 // 1024}k")
+    room, inodes = _footprint(reference)
+    # half of what the session needs, then four times as much
+    tight, ample = ((f"size={room // 2 // 1024}k", f"size={4 * room // 1024}k") if short_of == "space"
+                    else (f"nr_inodes={inodes // 2}", f"nr_inodes={4 * inodes}"))
+    disk = mount("disk", tight)
     sessions = disk / "sessions"
 
     out = cli("run", "--headless", *SMALL, "--sessions-dir", str(sessions))
@@ -113,25 +114,10 @@ def test_a_full_disk_fails_the_session_in_one_line_and_resume_after_freeing_spac
     listed = cli("ls", "--sessions-dir", str(sessions))
     assert listed.returncode == 0 and "failed" in listed.stdout, listed.stdout + listed.stderr
 
-    _remount(disk, f"size={4 * room // 1024}k")
+    _remount(disk, ample)
     resumed = cli("run", "--resume", str(session))
     assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     assert read_json(session / "conductor.json")["state"] == "finished"
-    assert_same_sessions(reference, session)
-
-
-def test_running_out_of_inodes_fails_the_session_in_one_line_and_resume_finishes_it(reference: Path, mount: Mount):
-    _, inodes = _footprint(reference)
-    disk = mount("disk", f"nr_inodes={inodes // 2}")
-    sessions = disk / "sessions"
-
-    out = cli("run", "--headless", *SMALL, "--sessions-dir", str(sessions))
-    session = only_session(sessions)
-    _assert_failed_for_want_of_space(out, session)
-
-    _remount(disk, f"nr_inodes={4 * inodes}")
-    resumed = cli("run", "--resume", str(session))
-    assert resumed.returncode == 0, resumed.stderr + resumed.stdout
     assert_same_sessions(reference, session)
 
 
