@@ -20,6 +20,7 @@ moment resumes into the same files an uninterrupted run would have written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,8 @@ from typing import Any
 import numpy as np
 
 from agents.allocator import AllocationDesk, Record, ensemble_portfolio
+from agents.baseline import Baseline, choose_baseline
+from agents.trials import TrialMatrix
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
 from agents.documents import checked
@@ -95,7 +98,7 @@ from engine.session import (
 )
 from engine.synthetic import synthetic_bars
 from engine.text import visible
-from engine.windows import Window, bars_needed, walk_forward_windows
+from engine.windows import DAY_MS, NoWindow, TestPlan, Window, bars_needed, fit_tests, walk_forward_windows, window_need
 
 log = logging.getLogger("maestro.conductor")
 
@@ -138,10 +141,14 @@ def _warm_portfolio_kernel() -> None:
 
 
 def data_source(settings: Settings) -> dict[str, Any]:
-    """What session_config.json records about the bars: a file, or the synthetic generator."""
+    """What session_config.json records about the bars: a file (with its SHA-256), or the synthetic generator."""
     if settings.data:
         path = Path(settings.data).resolve()
-        return {"kind": "file", "path": str(path)}
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return {"kind": "file", "path": str(path), "sha256": digest.hexdigest()}
     n = bars_needed(settings.segments * settings.tests, 300_000)
     return {"kind": "synthetic", "seed": settings.seed, "n_bars": n, "interval_ms": 300_000}
 
@@ -153,43 +160,66 @@ def load_source(source: dict[str, Any]) -> Bars:
     return synthetic_bars(source["n_bars"], seed=source["seed"], interval_ms=source["interval_ms"])
 
 
-def smart_baseline(sessions_dir: Path, exclude: Path | None = None) -> tuple[Params, str]:
-    """The best config (validation) of the latest finished session in the folder, or the defaults."""
-    best: tuple[str, Params, str] | None = None
-    if sessions_dir.is_dir():
-        for path in sorted(sessions_dir.glob("*/metrics_global.json")):
-            if exclude is not None and path.parent == exclude:
-                continue
-            try:
-                metrics = read_json(path)
-                top = metrics.get("best")
-                if top:
-                    params = Params.model_validate_json(top["params_json"])
-                    key = path.parent.name
-                    if best is None or key > best[0]:
-                        best = (key, params, f"best config of {path.parent.name} ({top['label']})")
-            except Exception:  # noqa: BLE001 - a damaged earlier session just does not count
-                log.warning("ignoring %s as a baseline: unreadable", path)
-    if best is None:
-        return Params(), "built-in defaults"
-    return best[1], best[2]
+def selection_view(results: dict[str, Any]) -> dict[str, Any]:
+    """Segment results as the agents may see them: no holdout figure ever reaches a choice."""
+    view = {k: v for k, v in results.items() if k not in ("standings", "overfitting")}
+    view["chosen"] = {phase: m for phase, m in results["chosen"].items() if phase != "holdout"}
+    return view
 
 
-def new_session_config(session: SessionDir, settings: Settings, approval: str) -> dict[str, Any]:
-    """session_config.json for a new session: the values it actually runs with (no API keys)."""
-    base, origin = smart_baseline(Path(settings.sessions_dir), exclude=session.root)
+def plan_tests(n_bars: int, interval_ms: int, source: str, settings: Settings) -> TestPlan:
+    """The session's tests fitted to the windows `n_bars` bars hold (NoWindow, with a one-line reason, when none)."""
+    windows = len(walk_forward_windows(n_bars, interval_ms))
+    if not windows:
+        days = n_bars * interval_ms / DAY_MS
+        raise NoWindow(f"{source}: {n_bars} bars ({days:.1f} days) hold no walk-forward window: one needs {window_need()}")
+    return fit_tests(windows, settings.segments, settings.tests, settings.allow_reuse)
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    """What a new session is decided on before its folder exists: the data, its tests, its baseline."""
+
+    data: dict[str, Any]
+    tests: TestPlan
+    baseline: Baseline
+
+
+def session_start(settings: Settings) -> SessionStart:
+    """Read the data and choose tests and baseline; DataError, NoWindow or ValueError (one line) on bad input."""
+    data = data_source(settings)
+    if data["kind"] == "file":
+        bars = load_source(data)
+        tests = plan_tests(len(bars), bars.interval_ms, settings.data or data["path"], settings)
+    else:
+        tests = plan_tests(data["n_bars"], data["interval_ms"], "synthetic data", settings)
+    base = choose_baseline(Path(settings.sessions_dir), data, settings.baseline, settings.baseline_min_dsr)
+    return SessionStart(data, tests, base)
+
+
+def new_session_config(session: SessionDir, settings: Settings, approval: str,
+                       start: SessionStart | None = None) -> dict[str, Any]:
+    """session_config.json for a new session: the values it actually runs with (no API keys).
+
+    `settings.segments` and `settings.tests` are what the session runs (fitted to the data);
+    `windows` keeps what was asked and how many windows the data holds.
+    """
+    start = start or session_start(settings)
     values = settings.model_dump(mode="json")
     values.pop("notify")  # hook addresses can hold tokens (a Slack URL does): read from the settings at run time
     values["approval"] = approval
     values["workers"] = settings.effective_workers()
+    values["segments"], values["tests"] = start.tests.segments, start.tests.tests
     return checked(CONFIG, {
         "v": 1,
         "session_id": session.session_id,
         "created_at": utc_now_iso(),
         "settings": values,
-        "data": data_source(settings),
-        "base_params": base.model_dump(),
-        "base_origin": origin,
+        "data": start.data,
+        "windows": start.tests.to_json(),
+        "base_params": start.baseline.params.model_dump(),
+        "base_origin": start.baseline.origin,
+        "baseline": start.baseline.to_json(),
         # which provider plays each role (resolved now: a resume keeps them); never a key
         "agents": {role: settings.provider_for(role) for role in ("strategist", "critic")},
     })
@@ -308,6 +338,23 @@ class Conductor:
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ infrastructure
+
+    def _test_plan(self) -> TestPlan:
+        """The tests on the windows, as the session config fixed them (older sessions: reused in turn)."""
+        if "windows" in self.config:
+            plan = TestPlan.from_json(self.config["windows"])
+            if plan.windows != len(self.windows):
+                raise SessionFileError(self.session.file(CONFIG), f"the data now holds {len(self.windows)} windows, "
+                                       f"not the {plan.windows} the session was planned on: was the file changed?")
+            return plan
+        return TestPlan(len(self.windows), self.S, self.T, self.S, self.T, len(self.windows) < self.S * self.T)
+
+    def _reused_in(self, segment: int) -> int:
+        """How many of a segment's tests run on a window an earlier test ran on."""
+        return sum(self.plan.reused(self._g(segment, t)) for t in range(1, self.T + 1))
+
+    def _window(self, g: int) -> Window:
+        return self.windows[self.plan.window_of(g)]
 
     def _g(self, segment: int, test: int) -> int:
         return (segment - 1) * self.T + (test - 1)
@@ -481,8 +528,15 @@ class Conductor:
             self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
             if not self.windows:
                 raise RuntimeError(f"{len(self.bars)} bars hold no full 15-day walk-forward window")
-            if len(self.windows) < self.S * self.T:
-                log.warning("%d tests on %d windows: windows are reused", self.S * self.T, len(self.windows))
+            self.plan = self._test_plan()
+            self.trials = TrialMatrix(self.bars, self.settings.episode_bars, self.settings.blunder_bars)
+            if self.plan.note():
+                log.warning("%s", self.plan.note())
+            self._say(1, 0, "maestro", MaestroMessage(
+                turno=0, acao="session start",
+                detalhes={"baseline": self.config["base_origin"], "windows": self.plan.summary()},
+                status="reusing windows" if self.plan.reused_tests else "windows fitted" if self.plan.fitted else "ready",
+            ))
             threads = [
                 threading.Thread(target=self._watch_decisions, args=(stop_threads,), daemon=True, name="decisions"),
                 threading.Thread(target=self._ticker, args=(stop_threads,), daemon=True, name="ticker"),
@@ -581,7 +635,7 @@ class Conductor:
 
     def _preflight(self, segment: int) -> Callable[[Params], float | None]:
         """A config's mean validation score on the windows just before the segment's (seen already)."""
-        first = self._g(segment, 1) % len(self.windows)
+        first = self.plan.window_of(self._g(segment, 1))
         past = self.windows[max(0, first - PREFLIGHT_WINDOWS):first] if segment > 1 else []
 
         def score(params: Params) -> float | None:
@@ -648,7 +702,8 @@ class Conductor:
                 "ensemble_params_json": [params_json(p) for p in chosen[1:]],
                 "targets": self.settings.targets.model_dump(),
                 "tests_planned": [
-                    {"test_id": test_id(segment, t), "window": self._g(segment, t) % len(self.windows)}
+                    {"test_id": test_id(segment, t), "window": self.plan.window_of(self._g(segment, t)),
+                     "reused": self.plan.reused(self._g(segment, t))}
                     for t in range(1, self.T + 1)
                 ],
             }
@@ -657,9 +712,20 @@ class Conductor:
         crash_point("segment_start")
         self._say(segment, 0, self.strategist.provider, StrategistMessage.model_validate(plan["proposals"]))
         self._say(segment, 1, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
+        reused = self._reused_in(segment)
+        if reused:
+            what = ("cannot validate on unseen windows: the data has none left" if ctx.role == "validate"
+                    else "runs on windows earlier tests saw")
+            self._say(segment, 0, "maestro", MaestroMessage(
+                turno=0, acao=f"segment {segment} {what}",
+                detalhes=f"{reused} of its {self.T} tests reuse a window: their results are not independent evidence",
+                status="windows reused"))
         research = Params.model_validate_json(plan["research_params_json"])
         ensemble = [Params.model_validate_json(j) for j in plan["ensemble_params_json"]]
         baselines = [Params(method=m) for m in METHODS]
+        for p in proposal_params(Params.model_validate_json(plan["base_params_json"]),
+                                 StrategistMessage.model_validate(plan["proposals"])):
+            self.trials.tried(p)  # chosen or not: the Critic chose among them
         return SegmentState(segment, plan["role"], research, ensemble, baselines, plan)
 
     def _run_segment(self, segment: int) -> None:
@@ -757,7 +823,7 @@ class Conductor:
     def _start(self, segment: int, t: int) -> None:
         assert self.seg is not None and self.runner is not None
         g = self._g(segment, t)
-        w = self.windows[g % len(self.windows)]
+        w = self._window(g)
         research = self._params_for(g)
         role = "ensemble" if self.seg.role == "ensemble" else "chosen"
         configs = [research, *self.seg.ensemble, *self.seg.baselines]
@@ -780,22 +846,26 @@ class Conductor:
             for p in self.patches if p.segment == segment
         ]
         results = segment_results(segment, seg.role, seg.tally, seg.rows, seg.plan, patches, self.settings.targets)
-        first = self.windows[self._g(segment, 1) % len(self.windows)]
-        last = self.windows[self._g(segment, self.T) % len(self.windows)]
+        first = self._window(self._g(segment, 1))
+        last = self._window(self._g(segment, self.T))
         if seg.role == "ensemble":
             results["ensemble_portfolio"], records = self._ensemble(first, last)
             self._write_records(records)
         self._write_records(self.desk.segment_end(segment, self._iso(last.validation_end - 1)))
+        results["reused_tests"] = self._reused_in(segment)
+        results["overfitting"] = over = self.trials.figures()
         write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
         ctx = self._context(segment, self._current_research())
-        self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, results))
+        self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
         v = results["chosen"]["validation"]
         self._say(
             segment, 3, "maestro",
             MaestroMessage(
                 turno=3, acao=f"segment {segment} done",
-                detalhes={"tests": results["tests"], "failed": results["tests_failed"], "patches": len(patches)},
-                metricas_pos_patch={k: round(v[k], 4) for k in ("hit", "payoff", "total_pnl", "maxdd")},
+                detalhes={"tests": results["tests"], "failed": results["tests_failed"], "patches": len(patches),
+                          **({"reused windows": results["reused_tests"]} if results["reused_tests"] else {})},
+                metricas_pos_patch={**{k: round(v[k], 4) for k in ("hit", "payoff", "total_pnl", "maxdd")},
+                                    "configs_tried": over["trials"], "pbo": over["pbo"]},
                 status="next segment" if segment < self.S else "session done",
             ),
         )
@@ -803,6 +873,7 @@ class Conductor:
             write_text_atomic(self.session.plan_after(segment), plan_after_segment(self.session, segment, self.S))
         pending = len(self.book.pending())
         failed = f" ({results['tests_failed']} failed)" if results["tests_failed"] else ""
+        failed += f" ({results['reused_tests']} on reused windows)" if results["reused_tests"] else ""
         self.echo(
             f"segment {segment}/{self.S} ({seg.role}): {results['tests'] - results['tests_failed']}/{self.T} tests{failed}, "
             f"{v['n_trades']} validation trades, hit {v['hit']:.3f}, payoff {v['payoff']:.2f}, "
@@ -830,7 +901,7 @@ class Conductor:
         assert self.seg is not None
         seg, t = outcome.segment, outcome.test
         g = self._g(seg, t)
-        w = self.windows[g % len(self.windows)]
+        w = self._window(g)
         tid = test_id(seg, t)
         if outcome.ok:
             trades = self._trade_records(outcome, w, tid)
@@ -871,7 +942,8 @@ class Conductor:
         if not ok:
             self.tests_failed += 1
             return
-        w = self.windows[g % len(self.windows)]
+        w = self._window(g)
+        self.trials.tested(w, rows)
         self._write_records(self.desk.after_test(test_id(seg, t), rows, self._iso(w.validation_end - 1)))
         if g < self._muted_until(seg, g):
             return  # these tests started before the latest plan could change anything: stale evidence

@@ -33,6 +33,26 @@ class SyntheticSource(_Doc):
 class FileSource(_Doc):
     kind: Literal["file"]
     path: str
+    sha256: str | None = None  # the file's contents, so only sessions on the same data share a baseline
+
+
+class WindowsDoc(_Doc):
+    """How the session's tests sit on the walk-forward windows the data holds (engine.windows.TestPlan)."""
+
+    available: int = Field(ge=1)
+    segments: int = Field(ge=1)
+    tests: int = Field(ge=1)
+    asked_segments: int = Field(ge=1)
+    asked_tests: int = Field(ge=1)
+    reuse: bool
+
+
+class BaselineDoc(_Doc):
+    """Where the starting config came from (agents.baseline); session None: the defaults."""
+
+    session: str | None
+    config_id: str | None
+    deflated_sharpe: float | None
 
 
 class SessionConfigDoc(_Doc):
@@ -43,8 +63,10 @@ class SessionConfigDoc(_Doc):
     created_at: str
     settings: Settings
     data: SyntheticSource | FileSource = Field(discriminator="kind")
+    windows: WindowsDoc | None = None  # None: a session from before windows were fitted (they were reused in turn)
     base_params: Params
     base_origin: str
+    baseline: BaselineDoc | None = None
     agents: dict[Literal["strategist", "critic"], Literal["offline", "anthropic", "openai"]]
 
 
@@ -59,6 +81,7 @@ class ChosenConfig(_Doc):
 class PlannedTest(_Doc):
     test_id: str
     window: int = Field(ge=0)
+    reused: bool = False  # the window ran in an earlier test of the session (--allow-reuse)
 
 
 class SegmentPlanDoc(_Doc):
@@ -125,6 +148,25 @@ class EnsemblePortfolio(_Doc):
     final: dict[str, FinalAllocation]
 
 
+class Overfitting(_Doc):
+    """How much of the session's best is selection (agents.trials, engine.overfit)."""
+
+    trials: int = Field(ge=0)
+    tests: int = Field(ge=0)
+    pbo: float | None = Field(ge=0, le=1)
+    pbo_why: str | None
+    pbo_splits: int = Field(ge=0)
+    pbo_combinations: int = Field(ge=0)
+    pbo_median_logit: float | None
+    profitable_validation: int = Field(ge=0)
+    profitable_by_chance: float = Field(ge=0)
+    significant_validation: int = Field(ge=0)
+    significant_by_chance: float = Field(ge=0)
+    significance_alpha: float = Field(gt=0, lt=1)
+    profitable_holdout: int = Field(ge=0)
+    significant_and_holdout_profitable: int = Field(ge=0)
+
+
 class SegmentResultsDoc(_Doc):
     """segment_results.json: the research config per phase, the baselines, the standings."""
 
@@ -140,6 +182,8 @@ class SegmentResultsDoc(_Doc):
     baselines: dict[str, BaselineFigures]
     standings: list[Standing]
     ensemble_portfolio: EnsemblePortfolio | None = None
+    reused_tests: int = Field(0, ge=0)  # tests on a window an earlier test ran on (--allow-reuse)
+    overfitting: Overfitting | None = None  # over the session's tests so far (agents.trials)
 
 
 class SegmentLine(_Doc):
@@ -172,6 +216,10 @@ class MetricsGlobalDoc(_Doc):
     ensemble: EnsemblePortfolio | None
     agents: AgentsUsage
     segments: list[SegmentLine]
+    overfitting: Overfitting | None = None
+    windows: str = ""  # how the tests sat on the data's windows, one line
+    baseline: str = ""  # where the starting config came from, one line
+    reused_tests: int = Field(0, ge=0)
 
 
 DOCUMENTS: dict[str, type[_Doc]] = {

@@ -21,6 +21,7 @@ from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.windows import TestPlan
 
 PHASE_NAMES = ("train", "validation", "holdout")
 
@@ -219,12 +220,14 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
     except ValueError:
         conductor = {}
     config = read_json(session.file("session_config.json"))
+    over = next((r["overfitting"] for r in reversed(seg_results) if r.get("overfitting")), None)
+    plan = config.get("windows")
     return {
         "session_id": session.session_id,
         "segments_done": len(seg_results),
         "tests": tests,
         "tests_failed": failed,
-        "configs_tried": len(ranked),
+        "configs_tried": over["trials"] if over else len(ranked),
         "research_validation_trades": total.trades,
         "research_validation_pnl": total.pnl,
         "plans": len(last_status),
@@ -238,7 +241,36 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
             {"segment": r["segment"], "role": r["role"], "validation": r["chosen"]["validation"], "targets_met": r["targets_met"]}
             for r in seg_results
         ],
+        "overfitting": over,
+        "windows": TestPlan.from_json(plan).summary() if plan else "windows reused in turn (a session from before fitting)",
+        "baseline": config.get("base_origin", ""),
+        "reused_tests": sum(r.get("reused_tests", 0) for r in seg_results),
     }
+
+
+def luck_section(metrics: Mapping[str, Any]) -> list[str]:
+    """How much of the result chance alone would give: trials, PBO, profitable configs against luck."""
+    o = metrics.get("overfitting")
+    if not o:
+        return []
+    n = o["trials"]
+    pbo = (f"**{o['pbo']:.2f}** over {o['tests']} tests ({o['pbo_splits']} blocks, {o['pbo_combinations']:,} "
+           f"in/out-of-sample splits; median logit {o['pbo_median_logit']})") if o["pbo"] is not None else f"n/a ({o['pbo_why']})"
+    alpha = o["significance_alpha"]
+    return [
+        "",
+        "## How much of this is luck",
+        "",
+        f"- Configs tried: **{n}** (every proposal, every plan's variant — agents' and humans' — the ensemble and the baselines).",
+        f"- Probability of backtest overfitting (CSCV): {pbo}. Near 0.5: picking the best in-sample config is no "
+        "better than picking one at random; near 0: the in-sample winner keeps ranking well out of sample.",
+        f"- Profitable out of sample (validation PnL > 0 over all {o['tests']} tests): **{o['profitable_validation']}** "
+        f"of {n}; chance alone: about {o['profitable_by_chance']:g}.",
+        f"- Significant at {alpha:.0%} (one-sided t-test of the per-test returns): **{o['significant_validation']}**; "
+        f"chance alone: about {o['significant_by_chance']:.1f}. Of those, {o['significant_and_holdout_profitable']} also "
+        f"made money on holdout.",
+        f"- Profitable on holdout: {o['profitable_holdout']} of {n}.",
+    ]
 
 
 def _cell(text: Any) -> str:
@@ -285,6 +317,9 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
         f"({', '.join(f'{v} {k}' for k, v in metrics['plans_by_status'].items()) or 'none'}), "
         f"{metrics['patches_applied']} patches applied.",
         "",
+        f"- Started from: {metrics.get('baseline') or 'the defaults'}.",
+        f"- Windows: {metrics.get('windows', '')}.",
+        "",
         "## Segments (research config, validation)",
         "",
         "| segment | role | trades | hit | payoff | pnl USD | worst test dd USD | targets met |",
@@ -310,6 +345,7 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"| {s['rank']} | {s['label']} | {s['config_id']} | {s['tests']} | {s['val_trades']} | {s['val_hit']:.3f} | "
             f"{s['val_payoff']:.2f} | {s['val_pnl']:,.0f} | {s['val_score']:.1f} | {s['holdout_pnl']:,.0f} | {dsr} |"
         )
+    lines += luck_section(metrics)
     lines += plans_section(session)
     agents = metrics.get("agents", {})
     usage = agents.get("llm_usage") or {}

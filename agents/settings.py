@@ -135,6 +135,18 @@ class Settings(BaseSettings):
     seed: int = Field(7, description="seed of the synthetic data and the offline agents")
     segments: int = Field(5, ge=1, le=50)
     tests: int = Field(100, ge=1, le=100_000, description="tests per segment")
+    allow_reuse: bool = Field(
+        False, description="data with fewer windows than tests: run every test asked, reusing windows (marked), "
+        "instead of fitting the session to the windows the data holds",
+    )
+    baseline: str = Field(
+        "auto", min_length=1,
+        description="the config the session starts from: auto (an earlier session's best that cleared "
+        "baseline_min_dsr, on the same data), defaults, or a session folder or id",
+    )
+    baseline_min_dsr: float = Field(
+        0.95, ge=0, le=1, description="auto baseline: the deflated Sharpe an earlier session's best needs to be carried forward",
+    )
     workers: int = Field(0, ge=0, le=512, description="worker processes; 0 = one per core")
     approval: ApprovalMode | None = Field(None, description="None: auto when headless, manual in the console")
     veto_grace_s: float = Field(30.0, ge=0, le=86_400, description="veto-only: seconds before a plan applies itself")

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--approval", choices=("manual", "auto", "veto-only"),
                      help="who decides plans (default: auto headless, manual in the console)")
     run.add_argument("--seed", type=int, help="seed of the synthetic data and offline agents (default 7)")
+    run.add_argument("--allow-reuse", action="store_true", default=None,
+                     help="data with fewer windows than tests: reuse windows (every reused test marked) instead of fitting")
+    run.add_argument("--baseline", metavar="SESSION|defaults",
+                     help="start from this session's best config, or the defaults (default: auto, see README)")
     run.add_argument("--pipeline-depth", type=int, help="tests started ahead of the one processed (default 8)")
     run.add_argument("--headless", action="store_true", help="no console: progress lines on stdout")
     run.add_argument("--sessions-dir", metavar="DIR", help="where sessions live (default ./sessions)")
@@ -132,8 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--windows", type=int, default=100, help="walk-forward windows to test (default 100)")
     bt.add_argument("--seed", type=int, default=7, help="seed of the synthetic data (default 7)")
 
-    chk = sub.add_parser("check-data", help="validate a market-data file and list its gaps")
+    chk = sub.add_parser("check-data", help="validate a market-data file: its span, gaps and the tests it supports")
     chk.add_argument("file", metavar="FILE")
+    chk.add_argument("--config", metavar="FILE", help="a config.toml instead of ~/.config/maestro-tui/config.toml")
+    chk.add_argument("--segments", type=int, help="segments (default 5)")
+    chk.add_argument("--tests", type=int, help="tests per segment (default 100)")
+    chk.add_argument("--allow-reuse", action="store_true", default=None, help="as `run --allow-reuse`")
     return parser
 
 
@@ -182,6 +190,11 @@ def _session_arg(path: str, *, writing: bool = False):
     return session
 
 
+# `run` flags that are settings (flags win over MAESTRO_* variables and config.toml)
+_SETTING_FLAGS = ("data", "segments", "tests", "workers", "approval", "seed", "pipeline_depth", "dask", "record_llm",
+                  "allow_reuse", "baseline")
+
+
 def _settings(args: argparse.Namespace):
     from pydantic import ValidationError
 
@@ -191,12 +204,11 @@ def _settings(args: argparse.Namespace):
         if not Path(args.config).is_file():
             raise BadInput(f"--config {args.config}: no such file")
         os.environ["MAESTRO_CONFIG"] = args.config
+    flag = lambda name: getattr(args, name, None)  # noqa: E731 - `check-data` has only some of `run`'s flags
     try:
         return load_settings(
-            data=args.data, segments=args.segments, tests=args.tests, workers=args.workers, approval=args.approval,
-            seed=args.seed, pipeline_depth=args.pipeline_depth, dask=args.dask,
-            sessions_dir=args.sessions_dir or os.environ.get("MAESTRO_SESSIONS_DIR"),
-            record_llm=args.record_llm,
+            **{name: flag(name) for name in _SETTING_FLAGS},
+            sessions_dir=flag("sessions_dir") or os.environ.get("MAESTRO_SESSIONS_DIR"),
         )
     except ValidationError as err:
         first = err.errors()[0]
@@ -207,7 +219,9 @@ def _settings(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from agents.conductor import Conductor, load_source, new_session_config
+    from agents.baseline import BaselineError
+    from agents.conductor import Conductor, new_session_config, session_start
+    from engine.windows import NoWindow
     from engine.jsonl import write_json_atomic
     from engine.session import CONFIG, new_session_dir
 
@@ -226,10 +240,15 @@ def _run(args: argparse.Namespace) -> int:
         settings = _settings(args)
         _check_folder(Path(settings.sessions_dir), "sessions folder", writing=True)  # before anything is written
         approval = settings.approval or ("manual" if console else "auto")
-        if settings.data:
-            load_source({"kind": "file", "path": settings.data})  # bad data: stop before making a folder
+        # bad data, or too little of it: stop before making a folder
+        try:
+            start = session_start(settings)
+        except (NoWindow, BaselineError) as err:
+            raise BadInput(str(err)) from None
         session = new_session_dir(settings.sessions_dir)
-        write_json_atomic(session.file(CONFIG), new_session_config(session, settings, approval))
+        write_json_atomic(session.file(CONFIG), new_session_config(session, settings, approval, start))
+        if start.tests.note():
+            print(visible(f"maestro-tui: {start.tests.note()}", one_line=True), file=sys.stderr)
         if approval == "auto":
             print(f"approval: auto (headless: nobody at the keyboard; plans apply at once) — session {session.root}")
         else:
@@ -450,13 +469,33 @@ def _list_pending(session) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
+    """What a session would make of a file: its span, bar interval, gaps, and the windows and tests it supports."""
+    from agents.conductor import plan_tests
     from engine import load_bars
+    from engine.windows import NoWindow
 
     bars = load_bars(args.file)
-    print(f"{args.file}: {len(bars)} bars of {bars.interval_ms // 60_000}m, taker-buy volume: "
-          f"{'yes' if bars.taker_buy_volume is not None else 'no'}, gaps: {len(bars.gaps)}")
+    settings = _settings(args)
+    when = lambda ms: time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))  # noqa: E731
+    days = len(bars) * bars.interval_ms / 86_400_000
+    print(visible(f"{args.file}: {len(bars)} bars of {bars.interval_ms // 60_000}m, {when(int(bars.ts[0]))} to "
+                  f"{when(int(bars.ts[-1]))} UTC ({days:.1f} days), taker-buy volume: "
+                  f"{'yes' if bars.taker_buy_volume is not None else 'no'}", one_line=True))
+    missing = sum(g.missing_bars for g in bars.gaps)
+    print(f"gaps: {len(bars.gaps)}" + (f" ({missing} bars missing in all; never bridged)" if bars.gaps else ""))
     for gap in bars.gaps[:20]:
-        print(f"  gap before row {gap.row}: {gap.missing_bars} bars missing")
+        print(f"  gap before row {gap.row}: {gap.missing_bars} bars missing, {when(gap.after_ts)} to {when(gap.before_ts)}")
+    if len(bars.gaps) > 20:
+        print(f"  … and {len(bars.gaps) - 20} more")
+    try:
+        tests = plan_tests(len(bars), bars.interval_ms, args.file, settings)
+    except NoWindow as err:
+        raise BadInput(str(err)) from None
+    print(f"walk-forward windows: {tests.windows} (15 days each, one every 2 days): a session of "
+          f"{tests.asked_segments} segments × {tests.asked_tests} tests runs "
+          f"{tests.segments} × {tests.tests}" + (" on reused windows" if tests.reuse else ""))
+    if tests.note():
+        print(tests.note())
     return EXIT_OK
 
 

@@ -71,6 +71,8 @@ class SessionView:
     overrides: list[dict] = field(default_factory=list)
     book: StandingsBook = field(default_factory=StandingsBook)  # the standings, test by test
     research: list[LeaderboardRow] = field(default_factory=list)  # the research config's row per test
+    trials: int | None = None  # configs tried so far, and their PBO (agents.trials), as of the last segment end
+    pbo: float | None = None
     tests_seen: int = 0
     tests_failed: int = 0
     bad_lines: int = 0
@@ -108,6 +110,9 @@ class SessionView:
                 self.refusals.append(p)
         elif kind == "conversation":
             self.conversation.append(p)
+            said = p.get("message", {}).get("metricas_pos_patch") if p.get("agent") == "maestro" else None
+            if isinstance(said, dict) and "configs_tried" in said:  # the Maestro's word at each segment's end
+                self.trials, self.pbo = said["configs_tried"], said.get("pbo")
         elif kind == "allocation":
             if p.get("override"):
                 self.overrides.append(p)

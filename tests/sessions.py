@@ -138,3 +138,20 @@ def assert_same_sessions(a: Path, b: Path) -> None:
     assert sorted(sa) == sorted(sb), f"files differ: {sorted(set(sa) ^ set(sb))[:10]}"
     for name in sa:
         assert sa[name] == sb[name], f"{name} differs between {a.name} and {b.name}"
+
+
+def write_binance_csv(path: Path, bars) -> Path:
+    """`bars` (engine.data.Bars) as a headerless Binance kline CSV, as data.binance.vision ships it."""
+    lines = []
+    for t, o, h, low, c, v, tb in zip(bars.ts.tolist(), bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
+                                      bars.close.tolist(), bars.volume.tolist(), bars.taker_buy_volume.tolist()):
+        lines.append(f"{t},{o!r},{h!r},{low!r},{c!r},{v!r},{t + bars.interval_ms - 1},{v * c!r},100,{tb!r},{tb * c!r},0\n")
+    path.write_text("".join(lines))
+    return path
+
+
+def days_of_bars(path: Path, days: float, seed: int = 3) -> Path:
+    """A Binance CSV of `days` days of synthetic 5-minute bars."""
+    from engine.synthetic import synthetic_bars
+
+    return write_binance_csv(path, synthetic_bars(int(days * 288), seed=seed))

@@ -102,6 +102,10 @@ class LeaderboardTable(SyncedTable):
         rows.sort(key=lambda r: (r[1][key] if not isinstance(r[1][key], str) or key in (1, 2) else -1), reverse=self.sort_reverse)
         if self.parent is not None:  # the pane's frame says how many there are when not all are listed
             self.parent.border_subtitle = f"top {self.MAX_ROWS} of {len(rows)}" if len(rows) > self.MAX_ROWS else ""
+            # ... and how much of the ranking luck could make: the trial count and PBO, once a segment has ended
+            luck = "" if view.trials is None else f" · {view.trials} tried · PBO " + (
+                "n/a" if view.pbo is None else f"{view.pbo:.2f}")
+            self.parent.border_title = f"3 leaderboard (validation){luck}"
         self.sync(rows[: self.MAX_ROWS])
 
     def selected_config(self) -> str | None:

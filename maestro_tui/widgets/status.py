@@ -61,6 +61,19 @@ class StatusBar(Static):
             (f"  LLM {c['llm'].get('calls', 0)} calls ${c['llm'].get('cost_usd', 0):.4f}" if c.get("llm", {}).get("calls") else "", "cyan"),
             ("  READ-ONLY" if read_only else "", "bold red"),
         )
+        cfg = view.config or {}
+        base = cfg.get("baseline") or {}
+        if base.get("session"):
+            dsr = base.get("deflated_sharpe")
+            origin = f"{base['session']} {base.get('config_id') or ''}" + ("" if dsr is None else f" DSR {dsr:.2f}")
+        else:
+            origin = "defaults" if cfg else ""
+        windows = cfg.get("windows") or {}
+        fit = ""
+        if windows.get("reuse"):
+            fit = f"  REUSED windows: {windows['available']} for {windows['segments'] * windows['tests']} tests"
+        elif windows and (windows["segments"], windows["tests"]) != (windows["asked_segments"], windows["asked_tests"]):
+            fit = f"  fitted to {windows['available']} windows"
         pending = len(view.pending())
         style = {"waiting": "bold black on yellow", "DEAD": "bold white on red", "finished": "bold green",
                  "failed": "bold white on red"}.get(state, "bold")
@@ -71,5 +84,7 @@ class StatusBar(Static):
             (visible(f"  waiting for: {c['waiting_for']}", one_line=True) if c.get("waiting_for") else "", "yellow"),
             (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
             (f"  failed tests: {view.tests_failed}" if view.tests_failed else "", "red"),
+            (visible(f"  base: {origin}", one_line=True) if origin else "", "dim"),
+            (fit, "bold yellow" if windows.get("reuse") else "yellow"),
         )
         show_text(self, Text("\n").join([line1, line2]))
