@@ -853,7 +853,10 @@ class Conductor:
             self._write_records(records)
         self._write_records(self.desk.segment_end(segment, self._iso(last.validation_end - 1)))
         results["reused_tests"] = self._reused_in(segment)
+        took = time.perf_counter()
         results["overfitting"] = over = self.trials.figures()
+        log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
+                 time.perf_counter() - took)
         write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
         ctx = self._context(segment, self._current_research())
         self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
