@@ -50,27 +50,45 @@ EPISODE_BARS = 120
 BLUNDER_BARS = 3
 
 
-def warmup_bars(params: Params) -> int:
-    """First bar whose close may produce a signal: every indicator has its full lookback."""
-    method = METHODS[params.method]
-    return max(
-        method.warmup(params),
-        params.atr_period,
-        params.atr_z_window,
-        params.vhf_period,
-        params.cvd_window,
-        params.imb_window,
-    )
+def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
+    """First bar whose close may produce a signal: the first bar at which every indicator the
+    config uses has its full lookback (the rule in engine/methods.py). In use, and full from:
+
+    - the method's indicators: `Method.warmup` (ema_slow; macd_slow + macd_signal; breakout_lookback);
+    - the ATR, always (the stop): atr_period + 1, since a true range needs the previous close
+      and bar 1's is the first;
+    - the atrz gate: atr_period + atr_z_window, its z-score window of atr_z_window ATR values
+      starting at the first full ATR;
+    - the vhf gate: vhf_period, its Σ|Δclose| over vhf_period bars needing the close before them;
+    - the cvd and imb gates: cvd_window − 1 and imb_window − 1, windows ending at the signal bar.
+
+    A gate switched off decides nothing (its value is still recorded on the trade, from the
+    bars there are), and without taker-buy volume (`has_taker` False) the cvd and imb gates
+    pass every signal unread: neither delays signals.
+    """
+    atr_full = params.atr_period + 1
+    first = [METHODS[params.method].warmup(params), atr_full]
+    if params.gate_atrz:
+        first.append(atr_full + params.atr_z_window - 1)
+    if params.gate_vhf:
+        first.append(params.vhf_period)
+    if params.gate_cvd and has_taker:
+        first.append(params.cvd_window - 1)
+    if params.gate_imb and has_taker:
+        first.append(params.imb_window - 1)
+    return max(first)
 
 
 @dataclass(frozen=True)
 class KernelArgs:
-    """Everything the kernel needs from Params, as arrays."""
+    """Everything the kernel needs from Params, as arrays (`ip` with the warm-up for data with
+    taker-buy volume; `warmup_without_taker` for data without)."""
 
     signals: object
     method_p: np.ndarray
     fp: np.ndarray
     ip: np.ndarray
+    warmup_without_taker: int
 
 
 def kernel_args(params: Params) -> KernelArgs:
@@ -99,7 +117,7 @@ def kernel_args(params: Params) -> KernelArgs:
     ip[I_GATE_ATRZ] = params.gate_atrz
     ip[I_GATE_VHF] = params.gate_vhf
     ip[I_WARMUP] = warmup_bars(params)
-    args = KernelArgs(method.signals, method.param_vector(params), fp, ip)
+    args = KernelArgs(method.signals, method.param_vector(params), fp, ip, warmup_bars(params, has_taker=False))
     params._kernel_cache = args
     return args
 
@@ -185,6 +203,7 @@ def run_backtest(
     taker = bars.taker_buy_volume
     ip[I_HAS_TAKER] = taker is not None
     if taker is None:
+        ip[I_WARMUP] = args.warmup_without_taker
         taker = bars.volume
     signal = args.signals(bars.open, bars.high, bars.low, bars.close, args.method_p)
     trades, equity, episodes = simulate(

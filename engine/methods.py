@@ -5,6 +5,16 @@ signal at each bar's close (+1 long, −1 short, 0 none), plus one `METHODS` ent
 names the `Params` fields it reads (in the order of `p`) and its warm-up. Signals are
 events (a cross, a breakout), not states: a position closed by its stop re-enters
 only on a fresh signal.
+
+The warm-up rule: the first bar whose close may produce a signal is the first bar at which
+every indicator the config uses has its full lookback, that is, every bar its value reads
+back to is in the data with a complete input. A window of w bars ending at the bar is full
+w − 1 bars after its input's first complete bar; the Donchian channel, the L bars before
+the bar, at bar L. An exponential smoothing of period P (EMA, Wilder's ATR) reads back
+without end, so its lookback counts as the P bars before the bar, as the channel's does: it
+is full P bars after its input's first complete bar. (A cross also compares with the bar
+before; the rule asks for full values at the signal bar.) Each method's `warmup` is that
+bar for its own indicators; engine.backtest.warmup_bars adds the stop's ATR and the gates.
 """
 
 from __future__ import annotations
@@ -137,7 +147,8 @@ def trend_breakout(open_, high, low, close, p):
 
 @dataclass(frozen=True)
 class Method:
-    """A registered signal method: its kernel, the Params fields it reads, and its warm-up in bars."""
+    """A registered signal method: its kernel, the Params fields it reads, and its warm-up: the
+    first bar at which its own indicators have their full lookback (the module's rule)."""
 
     name: str
     signals: Callable
@@ -150,9 +161,12 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
+    # EMA(ema_slow) is full at bar ema_slow (ema_slow bars of close before it); EMA(ema_fast) earlier
     "ema_crossover": Method("ema_crossover", ema_crossover, ("ema_fast", "ema_slow"), lambda p: p.ema_slow),
+    # the MACD line is full at macd_slow, and its signal line, an EMA of it, macd_signal bars later
     "macd_trend": Method(
         "macd_trend", macd_trend, ("macd_fast", "macd_slow", "macd_signal"), lambda p: p.macd_slow + p.macd_signal
     ),
-    "trend_breakout": Method("trend_breakout", trend_breakout, ("breakout_lookback",), lambda p: p.breakout_lookback + 1),
+    # the channel over the breakout_lookback bars before a bar is complete from bar breakout_lookback
+    "trend_breakout": Method("trend_breakout", trend_breakout, ("breakout_lookback",), lambda p: p.breakout_lookback),
 }

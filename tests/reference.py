@@ -89,13 +89,29 @@ def signals(p: Params, high, low, close) -> list[int]:
     return sig
 
 
-def warmup(p: Params) -> int:
+def warmup(p: Params, has_taker: bool) -> int:
+    """The first bar at which every indicator in use has its full lookback (engine/methods.py).
+
+    Each term is the first bar where that indicator's lookback lies on complete inputs: a
+    window of w bars ending at the bar from w − 1, the prior-L-bar channel from L, an EMA or
+    Wilder smoothing of period P from P bars after its input's first complete bar.
+    """
     method = {
-        "ema_crossover": p.ema_slow,
-        "macd_trend": p.macd_slow + p.macd_signal,
-        "trend_breakout": p.breakout_lookback + 1,
+        "ema_crossover": p.ema_slow,  # close is complete from bar 0
+        "macd_trend": p.macd_slow + p.macd_signal,  # the signal EMA's input, the line, is full from macd_slow
+        "trend_breakout": p.breakout_lookback,  # high[i - L : i] needs i - L >= 0
     }[p.method]
-    return max(method, p.atr_period, p.atr_z_window, p.vhf_period, p.cvd_window, p.imb_window)
+    atr_full = 1 + p.atr_period  # a true range needs close[i - 1]: complete from bar 1
+    terms = [method, atr_full]
+    if p.gate_atrz:
+        terms.append(atr_full + p.atr_z_window - 1)  # window(atr, i, w) starts at atr_full
+    if p.gate_vhf:
+        terms.append(1 + p.vhf_period - 1)  # its moves need close[j - 1]: complete from bar 1
+    if p.gate_cvd and has_taker:
+        terms.append(p.cvd_window - 1)
+    if p.gate_imb and has_taker:
+        terms.append(p.imb_window - 1)
+    return max(terms)
 
 
 @dataclass
@@ -150,7 +166,7 @@ def run(bars, p: Params, train_end: int, val_end: int, ep_bars: int = 120):
     q1, q2 = (srt[m // 3], srt[(2 * m) // 3]) if m >= 3 else (math.inf, math.inf)
     vbin = lambda x: 0 if x < q1 else (1 if x < q2 else 2)  # noqa: E731
     sig = signals(p, h, l, c)
-    wu = warmup(p)
+    wu = warmup(p, has_taker)
     fee, slip = p.fee_bps * 1e-4, p.slippage_bps * 1e-4
 
     trades: list[RefTrade] = []
