@@ -180,7 +180,7 @@ async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
         frame, status = str(app.w_board.parent.border_title), str(app.w_status.render())
     assert "base: defaults" in status and "fitted to 3 windows" in status
     trials = read_json(session / "metrics_global.json")["overfitting"]["trials"]
-    assert frame == f"3 leaderboard (validation) · {trials} tried · PBO n/a"  # 3 tests: too few to split
+    assert frame == f"3 leaderboard · {trials} tried · PBO n/a"  # 3 tests: too few to split
 
 
 # ------------------------------------------------------------------ overfitting measured

@@ -103,9 +103,9 @@ class LeaderboardTable(SyncedTable):
         if self.parent is not None:  # the pane's frame says how many there are when not all are listed
             self.parent.border_subtitle = f"top {self.MAX_ROWS} of {len(rows)}" if len(rows) > self.MAX_ROWS else ""
             # ... and how much of the ranking luck could make: the trial count and PBO, once a segment has ended
-            luck = "" if view.trials is None else f" · {view.trials} tried · PBO " + (
-                "n/a" if view.pbo is None else f"{view.pbo:.2f}")
-            self.parent.border_title = f"3 leaderboard (validation){luck}"
+            # (its columns say "val": the frame gives "(validation)" up for them, to fit a third of 120 columns)
+            self.parent.border_title = "3 leaderboard (validation)" if view.trials is None else (
+                f"3 leaderboard · {view.trials} tried · PBO {'n/a' if view.pbo is None else f'{view.pbo:.2f}'}")
         self.sync(rows[: self.MAX_ROWS])
 
     def selected_config(self) -> str | None:
