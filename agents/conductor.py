@@ -20,7 +20,6 @@ moment resumes into the same files an uninterrupted run would have written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -32,28 +31,24 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agents.allocator import AllocationDesk, Record, ensemble_portfolio
-from agents.baseline import Baseline, choose_baseline
 from agents.trials import TrialMatrix
-from agents.context import SegmentContext, Standing, segment_role
-from agents.critic import Critic, OfflineCritic, proposal_params
+from agents.context import SegmentContext, Standing, segment_role, selection_view
+from agents.critic import Critic, proposal_params
 from agents.documents import checked
-from agents.llm import LLMClient, Meter, key_for
-from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
 from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
 from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
 from agents.notify import Notifier
 from agents.settings import NotifySettings, Settings, load_settings
-from agents.strategist import OfflineStrategist, Strategist
+from agents.session_start import build_agents, load_source
+from agents.strategist import Strategist
 from engine.backtest import run_backtest
-from engine.data import Bars, load_bars
 from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
@@ -72,7 +67,6 @@ from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import (
     ALLOCATION,
-    LLM_RECORDS,
     AUDIT,
     CONDUCTOR_LOG,
     CONFIG,
@@ -96,9 +90,8 @@ from engine.session import (
     write_conductor_state,
     write_test_dir,
 )
-from engine.synthetic import synthetic_bars
 from engine.text import visible
-from engine.windows import DAY_MS, NoWindow, TestPlan, Window, bars_needed, fit_tests, walk_forward_windows, window_need
+from engine.windows import TestPlan, Window, walk_forward_windows
 
 log = logging.getLogger("maestro.conductor")
 
@@ -135,117 +128,6 @@ def _warm_portfolio_kernel() -> None:
 
     close = np.linspace(100.0, 101.0, 50)
     run_portfolio(close, np.zeros((1, 50)), ["warm-up"], np.ones(1), AllocationSettings(), 300_000, compare=False)
-
-
-# ---------------------------------------------------------------- session creation
-
-
-def data_source(settings: Settings) -> dict[str, Any]:
-    """What session_config.json records about the bars: a file (with its SHA-256), or the synthetic generator."""
-    if settings.data:
-        path = Path(settings.data).resolve()
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return {"kind": "file", "path": str(path), "sha256": digest.hexdigest()}
-    n = bars_needed(settings.segments * settings.tests, 300_000)
-    return {"kind": "synthetic", "seed": settings.seed, "n_bars": n, "interval_ms": 300_000}
-
-
-def load_source(source: dict[str, Any]) -> Bars:
-    """The bars a session runs on (raises engine.DataError for bad files)."""
-    if source["kind"] == "file":
-        return load_bars(source["path"])
-    return synthetic_bars(source["n_bars"], seed=source["seed"], interval_ms=source["interval_ms"])
-
-
-def selection_view(results: dict[str, Any]) -> dict[str, Any]:
-    """Segment results as the agents may see them: no holdout figure ever reaches a choice."""
-    view = {k: v for k, v in results.items() if k not in ("standings", "overfitting")}
-    view["chosen"] = {phase: m for phase, m in results["chosen"].items() if phase != "holdout"}
-    return view
-
-
-def plan_tests(n_bars: int, interval_ms: int, source: str, settings: Settings) -> TestPlan:
-    """The session's tests fitted to the windows `n_bars` bars hold (NoWindow, with a one-line reason, when none)."""
-    windows = len(walk_forward_windows(n_bars, interval_ms))
-    if not windows:
-        days = n_bars * interval_ms / DAY_MS
-        raise NoWindow(f"{source}: {n_bars} bars ({days:.1f} days) hold no walk-forward window: one needs {window_need()}")
-    return fit_tests(windows, settings.segments, settings.tests, settings.allow_reuse)
-
-
-@dataclass(frozen=True)
-class SessionStart:
-    """What a new session is decided on before its folder exists: the data, its tests, its baseline."""
-
-    data: dict[str, Any]
-    tests: TestPlan
-    baseline: Baseline
-
-
-def session_start(settings: Settings) -> SessionStart:
-    """Read the data and choose tests and baseline; DataError, NoWindow or ValueError (one line) on bad input."""
-    data = data_source(settings)
-    if data["kind"] == "file":
-        bars = load_source(data)
-        tests = plan_tests(len(bars), bars.interval_ms, settings.data or data["path"], settings)
-    else:
-        tests = plan_tests(data["n_bars"], data["interval_ms"], "synthetic data", settings)
-    base = choose_baseline(Path(settings.sessions_dir), data, settings.baseline, settings.baseline_min_dsr)
-    return SessionStart(data, tests, base)
-
-
-def new_session_config(session: SessionDir, settings: Settings, approval: str,
-                       start: SessionStart | None = None) -> dict[str, Any]:
-    """session_config.json for a new session: the values it actually runs with (no API keys).
-
-    `settings.segments` and `settings.tests` are what the session runs (fitted to the data);
-    `windows` keeps what was asked and how many windows the data holds.
-    """
-    start = start or session_start(settings)
-    values = settings.model_dump(mode="json")
-    values.pop("notify")  # hook addresses can hold tokens (a Slack URL does): read from the settings at run time
-    values["approval"] = approval
-    values["workers"] = settings.effective_workers()
-    values["segments"], values["tests"] = start.tests.segments, start.tests.tests
-    return checked(CONFIG, {
-        "v": 1,
-        "session_id": session.session_id,
-        "created_at": utc_now_iso(),
-        "settings": values,
-        "data": start.data,
-        "windows": start.tests.to_json(),
-        "base_params": start.baseline.params.model_dump(),
-        "base_origin": start.baseline.origin,
-        "baseline": start.baseline.to_json(),
-        # which provider plays each role (resolved now: a resume keeps them); never a key
-        "agents": {role: settings.provider_for(role) for role in ("strategist", "critic")},
-    })
-
-
-def build_agents(config: dict[str, Any], settings: Settings, session: SessionDir,
-                 on_note: Callable[[str], None], http_client: Any = None) -> tuple[Strategist, Critic, Meter]:
-    """The Strategist and the Critic the session config names, sharing one budget meter."""
-    meter = Meter(settings.llm)
-    record = session.file(LLM_RECORDS) if settings.record_llm else None
-    made: dict[str, Any] = {}
-    for role in ("strategist", "critic"):
-        provider = config.get("agents", {}).get(role, "offline")
-        if provider not in ("anthropic", "openai"):
-            made[role] = OfflineStrategist() if role == "strategist" else OfflineCritic()
-            continue
-        llm = settings.llm
-        model = getattr(settings, role).model
-        if model:
-            llm = llm.model_copy(update={f"{provider}_model": model})
-        client = LLMClient(provider, llm, meter, http_client=http_client, record_to=record)
-        agent = (LLMStrategist if role == "strategist" else LLMCritic)(client, on_note=on_note)
-        if not key_for(provider) and http_client is None:
-            agent.offline_reason = f"no {provider.upper()}_API_KEY"
-        made[role] = agent
-    return made["strategist"], made["critic"], meter
 
 
 def _notify_settings() -> NotifySettings:

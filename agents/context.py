@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from agents.settings import Targets
 from engine.params import Params
@@ -53,3 +53,10 @@ class SegmentContext:
     standings: list[Standing] = field(default_factory=list)  # best first, validation only
     # validation score of a config on recent, already-seen windows (no look-ahead); None: no such windows
     preflight: Callable[[Params], float | None] | None = None
+
+
+def selection_view(results: dict[str, Any]) -> dict[str, Any]:
+    """Segment results as the agents may see them: no holdout figure ever reaches a choice."""
+    view = {k: v for k, v in results.items() if k not in ("standings", "overfitting")}
+    view["chosen"] = {phase: m for phase, m in results["chosen"].items() if phase != "holdout"}
+    return view

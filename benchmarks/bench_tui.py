@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.conductor import new_session_config  # noqa: E402
+from agents.session_start import new_session_config  # noqa: E402
 from agents.settings import Settings  # noqa: E402
 from engine.jsonl import write_json_atomic  # noqa: E402
 from engine.session import CONFIG, SessionDir  # noqa: E402

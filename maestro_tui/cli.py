@@ -220,7 +220,8 @@ def _settings(args: argparse.Namespace):
 
 def _run(args: argparse.Namespace) -> int:
     from agents.baseline import BaselineError
-    from agents.conductor import Conductor, new_session_config, session_start
+    from agents.conductor import Conductor
+    from agents.session_start import new_session_config, session_start
     from engine.windows import NoWindow
     from engine.jsonl import write_json_atomic
     from engine.session import CONFIG, new_session_dir
@@ -470,7 +471,7 @@ def _list_pending(session) -> int:
 
 def _check_data(args: argparse.Namespace) -> int:
     """What a session would make of a file: its span, bar interval, gaps, and the windows and tests it supports."""
-    from agents.conductor import plan_tests
+    from agents.session_start import plan_tests
     from engine import load_bars
     from engine.windows import NoWindow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.conductor import new_session_config
+from agents.session_start import new_session_config
 from agents.settings import Settings
 from engine.jsonl import read_jsonl, write_json_atomic
 from engine.session import CONFIG, SessionDir
