@@ -48,6 +48,7 @@ from agents.notify import Notifier
 from agents.settings import NotifySettings, Settings, load_settings
 from agents.session_start import build_agents, load_source
 from agents.strategist import Strategist
+from agents.test_folder import test_files
 from engine.backtest import run_backtest
 from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
@@ -59,11 +60,9 @@ from engine.leaderboard import (
     params_json,
     rank_test_rows,
     StandingsBook,
-    leaderboard_csv_text,
     read_leaderboard_csv,
 )
 from engine.methods import METHODS
-from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import (
     ALLOCATION,
@@ -78,7 +77,6 @@ from engine.session import (
     SEGMENT_PLAN,
     SEGMENT_RESULTS,
     SUMMARY,
-    TEST_LOG,
     TRADES,
     ConductorState,
     SessionDir,
@@ -788,18 +786,8 @@ class Conductor:
         g = self._g(seg, t)
         w = self._window(g)
         tid = test_id(seg, t)
-        if outcome.ok:
-            trades = self._trade_records(outcome, w, tid)
-            scores = self._score_records(outcome, tid)
-            rows = rank_test_rows(outcome.rows)
-        else:
-            trades, scores, rows = [], [], []
-        files = {
-            TRADES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in trades),
-            SCORES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in scores),
-            TEST_LOG: self._test_log(outcome, w, rows),
-            LEADERBOARD: leaderboard_csv_text(rows),  # inside the folder's atomic rename, like the rest
-        }
+        rows = rank_test_rows(outcome.rows) if outcome.ok else []
+        files, trades, scores = test_files(outcome, self.bars, w, tid, self.sid, rows)
         write_test_dir(self.session, seg, t, files)
         crash_point("after_test")
         if not outcome.ok:
@@ -866,65 +854,6 @@ class Conductor:
             if p.segment == seg and plan is not None and plan.emit_index < g:
                 until = max(until, p.from_index)
         return until
-
-    def _trade_records(self, outcome: TestOutcome, w: Window, tid: str) -> list[dict[str, Any]]:
-        tr = outcome.trades
-        if len(tr) == 0:
-            return []
-        ts = self.bars.ts
-        iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
-        exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
-        method = outcome.rows[0].method
-        now = utc_now_iso()
-        tf = f"{self.bars.interval_ms // 60_000}m"
-        out = []
-        for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
-            tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(), tr["qty"].tolist(), tr["fees"].tolist(),
-            tr["pnl"].tolist(), tr["bars_held"].tolist(), tr["exit_reason"].tolist(), tr["vol_bin"].tolist(),
-            tr["phase"].tolist(), tr["episode"].tolist(), tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(),
-            tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
-        )):
-            out.append({
-                "v": 1, "kind": "trade", "session_id": self.sid, "emitted_at": now,
-                "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
-                "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
-                "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
-                "gates": {"cvd": gc, "imb": gi, "atrz": ga, "vhf": gv}, "bars_held": held,
-                "exit_reason": EXIT_REASONS[reason], "vol_bin": VOL_BINS[vbin], "phase": PHASES[phase],
-            })
-        return out
-
-    def _score_records(self, outcome: TestOutcome, tid: str) -> list[dict[str, Any]]:
-        now = utc_now_iso()
-        return [
-            {
-                "v": 1, "kind": "score", "session_id": self.sid, "emitted_at": now,
-                "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
-                "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
-                "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
-                "phase": PHASES[e["phase"]],
-            }
-            for e in (dict(zip(outcome.episodes.dtype.names, rec)) for rec in outcome.episodes.tolist())
-        ]
-
-    def _test_log(self, outcome: TestOutcome, w: Window, rows: list[LeaderboardRow]) -> str:
-        b = self.bars
-        day = lambda i: np.datetime_as_string(b.ts[i].astype("datetime64[ms]"), unit="m")  # noqa: E731
-        lines = [
-            f"{outcome.test_id}: window {w.index}, bars {w.start}..{w.end - 1} "
-            f"(train from {day(w.start)}, validation from {day(w.train_end)}, holdout from {day(w.validation_end)} "
-            f"to {day(w.end - 1)})",
-            f"attempts: {outcome.attempts}",
-        ]
-        if not outcome.ok:
-            lines.append(f"FAILED: {visible(outcome.error.strip())}")
-        for r in rows:
-            lines.append(
-                f"#{r.rank} {r.role:8s} {r.config_id} {config_label(Params.model_validate_json(r.params_json))}: "
-                f"validation {r.val_trades} trades, hit {r.val_hit:.3f}, payoff {r.val_payoff:.2f}, "
-                f"pnl {r.val_pnl:,.2f} USD, maxdd {r.val_maxdd:,.2f} USD, score {r.val_score:.1f}"
-            )
-        return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------ plans and decisions
 

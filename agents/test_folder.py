@@ -1,0 +1,100 @@
+"""A finished test as the files of its folder: engine records turned into events and a log.
+
+The worker pool returns numpy record arrays (engine.executor.TestOutcome); the conductor
+writes them as TradeEvent and ScoreEvent lines (DESIGN.md §5), test.log and the test's
+leaderboard, in one atomic folder rename (engine.session.write_test_dir).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from engine.data import Bars
+from engine.events import utc_now_iso
+from engine.executor import TestOutcome
+from engine.leaderboard import LeaderboardRow, config_label, leaderboard_csv_text
+from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
+from engine.params import Params
+from engine.session import LEADERBOARD, SCORES, TEST_LOG, TRADES
+from engine.text import visible
+from engine.windows import Window
+
+
+def test_files(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
+               rows: list[LeaderboardRow]) -> tuple[dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(files of the folder by name, trade records, score records) of a test; a failed one has no trades."""
+    trades = trade_records(outcome, bars, w, tid, sid) if outcome.ok else []
+    scores = score_records(outcome, tid, sid) if outcome.ok else []
+    files = {
+        TRADES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in trades),
+        SCORES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in scores),
+        TEST_LOG: test_log(outcome, bars, w, rows),
+        LEADERBOARD: leaderboard_csv_text(rows),  # inside the folder's atomic rename, like the rest
+    }
+    return files, trades, scores
+
+
+def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str) -> list[dict[str, Any]]:
+    """The TradeEvents of a finished test (DESIGN.md §5), times from the bars of its window."""
+    tr = outcome.trades
+    if len(tr) == 0:
+        return []
+    ts = bars.ts
+    iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
+    exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
+    method = outcome.rows[0].method
+    now = utc_now_iso()
+    tf = f"{bars.interval_ms // 60_000}m"
+    out = []
+    for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
+        tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(), tr["qty"].tolist(), tr["fees"].tolist(),
+        tr["pnl"].tolist(), tr["bars_held"].tolist(), tr["exit_reason"].tolist(), tr["vol_bin"].tolist(),
+        tr["phase"].tolist(), tr["episode"].tolist(), tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(),
+        tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
+    )):
+        out.append({
+            "v": 1, "kind": "trade", "session_id": sid, "emitted_at": now,
+            "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
+            "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
+            "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
+            "gates": {"cvd": gc, "imb": gi, "atrz": ga, "vhf": gv}, "bars_held": held,
+            "exit_reason": EXIT_REASONS[reason], "vol_bin": VOL_BINS[vbin], "phase": PHASES[phase],
+        })
+    return out
+
+def score_records(outcome: TestOutcome, tid: str, sid: str) -> list[dict[str, Any]]:
+    """The ScoreEvents of a finished test: one per episode."""
+    now = utc_now_iso()
+    return [
+        {
+            "v": 1, "kind": "score", "session_id": sid, "emitted_at": now,
+            "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
+            "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
+            "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
+            "phase": PHASES[e["phase"]],
+        }
+        for e in (dict(zip(outcome.episodes.dtype.names, rec)) for rec in outcome.episodes.tolist())
+    ]
+
+def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow]) -> str:
+    """test.log: the window, the attempts, the failure if any, and each config's validation line."""
+    b = bars
+    day = lambda i: np.datetime_as_string(b.ts[i].astype("datetime64[ms]"), unit="m")  # noqa: E731
+    lines = [
+        f"{outcome.test_id}: window {w.index}, bars {w.start}..{w.end - 1} "
+        f"(train from {day(w.start)}, validation from {day(w.train_end)}, holdout from {day(w.validation_end)} "
+        f"to {day(w.end - 1)})",
+        f"attempts: {outcome.attempts}",
+    ]
+    if not outcome.ok:
+        lines.append(f"FAILED: {visible(outcome.error.strip())}")
+    for r in rows:
+        lines.append(
+            f"#{r.rank} {r.role:8s} {r.config_id} {config_label(Params.model_validate_json(r.params_json))}: "
+            f"validation {r.val_trades} trades, hit {r.val_hit:.3f}, payoff {r.val_payoff:.2f}, "
+            f"pnl {r.val_pnl:,.2f} USD, maxdd {r.val_maxdd:,.2f} USD, score {r.val_score:.1f}"
+        )
+    return "\n".join(lines) + "\n"
