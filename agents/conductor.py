@@ -40,7 +40,8 @@ from agents.trials import TrialMatrix
 from agents.context import SegmentContext, Standing, segment_role, selection_view
 from agents.critic import Critic, proposal_params
 from agents.documents import checked
-from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
+from agents.journal import Journal, audit_key
+from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
 from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
 from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
@@ -52,7 +53,7 @@ from agents.test_folder import test_files
 from engine.backtest import run_backtest
 from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.jsonl import JsonlTail, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
     LeaderboardRow,
     config_id,
@@ -69,7 +70,6 @@ from engine.session import (
     AUDIT,
     CONDUCTOR_LOG,
     CONFIG,
-    CONVERSATION,
     DECISIONS,
     LEADERBOARD,
     PLANS,
@@ -207,10 +207,8 @@ class Conductor:
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
-        self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
+        self.journal = Journal(session)
         self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
-        self.allocation_seq = 0  # allocation.jsonl is one deterministic stream: resume skips by count
-        self.allocation_existing = 0
         self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.next_unstarted = 0  # global index of the first test not yet started
@@ -281,27 +279,16 @@ class Conductor:
 
                 log.error("conductor.json not updated to failed: %s", os_error_line(err))
 
-    def _append(self, name: str, key: str, record: dict[str, Any] | Any) -> bool:
-        """Append a record unless one with `key` was written before (resume); True if written."""
-        if key in self.written[name]:
-            return False
-        self.written[name].add(key)
-        self.writers[name].append(record)
-        return True
-
     def _load_written(self) -> None:
         """Keys of the records already in the session's files, the plan book and the patch timeline."""
-        for rec in read_events(self.session.file(CONVERSATION)).records:
-            self.written[CONVERSATION].add(f"{rec['segment']}:{rec['turn']}:{rec['agent']}:{rec['message'].get('ref', '')}")
         for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
-            self.written[PLANS].add(f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
+            self.journal.mark(PLANS, f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
             known = self.book.plans.get(rec.plan_id)
             if known is None:
                 seg, t = parse_test_id(rec.test_id or "seg1_test001")
                 self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
             else:
                 known.event = rec
-        self.allocation_existing = len(read_events(self.session.file(ALLOCATION)).records)
         for rec in read_events(self.session.file(AUDIT)).records:
             try:
                 self._load_audited(rec)
@@ -314,7 +301,7 @@ class Conductor:
         if rec["action"] == "patch_applied":  # checked before anything is taken from it
             patch = Patch(int(d["segment"]), int(d["from_index"]), [PatchItem(**p) for p in d["patch"]],
                           str(rec["plan_id"]), rec["who"])
-        self.written[AUDIT].add(self._audit_key(rec))
+        self.journal.mark(AUDIT, audit_key(rec))
         if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
             self.book.spent.add(rec["nonce"])
             if "decision_offset" in d:
@@ -328,35 +315,6 @@ class Conductor:
         if rec["action"] in ("patch_applied", "plan_vetoed"):
             self.audited.append(rec)
 
-    @staticmethod
-    def _audit_key(rec: dict[str, Any]) -> str:
-        d = rec.get("details", {})
-        if rec["action"] == "allocation_decision":  # its nonce is fresh on every replay
-            return f"allocation:{d.get('at')}:{d.get('strategy')}"
-        return f"{rec['action']}:{rec.get('plan_id')}:{rec.get('nonce')}:{d.get('decision_offset', '')}:{d.get('test', '')}"
-
-    def _audit(self, action: str, who: str, why: str, plan_id: str | None = None, nonce: str | None = None,
-               **details: Any) -> dict[str, Any]:
-        rec = {
-            "v": 1, "kind": "audit", "session_id": self.sid, "emitted_at": utc_now_iso(),
-            "action": action, "plan_id": plan_id, "nonce": nonce, "who": who, "why": why, "details": details,
-        }
-        self._append(AUDIT, self._audit_key(rec), rec)
-        log.info("audit %s %s %s: %s", action, plan_id or "", nonce or "", why)
-        return rec
-
-    def _say(self, segment: int, turn: int, provider: str, message: Any, ref: str = "") -> None:
-        """Append an agent message to conversation.jsonl (once per segment, turn, agent and ref)."""
-        body = message.model_dump()
-        if ref:
-            body["ref"] = ref
-        rec = {
-            "v": 1, "kind": "message", "session_id": self.sid, "emitted_at": utc_now_iso(),
-            "agent": body["agente"], "provider": provider, "segment": segment, "turn": turn,
-            "message": body, "text": one_line(message),
-        }
-        self._append(CONVERSATION, f"{segment}:{turn}:{body['agente']}:{ref}", rec)
-
     def _note(self, text: str) -> None:
         """An LLM turn fell back to the offline agent, or a role went offline: say so in the conversation."""
         self.notes += 1
@@ -364,8 +322,9 @@ class Conductor:
             self.budget_told = True
             self.notifier.send("llm_budget_spent", **self.meter.summary(), detail=text)
         segment = self.seg.number if self.seg else 1
-        self._say(segment, 1000 + self.notes, "maestro",
-                  MaestroMessage(turno=5, acao="offline fallback", detalhes=text, status="recorded"), ref=f"note{self.notes}")
+        self.journal.say(f"note:{self.notes}", segment, "maestro",
+                         MaestroMessage(turno=5, acao="offline fallback", detalhes=text, status="recorded"),
+                         ref=f"note{self.notes}")
 
     def _watch_decisions(self, stop: threading.Event) -> None:
         import watchfiles
@@ -400,7 +359,7 @@ class Conductor:
         try:
             self._write_state("starting")
             self._load_written()
-            self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT, ALLOCATION)}
+            self.journal.open()
             for rec in self.audited:  # a crash between a decision's audit record and its effects: finish them
                 self._carry_out(rec)
             self.decisions = JsonlTail(self.session.file(DECISIONS), DecisionEvent, index=True)
@@ -412,7 +371,7 @@ class Conductor:
             self.trials = TrialMatrix(self.bars, self.settings.episode_bars, self.settings.blunder_bars)
             if self.plan.note():
                 log.warning("%s", self.plan.note())
-            self._say(1, 0, "maestro", MaestroMessage(
+            self.journal.say("start", 1, "maestro", MaestroMessage(
                 turno=0, acao="session start",
                 detalhes={"baseline": self.config["base_origin"], "windows": self.plan.summary()},
                 status="reusing windows" if self.plan.reused_tests else "windows fitted" if self.plan.fitted else "ready",
@@ -474,8 +433,7 @@ class Conductor:
                 self.runner.shutdown(cancel=True)
             if getattr(self, "_dask_client", None) is not None:
                 self._dask_client.close()
-            for name, writer in getattr(self, "writers", {}).items():
-                writer.close()
+            self.journal.close()
             for s, h in previous.items():
                 signal.signal(s, h)
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
@@ -590,13 +548,14 @@ class Conductor:
             self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
             write_json_atomic(path, checked(SEGMENT_PLAN, plan))
         crash_point("segment_start")
-        self._say(segment, 0, self.strategist.provider, StrategistMessage.model_validate(plan["proposals"]))
-        self._say(segment, 1, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
+        self.journal.say(f"s{segment}:proposals", segment, self.strategist.provider,
+                         StrategistMessage.model_validate(plan["proposals"]))
+        self.journal.say(f"s{segment}:choice", segment, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
         reused = self._reused_in(segment)
         if reused:
             what = ("cannot validate on unseen windows: the data has none left" if ctx.role == "validate"
                     else "runs on windows earlier tests saw")
-            self._say(segment, 0, "maestro", MaestroMessage(
+            self.journal.say(f"s{segment}:reused", segment, "maestro", MaestroMessage(
                 turno=0, acao=f"segment {segment} {what}",
                 detalhes=f"{reused} of its {self.T} tests reuse a window: their results are not independent evidence",
                 status="windows reused"))
@@ -739,10 +698,10 @@ class Conductor:
                  time.perf_counter() - took)
         write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
         ctx = self._context(segment, self._current_research())
-        self._say(segment, 2, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
+        self.journal.say(f"s{segment}:verdict", segment, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
         v = results["chosen"]["validation"]
-        self._say(
-            segment, 3, "maestro",
+        self.journal.say(
+            f"s{segment}:done", segment, "maestro",
             MaestroMessage(
                 turno=3, acao=f"segment {segment} done",
                 detalhes={"tests": results["tests"], "failed": results["tests_failed"], "patches": len(patches),
@@ -791,7 +750,7 @@ class Conductor:
         write_test_dir(self.session, seg, t, files)
         crash_point("after_test")
         if not outcome.ok:
-            self._audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
+            self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
                         test=tid, attempts=outcome.attempts)
         self._account(seg, t, trades, scores, rows, outcome.ok)
 
@@ -832,11 +791,9 @@ class Conductor:
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:
             if rec.file == ALLOCATION:
-                self.allocation_seq += 1
-                if self.allocation_seq > self.allocation_existing:
-                    self.writers[ALLOCATION].append(rec.body)
+                self.journal.allocation(rec.body)
             else:
-                self._append(AUDIT, rec.key, rec.body)
+                self.journal.append(AUDIT, rec.key, rec.body)
 
     def _muted_until(self, seg: int, g: int) -> int:
         """First test whose results count for the rules again after the plans emitted before test g.
@@ -874,7 +831,7 @@ class Conductor:
             result = outcome(metric, better, record.event.evidence, check.metrics.evidence(),
                              check.metrics.cautious(metric, self.settings.rules.confidence_z), tests, g)
             self._set_status(record, record.status, key="outcome", outcome=result)
-            self._say(seg, 200 + int(record.event.plan_id.split("-")[1]), "maestro", MaestroMessage(
+            self.journal.say(f"{record.event.plan_id}:effect", seg, "maestro", MaestroMessage(
                 turno=4, acao=f"effect of {record.event.plan_id}", detalhes=record.event.change,
                 metricas_pos_patch=result, status="improved" if result["improved"] else "no better",
             ), ref=record.event.plan_id)
@@ -911,7 +868,7 @@ class Conductor:
         in_force = self._current_research()
         ctx = self._context(seg, in_force)
         review = self.critic.review(ctx, firing)
-        self._say(seg, 10 + self.plan_seq, self.critic.provider, review.message, ref=plan_id)
+        self.journal.say(f"{plan_id}:review", seg, self.critic.provider, review.message, ref=plan_id)
         if review.patch is None:
             return
         existing = self.book.plans.get(plan_id)
@@ -935,7 +892,7 @@ class Conductor:
             )
             record = PlanRecord(event, seg, g)
             self.book.plans[plan_id] = record
-            self._append(PLANS, f"{plan_id}:pending", event.model_dump())
+            self.journal.append(PLANS, f"{plan_id}:pending", event.model_dump())
             crash_point("plan_written")
             if self.approval != "auto":
                 decide = f"maestro-tui decide {shlex.quote(str(self.session.root))} {plan_id} approve|veto|edit PARAM=VALUE"
@@ -949,7 +906,7 @@ class Conductor:
         if record.status != "pending":
             return
         for old in self.book.superseded_by(record):
-            self._audit("plan_superseded", "maestro", f"{plan_id} changes the same parameter", old.event.plan_id,
+            self.journal.audit("plan_superseded", "maestro", f"{plan_id} changes the same parameter", old.event.plan_id,
                         old.event.nonce)
             self._set_status(old, "superseded", superseded_by=plan_id)
         if self.approval == "auto":
@@ -960,7 +917,7 @@ class Conductor:
     def _set_status(self, record: PlanRecord, status: str, key: str | None = None, **changes: Any) -> None:
         """Write the plan's next line (once: keyed by plan and status, or `key`)."""
         event = self.book.advance(record, status, utc_now_iso(), **changes)
-        self._append(PLANS, f"{event.plan_id}:{key or status}", event.model_dump())
+        self.journal.append(PLANS, f"{event.plan_id}:{key or status}", event.model_dump())
 
     def _apply_without_human(self, record: PlanRecord, who: str, why: str) -> None:
         """Auto mode and veto-only's grace: the patch as proposed, if it still keeps its bounds and steps."""
@@ -998,7 +955,7 @@ class Conductor:
         self.book.spent.add(record.event.nonce)
         self.patches.append(Patch(self.seg.number, from_index, patch, plan_id, who))
         after = self._current_research()
-        rec = self._audit(
+        rec = self.journal.audit(
             "patch_applied", who, why, plan_id, record.event.nonce,
             segment=self.seg.number, from_index=from_index, from_test=self._test_of(from_index), status=status,
             patch=[p.model_dump() for p in patch], params_after=json.loads(params_json(after)),
@@ -1027,8 +984,8 @@ class Conductor:
             self._set_status(record, status, patch=patch, change=PlanEvent.change_from_patch(patch),
                              applied_from=d["from_test"], note=f"{status} by {rec['who']}: applies from {d['from_test']}")
         crash_point("decision_status")
-        self._say(
-            d["segment"], 100 + int(plan_id.split("-")[1]), "maestro",
+        self.journal.say(
+            f"{plan_id}:apply", d["segment"], "maestro",
             MaestroMessage(turno=4, acao=f"apply {plan_id}", detalhes=PlanEvent.change_from_patch(patch),
                            metricas_pos_patch={}, status=f"from {d['from_test']} ({rec['who']})"),
             ref=plan_id,
@@ -1036,7 +993,7 @@ class Conductor:
         crash_point("decision_said")
 
     def _expire(self, record: PlanRecord, why: str) -> None:
-        self._audit("plan_expired", "maestro", why, record.event.plan_id, record.event.nonce)
+        self.journal.audit("plan_expired", "maestro", why, record.event.plan_id, record.event.nonce)
         self._set_status(record, "expired", note=why)
 
     def _expire_undecided(self) -> None:
@@ -1053,7 +1010,7 @@ class Conductor:
         """Take every decision appended since the last read, in file order."""
         got = self.decisions.read_new()
         for bad in got.bad_lines:
-            self._audit("decision_refused", "maestro", f"unreadable decisions.jsonl line {bad.line_no}: {bad.reason}",
+            self.journal.audit("decision_refused", "maestro", f"unreadable decisions.jsonl line {bad.line_no}: {bad.reason}",
                         decision_offset=bad.byte_offset)
         offsets = self.decisions.offsets[len(self.decisions.offsets) - len(got.records):]
         for decision, offset in zip(got.records, offsets):
@@ -1067,12 +1024,12 @@ class Conductor:
         crash_point("decision_taken")
         verdict = self.book.judge(decision, self._current_research())
         if verdict.kind == "replay":
-            self._audit("nonce_replayed", decision.by, verdict.reason, decision.plan_id, decision.nonce,
+            self.journal.audit("nonce_replayed", decision.by, verdict.reason, decision.plan_id, decision.nonce,
                         decision_offset=offset)
             return
         if verdict.kind == "refuse":
             self.refused_offsets.add(offset)
-            self._audit("decision_refused", decision.by, verdict.reason, decision.plan_id, decision.nonce,
+            self.journal.audit("decision_refused", decision.by, verdict.reason, decision.plan_id, decision.nonce,
                         decision_offset=offset)
             self.echo(f"decision on {decision.plan_id} refused: {verdict.reason}")
             return
@@ -1085,7 +1042,7 @@ class Conductor:
             # held back, so a resume that reads the veto first thing rebuilds the same state
             from_index = self._effect_point(record)
             self.book.remember_veto(record, from_index, from_index - 1)
-            rec = self._audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
+            rec = self.journal.audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
                               record.event.nonce, decision_offset=offset, from_index=from_index, at_index=from_index - 1)
             crash_point("decision_audited")
             self._carry_out(rec)

@@ -356,6 +356,7 @@ class MessageEvent(Event):
     """An agent message of conversation.jsonl: the §6 message shape plus a one-line text."""
 
     kind: Literal["message"] = "message"
+    key: str | None = None  # what the line is, for a resume to write it once (agents.journal); older lines: none
     agent: AgentName
     provider: NonEmptyStr
     segment: int = Field(ge=1)
