@@ -20,11 +20,9 @@ moment resumes into the same files an uninterrupted run would have written.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
-import shlex
 import signal
 import threading
 import time
@@ -38,22 +36,23 @@ import numpy as np
 from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.trials import TrialMatrix
 from agents.context import SegmentContext, Standing, segment_role, selection_view
-from agents.critic import Critic, proposal_params
+from agents.critic import Critic, Review, proposal_params
+from agents.crash_points import crash_point
 from agents.documents import checked
-from agents.journal import Journal, audit_key
+from agents.gate import Gate
+from agents.journal import Journal
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
 from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
-from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
-from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
+from agents.rules import Analyzer, RuleFiring, episode_stats
 from agents.notify import Notifier
 from agents.settings import NotifySettings, Settings, load_settings
 from agents.session_start import build_agents, load_source
 from agents.strategist import Strategist
 from agents.test_folder import test_files
 from engine.backtest import run_backtest
-from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
+from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import JsonlTail, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.jsonl import SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
     LeaderboardRow,
     config_id,
@@ -81,7 +80,6 @@ from engine.session import (
     ConductorState,
     SessionDir,
     completed_tests,
-    parse_test_id,
     process_start,
     test_id,
     this_host,
@@ -95,24 +93,6 @@ log = logging.getLogger("maestro.conductor")
 
 EXIT_DONE, EXIT_FAILED, EXIT_UNREADABLE, EXIT_STOPPED = 0, 1, 2, 130
 PREFLIGHT_WINDOWS = 10
-
-# Crash points for the crash-safety tests: MAESTRO_CRASH_AT=<name>[:<n>] makes the conductor
-# kill itself with SIGKILL the n-th time (default 1st) it passes that point.
-CRASH_ENV = "MAESTRO_CRASH_AT"
-_crash_counts: dict[str, int] = {}
-
-
-def crash_point(name: str) -> None:
-    spec = os.environ.get(CRASH_ENV, "")
-    if not spec:
-        return
-    target, _, nth = spec.partition(":")
-    if target != name:
-        return
-    _crash_counts[name] = _crash_counts.get(name, 0) + 1
-    if _crash_counts[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
 
 class VisibleFormatter(logging.Formatter):
     """Log lines carry LLM text, reasons and notes: no control character reaches conductor.log raw."""
@@ -141,17 +121,6 @@ def _notify_settings() -> NotifySettings:
 
 
 @dataclass
-class Patch:
-    """An applied change: which segment, from which test (global index) on, the items."""
-
-    segment: int
-    from_index: int
-    items: list[PatchItem]
-    plan_id: str
-    who: str
-
-
-@dataclass
 class SegmentState:
     """The segment being run: its configs, patches, tallies and leaderboard rows."""
 
@@ -161,7 +130,6 @@ class SegmentState:
     ensemble: list[Params]
     baselines: list[Params]
     plan: dict[str, Any]
-    patches: list[Patch] = field(default_factory=list)
     tally: SegmentTally = field(default_factory=SegmentTally)
     rows: list[LeaderboardRow] = field(default_factory=list)
 
@@ -198,21 +166,17 @@ class Conductor:
         self.stopping = False
         self.paused = False  # SIGUSR1 toggles: no new test starts while paused
         self.started = time.time()
-        self.book = PlanBook()
         self.analyzer = Analyzer(self.settings.rules)
-        self.patches: list[Patch] = []
-        self.plan_seq = 0
         self.tests_done = 0
         self.tests_failed = 0
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
         self.journal = Journal(session)
+        self.gate = Gate(self, session, self.journal, self.settings, self.approval, self.analyzer, self.notifier, echo)
+        self.book = self.gate.book  # the plans, read by the state line and the segment's wait
         self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
-        self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
-        self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.next_unstarted = 0  # global index of the first test not yet started
-        self.audited: list[dict[str, Any]] = []  # decisions audited before a restart: their effects are completed
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ infrastructure
@@ -229,15 +193,36 @@ class Conductor:
 
     def _reused_in(self, segment: int) -> int:
         """How many of a segment's tests run on a window an earlier test ran on."""
-        return sum(self.plan.reused(self._g(segment, t)) for t in range(1, self.T + 1))
+        return sum(self.plan.reused(self.index(segment, t)) for t in range(1, self.T + 1))
 
     def _window(self, g: int) -> Window:
         return self.windows[self.plan.window_of(g)]
 
-    def _g(self, segment: int, test: int) -> int:
+    # what the gate asks of its host (agents.gate.Host)
+
+    @property
+    def segment(self) -> int:
+        return self.seg.number if self.seg else 1
+
+    @property
+    def total_tests(self) -> int:
+        return self.S * self.T
+
+    def research(self) -> Params:
+        assert self.seg is not None
+        return self.seg.research
+
+    def review(self, segment: int, in_force: Params, firing: RuleFiring) -> Review:
+        return self.critic.review(self._context(segment, in_force), firing)
+
+    def critic_provider(self) -> str:
+        return self.critic.provider
+
+    def index(self, segment: int, test: int) -> int:
+        """Global index (0-based, in session order) of a segment's test."""
         return (segment - 1) * self.T + (test - 1)
 
-    def _test_of(self, g: int) -> str:
+    def test_of(self, g: int) -> str:
         return test_id(g // self.T + 1, g % self.T + 1)
 
     def _write_state(self, state: str = "running", error: str | None = None) -> None:
@@ -280,40 +265,14 @@ class Conductor:
                 log.error("conductor.json not updated to failed: %s", os_error_line(err))
 
     def _load_written(self) -> None:
-        """Keys of the records already in the session's files, the plan book and the patch timeline."""
-        for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
-            self.journal.mark(PLANS, f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
-            known = self.book.plans.get(rec.plan_id)
-            if known is None:
-                seg, t = parse_test_id(rec.test_id or "seg1_test001")
-                self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
-            else:
-                known.event = rec
+        """What an earlier run wrote: the journal's keys, the plan book, the patch timeline, the decisions spent."""
+        for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:
+            self.gate.load_plan_line(event)
         for rec in read_events(self.session.file(AUDIT)).records:
             try:
-                self._load_audited(rec)
+                self.gate.load_audited(rec)
             except (KeyError, TypeError, ValueError) as err:  # valid as an event, not as what its action needs
                 log.warning("audit.jsonl: a %s record skipped: %s %s", rec.get("action"), type(err).__name__, err)
-
-    def _load_audited(self, rec: dict[str, Any]) -> None:
-        """What one audit record of an earlier run tells: spent nonces and offsets, patches, vetoes."""
-        d = rec["details"]
-        if rec["action"] == "patch_applied":  # checked before anything is taken from it
-            patch = Patch(int(d["segment"]), int(d["from_index"]), [PatchItem(**p) for p in d["patch"]],
-                          str(rec["plan_id"]), rec["who"])
-        self.journal.mark(AUDIT, audit_key(rec))
-        if rec.get("nonce") and rec["action"] in ("patch_applied", "plan_vetoed"):
-            self.book.spent.add(rec["nonce"])
-            if "decision_offset" in d:
-                self.spent_offsets.add(d["decision_offset"])
-        if rec["action"] == "patch_applied":
-            self.patches.append(patch)
-        if rec["action"] == "decision_refused" and "decision_offset" in d:
-            self.refused_offsets.add(d["decision_offset"])
-        if rec["action"] == "plan_vetoed" and rec.get("plan_id") in self.book.plans:
-            self.book.remember_veto(self.book.plans[rec["plan_id"]], int(d.get("from_index", 0)), int(d.get("at_index", -1)))
-        if rec["action"] in ("patch_applied", "plan_vetoed"):
-            self.audited.append(rec)
 
     def _note(self, text: str) -> None:
         """An LLM turn fell back to the offline agent, or a role went offline: say so in the conversation."""
@@ -360,9 +319,7 @@ class Conductor:
             self._write_state("starting")
             self._load_written()
             self.journal.open()
-            for rec in self.audited:  # a crash between a decision's audit record and its effects: finish them
-                self._carry_out(rec)
-            self.decisions = JsonlTail(self.session.file(DECISIONS), DecisionEvent, index=True)
+            self.gate.finish_audited()
             self.bars = load_source(self.config["data"])
             self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
             if not self.windows:
@@ -394,7 +351,7 @@ class Conductor:
                 self._write_state("stopped")
                 code = EXIT_STOPPED
             else:
-                self._expire_undecided()
+                self.gate.expire_undecided()
                 crash_point("summary")
                 write_reports(self.session, self.S)
                 self._write_state("finished")
@@ -473,7 +430,7 @@ class Conductor:
 
     def _preflight(self, segment: int) -> Callable[[Params], float | None]:
         """A config's mean validation score on the windows just before the segment's (seen already)."""
-        first = self.plan.window_of(self._g(segment, 1))
+        first = self.plan.window_of(self.index(segment, 1))
         past = self.windows[max(0, first - PREFLIGHT_WINDOWS):first] if segment > 1 else []
 
         def score(params: Params) -> float | None:
@@ -491,18 +448,11 @@ class Conductor:
 
     def _current_research(self) -> Params:
         """The research config with every patch applied so far (what the next test would use)."""
-        assert self.seg is not None
-        return self._apply(self.seg.research, [p for p in self.patches if p.segment == self.seg.number])
-
-    @staticmethod
-    def _apply(params: Params, patches: list[Patch]) -> Params:
-        for p in patches:
-            params = params.with_changes(**{i.parameter: i.new_value for i in p.items})
-        return params
+        return self.gate.current()
 
     def _params_for(self, g: int) -> Params:
         assert self.seg is not None
-        return self._apply(self.seg.research, [p for p in self.patches if p.segment == self.seg.number and p.from_index <= g])
+        return self.gate.in_force(self.seg.number, self.seg.research, up_to=g)
 
     def _carried_base(self, segment: int) -> Params:
         """What the next segment starts from: the previous research config with all its patches."""
@@ -510,7 +460,7 @@ class Conductor:
             return Params.model_validate(self.config["base_params"])
         prev = read_json(self.session.segment_dir(segment - 1) / SEGMENT_PLAN)
         research = Params.model_validate_json(prev["research_params_json"])
-        return self._apply(research, [p for p in self.patches if p.segment == segment - 1])
+        return self.gate.in_force(segment - 1, research)
 
     def _segment_start(self, segment: int) -> SegmentState:
         path = self.session.segment_dir(segment) / SEGMENT_PLAN
@@ -540,8 +490,8 @@ class Conductor:
                 "ensemble_params_json": [params_json(p) for p in chosen[1:]],
                 "targets": self.settings.targets.model_dump(),
                 "tests_planned": [
-                    {"test_id": test_id(segment, t), "window": self.plan.window_of(self._g(segment, t)),
-                     "reused": self.plan.reused(self._g(segment, t))}
+                    {"test_id": test_id(segment, t), "window": self.plan.window_of(self.index(segment, t)),
+                     "reused": self.plan.reused(self.index(segment, t))}
                     for t in range(1, self.T + 1)
                 ],
             }
@@ -576,7 +526,7 @@ class Conductor:
         next_t = 1
         waiting: dict[int, TestOutcome] = {}
         in_flight: set[int] = set()
-        self._read_decisions()  # any that arrived while nobody watched
+        self.gate.read_decisions()  # any that arrived while nobody watched
         while processed < self.T:
             if processed + 1 in done:  # resuming: read back instead of re-running
                 self._absorb_from_disk(segment, processed + 1)
@@ -590,14 +540,14 @@ class Conductor:
             if self.stopping and not in_flight:
                 return
             while (not self.stopping and next_t <= self.T and next_t <= processed + self.W
-                   and self._may_start(self._g(segment, next_t))):
+                   and self._may_start(self.index(segment, next_t))):
                 if next_t not in done:
                     self._start(segment, next_t)
                     in_flight.add(next_t)
                 next_t += 1
-            self.next_unstarted = self._g(segment, next_t)
+            self.next_unstarted = self.index(segment, next_t)
             self._update_waiting(segment, next_t)
-            self._grace_expiries()  # not only on the tick: a short grace must not wait for the next second
+            self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
             if kind == "outcome":
                 in_flight.discard(payload.test)
@@ -630,15 +580,10 @@ class Conductor:
             self._write_state("running")
 
     def _may_start(self, g: int) -> bool:
-        if self.paused:
-            return False
-        if self.approval != "manual":
-            return True
-        # a pending plan holds back every test that would start after its effect point
-        return not any(r.emit_index <= g - self.W or r.segment < self.seg.number for r in self.book.pending())  # type: ignore[union-attr]
+        return not self.paused and self.gate.may_start(g)
 
     def _update_waiting(self, segment: int, next_t: int) -> None:
-        blocked = next_t <= self.T and not self._may_start(self._g(segment, next_t)) and not self.stopping
+        blocked = next_t <= self.T and not self._may_start(self.index(segment, next_t)) and not self.stopping
         pending = self.book.pending()
         what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}" if blocked and pending else None
         if what != self.waiting_for:
@@ -647,9 +592,9 @@ class Conductor:
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "decisions":
-            self._read_decisions()
+            self.gate.read_decisions()
         elif kind == "tick":
-            self._grace_expiries()
+            self.gate.grace_expiries()
             self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
         elif kind == "pause":
             self.paused = not self.paused
@@ -661,7 +606,7 @@ class Conductor:
 
     def _start(self, segment: int, t: int) -> None:
         assert self.seg is not None and self.runner is not None
-        g = self._g(segment, t)
+        g = self.index(segment, t)
         w = self._window(g)
         research = self._params_for(g)
         role = "ensemble" if self.seg.role == "ensemble" else "chosen"
@@ -680,13 +625,13 @@ class Conductor:
         assert self.seg is not None
         seg = self.seg
         patches = [
-            {"plan_id": p.plan_id, "from_test": self._test_of(p.from_index), "who": p.who,
+            {"plan_id": p.plan_id, "from_test": self.test_of(p.from_index), "who": p.who,
              "change": PlanEvent.change_from_patch(p.items)}
-            for p in self.patches if p.segment == segment
+            for p in self.gate.patches if p.segment == segment
         ]
         results = segment_results(segment, seg.role, seg.tally, seg.rows, seg.plan, patches, self.settings.targets)
-        first = self._window(self._g(segment, 1))
-        last = self._window(self._g(segment, self.T))
+        first = self._window(self.index(segment, 1))
+        last = self._window(self.index(segment, self.T))
         if seg.role == "ensemble":
             results["ensemble_portfolio"], records = self._ensemble(first, last)
             self._write_records(records)
@@ -742,7 +687,7 @@ class Conductor:
         """Write a finished test's folder, then account for it (in test order)."""
         assert self.seg is not None
         seg, t = outcome.segment, outcome.test
-        g = self._g(seg, t)
+        g = self.index(seg, t)
         w = self._window(g)
         tid = test_id(seg, t)
         rows = rank_test_rows(outcome.rows) if outcome.ok else []
@@ -765,7 +710,7 @@ class Conductor:
     def _account(self, seg: int, t: int, trades: list, scores: list, rows: list[LeaderboardRow], ok: bool) -> None:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         assert self.seg is not None
-        g = self._g(seg, t)
+        g = self.index(seg, t)
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
         self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         self.seg.rows.extend(rows)
@@ -777,12 +722,12 @@ class Conductor:
         w = self._window(g)
         self.trials.tested(w, rows)
         self._write_records(self.desk.after_test(test_id(seg, t), rows, self._iso(w.validation_end - 1)))
-        if g < self._muted_until(seg, g):
+        if g < self.gate.muted_until(seg, g):
             return  # these tests started before the latest plan could change anything: stale evidence
         stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
         check = self.analyzer.feed(stats, self._current_research())
         if check is not None:
-            self._on_check(check, seg, t, g)
+            self.gate.on_check(check, seg, t, g)
 
     def _iso(self, bar: int) -> str:
         """Market time of a bar (its open), ISO UTC."""
@@ -794,268 +739,3 @@ class Conductor:
                 self.journal.allocation(rec.body)
             else:
                 self.journal.append(AUDIT, rec.key, rec.body)
-
-    def _muted_until(self, seg: int, g: int) -> int:
-        """First test whose results count for the rules again after the plans emitted before test g.
-
-        Positional, not timed, so a replay feeds the analyzer exactly as the original run did:
-        a plan's evidence is spent at emission; the tests already in flight then (up to W − 1
-        after it) and, when it applied, the tests before its patch took effect do not count.
-        """
-        until = 0
-        for r in self.book.plans.values():
-            if r.segment == seg and r.emit_index < g:
-                until = max(until, r.emit_index + self.W)
-        for p in self.patches:
-            plan = self.book.plans.get(p.plan_id)
-            if p.segment == seg and plan is not None and plan.emit_index < g:
-                until = max(until, p.from_index)
-        return until
-
-    # ------------------------------------------------------------ plans and decisions
-
-    def _on_check(self, check: Check, seg: int, t: int, g: int) -> None:
-        """A full window of evidence: it measures the plans awaiting their effect, or else may bring one new plan.
-
-        Evidence is used once: the window that judged a change is not also the reason for the
-        next one (it was gathered right after a plan chose its moment, and would flatter it).
-        """
-        tests = [self._test_of(i) for i in sorted({e.test_index for e in self.analyzer.window})]
-        measured = False
-        for record in self.book.awaiting_outcome(g):
-            patch = next((p for p in self.patches if p.plan_id == record.event.plan_id), None)
-            rule = record.event.rule
-            if patch is None or rule not in RULE_METRIC or check.metrics.first_test < patch.from_index:
-                continue
-            metric, better = RULE_METRIC[rule]
-            result = outcome(metric, better, record.event.evidence, check.metrics.evidence(),
-                             check.metrics.cautious(metric, self.settings.rules.confidence_z), tests, g)
-            self._set_status(record, record.status, key="outcome", outcome=result)
-            self.journal.say(f"{record.event.plan_id}:effect", seg, "maestro", MaestroMessage(
-                turno=4, acao=f"effect of {record.event.plan_id}", detalhes=record.event.change,
-                metricas_pos_patch=result, status="improved" if result["improved"] else "no better",
-            ), ref=record.event.plan_id)
-            measured = True
-        if measured:  # this window is spent on judging a change; the next plan needs evidence of its own
-            self.analyzer.reset()
-            return
-        if g + self.W > self.S * self.T - 1:
-            if check.firings:  # a plan would apply from a test the session does not have: nothing to decide
-                log.info("rules at %s: %s held: no test left to apply a change to", test_id(seg, t),
-                         ", ".join(f.rule for f in check.firings))
-            return
-        for firing in check.firings:
-            item = PatchItem(parameter=firing.parameter, old_value=firing.old_value, new_value=firing.new_value)
-            hold = self.book.hold(item, seg, check.metrics.first_test, g)
-            if hold.held:
-                log.info("rule %s on %s at %s held: %s", firing.rule, firing.parameter, test_id(seg, t), hold.why)
-                continue
-            self._propose(firing, check, seg, t, g, hold)
-            break  # one change at a time: the others are judged again on evidence gathered after it
-
-    def _scope(self, check: Check, research: Params) -> dict[str, Any]:
-        """What a plan's evidence covers: the research config, validation, which tests, how much."""
-        m = check.metrics
-        return {"config_id": config_id(research), "label": config_label(research), "method": research.method,
-                "phase": "validation", "first_test": self._test_of(m.first_test), "last_test": self._test_of(m.last_test),
-                "episodes": m.episodes, "trades": m.trades}
-
-    def _propose(self, firing: RuleFiring, check: Check, seg: int, t: int, g: int, hold: Hold) -> None:
-        """A rule fired: the Critic reviews it; a plan is written and goes through approval."""
-        self.plan_seq += 1
-        plan_id = f"P{seg}-{self.plan_seq:03d}"
-        self.analyzer.reset()  # the evidence is spent on this plan
-        in_force = self._current_research()
-        ctx = self._context(seg, in_force)
-        review = self.critic.review(ctx, firing)
-        self.journal.say(f"{plan_id}:review", seg, self.critic.provider, review.message, ref=plan_id)
-        if review.patch is None:
-            return
-        existing = self.book.plans.get(plan_id)
-        if existing is None:
-            try:
-                patch = checked_patch(review.patch, in_force)
-            except PlanError as err:  # the critic's patch breaks a bound or a step: no plan
-                log.warning("%s not proposed: %s", plan_id, err)
-                return
-            reason = firing.reason
-            vetoed_before = hold.vetoed_before
-            if vetoed_before is not None:
-                times = f" {hold.vetoes}×" if hold.vetoes > 1 else ""
-                reason += f" (vetoed{times} before: {vetoed_before.describe()})"
-            event = PlanEvent(
-                session_id=self.sid, emitted_at=utc_now_iso(), plan_id=plan_id, nonce=new_nonce(),
-                episode_id=firing.episode_id, test_id=test_id(seg, t), agent=f"critic:{self.critic.provider}",
-                action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=reason,
-                evidence=dict(firing.evidence), status="pending", note=f"rule {firing.rule}", rule=firing.rule,
-                scope=self._scope(check, in_force), vetoed_before=vetoed_before.describe() if vetoed_before else None,
-            )
-            record = PlanRecord(event, seg, g)
-            self.book.plans[plan_id] = record
-            self.journal.append(PLANS, f"{plan_id}:pending", event.model_dump())
-            crash_point("plan_written")
-            if self.approval != "auto":
-                decide = f"maestro-tui decide {shlex.quote(str(self.session.root))} {plan_id} approve|veto|edit PARAM=VALUE"
-                if self.approval == "manual":
-                    self.echo(f"plan {plan_id} waits for a decision: "
-                              f"{', '.join(f'{k} {v}' for k, v in event.change.items())} — {reason}; decide: {decide}")
-                self.notifier.send("plan_pending", plan_id=plan_id, change=event.change, reason=reason, decide=decide,
-                                   approval=self.approval)
-        else:
-            record = existing
-        if record.status != "pending":
-            return
-        for old in self.book.superseded_by(record):
-            self.journal.audit("plan_superseded", "maestro", f"{plan_id} changes the same parameter", old.event.plan_id,
-                        old.event.nonce)
-            self._set_status(old, "superseded", superseded_by=plan_id)
-        if self.approval == "auto":
-            self._apply_without_human(record, "maestro (auto approval)", "auto mode")
-        elif self.approval == "veto-only" and record.deadline is None:
-            record.deadline = time.monotonic() + self.settings.veto_grace_s
-
-    def _set_status(self, record: PlanRecord, status: str, key: str | None = None, **changes: Any) -> None:
-        """Write the plan's next line (once: keyed by plan and status, or `key`)."""
-        event = self.book.advance(record, status, utc_now_iso(), **changes)
-        self.journal.append(PLANS, f"{event.plan_id}:{key or status}", event.model_dump())
-
-    def _apply_without_human(self, record: PlanRecord, who: str, why: str) -> None:
-        """Auto mode and veto-only's grace: the patch as proposed, if it still keeps its bounds and steps."""
-        try:
-            patch = checked_patch(record.event.patch, self._current_research())
-        except PlanError as err:
-            self._expire(record, f"cannot apply: {err}")
-            return
-        self._apply_plan(record, patch, "applied", who, why)
-
-    def _effect_point(self, record: PlanRecord) -> int:
-        """The first test a decision on `record` can reach: W tests after its emission, or the first not yet started.
-
-        Auto mode applies at emission, when exactly W tests are in flight; a human's decision
-        reaches no test already started.
-        """
-        if self.approval == "auto":
-            return record.emit_index + self.W
-        return max(record.emit_index + self.W, self.next_unstarted)
-
-    def _apply_plan(self, record: PlanRecord, patch: list[PatchItem], status: str, who: str, why: str,
-                    decision_offset: int | None = None) -> None:
-        """Spend the plan's nonce and put its patch in force from the first test not yet started.
-
-        The audit record is the fact, written first; the plan's status line and the Maestro's
-        message follow from it, and a resume completes them from it (`_carry_out`).
-        """
-        assert self.seg is not None
-        plan_id = record.event.plan_id
-        from_index = self._effect_point(record)
-        if record.segment != self.seg.number:  # decided after its segment ended: carried into this one
-            from_index = max(from_index, self._g(self.seg.number, 1))
-        # past the segment's last test: the next segment starts from this config with the patch (_carried_base)
-        from_index = min(from_index, self._g(self.seg.number + 1, 1))
-        self.book.spent.add(record.event.nonce)
-        self.patches.append(Patch(self.seg.number, from_index, patch, plan_id, who))
-        after = self._current_research()
-        rec = self.journal.audit(
-            "patch_applied", who, why, plan_id, record.event.nonce,
-            segment=self.seg.number, from_index=from_index, from_test=self._test_of(from_index), status=status,
-            patch=[p.model_dump() for p in patch], params_after=json.loads(params_json(after)),
-            **({} if decision_offset is None else {"decision_offset": decision_offset}),
-        )
-        crash_point("decision_audited")
-        self._carry_out(rec)
-
-    def _carry_out(self, rec: dict[str, Any]) -> None:
-        """The plan line and the Maestro's message an audited decision calls for; each written once."""
-        record = self.book.plans.get(rec.get("plan_id") or "")
-        if record is None:
-            return
-        d = rec["details"]
-        plan_id = record.event.plan_id
-        if rec["action"] == "plan_vetoed":
-            if record.status == "pending":
-                self._set_status(record, "vetoed", note=rec["why"] if rec["why"] != "vetoed" else None)
-            crash_point("decision_status")
-            return
-        if rec["action"] != "patch_applied":
-            return
-        status = d.get("status", "applied")
-        patch = [PatchItem(**p) for p in d["patch"]]
-        if record.status in ("pending", "approved"):
-            self._set_status(record, status, patch=patch, change=PlanEvent.change_from_patch(patch),
-                             applied_from=d["from_test"], note=f"{status} by {rec['who']}: applies from {d['from_test']}")
-        crash_point("decision_status")
-        self.journal.say(
-            f"{plan_id}:apply", d["segment"], "maestro",
-            MaestroMessage(turno=4, acao=f"apply {plan_id}", detalhes=PlanEvent.change_from_patch(patch),
-                           metricas_pos_patch={}, status=f"from {d['from_test']} ({rec['who']})"),
-            ref=plan_id,
-        )
-        crash_point("decision_said")
-
-    def _expire(self, record: PlanRecord, why: str) -> None:
-        self.journal.audit("plan_expired", "maestro", why, record.event.plan_id, record.event.nonce)
-        self._set_status(record, "expired", note=why)
-
-    def _expire_undecided(self) -> None:
-        """A finishing session leaves no plan pending: each becomes expired, with the reason."""
-        self._grace_expiries()  # a grace already over applies rather than expires
-        for record in self.book.pending():
-            if self.approval == "veto-only":
-                why = "the session finished inside its veto grace period"
-            else:
-                why = "the session finished before a decision"
-            self._expire(record, why)
-
-    def _read_decisions(self) -> None:
-        """Take every decision appended since the last read, in file order."""
-        got = self.decisions.read_new()
-        for bad in got.bad_lines:
-            self.journal.audit("decision_refused", "maestro", f"unreadable decisions.jsonl line {bad.line_no}: {bad.reason}",
-                        decision_offset=bad.byte_offset)
-        offsets = self.decisions.offsets[len(self.decisions.offsets) - len(got.records):]
-        for decision, offset in zip(got.records, offsets):
-            self._decide(decision, offset)
-
-    def _decide(self, decision: DecisionEvent, offset: int) -> None:
-        """Apply, veto or refuse one decision; `offset` (its byte offset) keys it across restarts."""
-        assert self.seg is not None
-        if offset in self.spent_offsets or offset in self.refused_offsets:
-            return  # handled before a restart
-        crash_point("decision_taken")
-        verdict = self.book.judge(decision, self._current_research())
-        if verdict.kind == "replay":
-            self.journal.audit("nonce_replayed", decision.by, verdict.reason, decision.plan_id, decision.nonce,
-                        decision_offset=offset)
-            return
-        if verdict.kind == "refuse":
-            self.refused_offsets.add(offset)
-            self.journal.audit("decision_refused", decision.by, verdict.reason, decision.plan_id, decision.nonce,
-                        decision_offset=offset)
-            self.echo(f"decision on {decision.plan_id} refused: {verdict.reason}")
-            return
-        record = verdict.plan
-        assert record is not None
-        self.spent_offsets.add(offset)
-        if verdict.kind == "veto":
-            self.book.spent.add(record.event.nonce)
-            # positional, like a patch: fresh evidence starts with the first test the veto could have
-            # held back, so a resume that reads the veto first thing rebuilds the same state
-            from_index = self._effect_point(record)
-            self.book.remember_veto(record, from_index, from_index - 1)
-            rec = self.journal.audit("plan_vetoed", decision.by, decision.note or "vetoed", record.event.plan_id,
-                              record.event.nonce, decision_offset=offset, from_index=from_index, at_index=from_index - 1)
-            crash_point("decision_audited")
-            self._carry_out(rec)
-        else:
-            status = "applied" if decision.decision == "approve" else "edited"
-            self._apply_plan(record, verdict.patch, status, decision.by, decision.note or f"{status} by {decision.by}",
-                             decision_offset=offset)
-
-    def _grace_expiries(self) -> None:
-        if self.approval != "veto-only":
-            return
-        now = time.monotonic()
-        for record in self.book.pending():
-            if record.deadline is not None and now >= record.deadline:
-                self._apply_without_human(record, "maestro (veto-only grace period)",
-                                          f"no veto within {self.settings.veto_grace_s:g} s")
