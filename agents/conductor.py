@@ -28,35 +28,32 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from agents.allocator import AllocationDesk, Record, ensemble_portfolio
+from agents.allocator import AllocationDesk, Record
 from agents.trials import TrialMatrix
-from agents.context import SegmentContext, Standing, segment_role, selection_view
-from agents.critic import Critic, Review, proposal_params
+from agents.critic import Critic, Review
 from agents.crash_points import crash_point
-from agents.documents import checked
 from agents.gate import Gate
+from agents.schedule import Schedule
+from agents.segments import Segments, SegmentState
 from agents.journal import Journal
-from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
-from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
+from agents.messages import MaestroMessage
+from agents.report import write_reports
 from agents.rules import Analyzer, RuleFiring, episode_stats
 from agents.notify import Notifier
 from agents.settings import NotifySettings, Settings, load_settings
 from agents.session_start import build_agents, load_source
 from agents.strategist import Strategist
 from agents.test_folder import test_files
-from engine.backtest import run_backtest
 from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.jsonl import SessionFileError, read_json, read_jsonl
 from engine.leaderboard import (
     LeaderboardRow,
     config_id,
-    config_label,
     params_json,
     rank_test_rows,
     StandingsBook,
@@ -73,8 +70,6 @@ from engine.session import (
     LEADERBOARD,
     PLANS,
     SCORES,
-    SEGMENT_PLAN,
-    SEGMENT_RESULTS,
     SUMMARY,
     TRADES,
     ConductorState,
@@ -87,7 +82,6 @@ from engine.session import (
     write_test_dir,
 )
 from engine.text import visible
-from engine.windows import TestPlan, Window, walk_forward_windows
 
 log = logging.getLogger("maestro.conductor")
 
@@ -118,20 +112,6 @@ def _notify_settings() -> NotifySettings:
 
 
 # ---------------------------------------------------------------- the conductor
-
-
-@dataclass
-class SegmentState:
-    """The segment being run: its configs, patches, tallies and leaderboard rows."""
-
-    number: int
-    role: str
-    research: Params  # the research config as chosen (patches come on top)
-    ensemble: list[Params]
-    baselines: list[Params]
-    plan: dict[str, Any]
-    tally: SegmentTally = field(default_factory=SegmentTally)
-    rows: list[LeaderboardRow] = field(default_factory=list)
 
 
 class Conductor:
@@ -172,58 +152,34 @@ class Conductor:
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
+        self.schedule = Schedule(self.S, self.T)
+        self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars)
         self.journal = Journal(session)
-        self.gate = Gate(self, session, self.journal, self.settings, self.approval, self.analyzer, self.notifier, echo)
-        self.book = self.gate.book  # the plans, read by the state line and the segment's wait
         self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
+        self.gate = Gate(self, session, self.schedule, self.journal, self.settings, self.approval, self.analyzer,
+                         self.notifier, echo)
+        self.book = self.gate.book  # the plans, read by the state line and the segment's wait
+        self.segments = Segments(session, self.settings, self.journal, self.schedule, self.gate, self.ranking, self.trials,
+                                 self.desk, self.strategist, self.critic, Params.model_validate(self.config["base_params"]),
+                                 echo, self._write_records)
         self.next_unstarted = 0  # global index of the first test not yet started
         self._state_lock = threading.Lock()
 
-    # ------------------------------------------------------------ infrastructure
-
-    def _test_plan(self) -> TestPlan:
-        """The tests on the windows, as the session config fixed them (older sessions: reused in turn)."""
-        if "windows" in self.config:
-            plan = TestPlan.from_json(self.config["windows"])
-            if plan.windows != len(self.windows):
-                raise SessionFileError(self.session.file(CONFIG), f"the data now holds {len(self.windows)} windows, "
-                                       f"not the {plan.windows} the session was planned on: was the file changed?")
-            return plan
-        return TestPlan(len(self.windows), self.S, self.T, self.S, self.T, len(self.windows) < self.S * self.T)
-
-    def _reused_in(self, segment: int) -> int:
-        """How many of a segment's tests run on a window an earlier test ran on."""
-        return sum(self.plan.reused(self.index(segment, t)) for t in range(1, self.T + 1))
-
-    def _window(self, g: int) -> Window:
-        return self.windows[self.plan.window_of(g)]
-
-    # what the gate asks of its host (agents.gate.Host)
+    # ------------------------------------------------------------ what the gate asks of its host (agents.gate.Host)
 
     @property
     def segment(self) -> int:
         return self.seg.number if self.seg else 1
-
-    @property
-    def total_tests(self) -> int:
-        return self.S * self.T
 
     def research(self) -> Params:
         assert self.seg is not None
         return self.seg.research
 
     def review(self, segment: int, in_force: Params, firing: RuleFiring) -> Review:
-        return self.critic.review(self._context(segment, in_force), firing)
+        return self.critic.review(self.segments.context(segment, in_force), firing)
 
     def critic_provider(self) -> str:
         return self.critic.provider
-
-    def index(self, segment: int, test: int) -> int:
-        """Global index (0-based, in session order) of a segment's test."""
-        return (segment - 1) * self.T + (test - 1)
-
-    def test_of(self, g: int) -> str:
-        return test_id(g // self.T + 1, g % self.T + 1)
 
     def _write_state(self, state: str = "running", error: str | None = None) -> None:
         """Rewrite conductor.json; SessionWriteError when the OS refuses, except for `failed`.
@@ -320,18 +276,14 @@ class Conductor:
             self._load_written()
             self.journal.open()
             self.gate.finish_audited()
-            self.bars = load_source(self.config["data"])
-            self.windows = walk_forward_windows(len(self.bars), self.bars.interval_ms)
-            if not self.windows:
-                raise RuntimeError(f"{len(self.bars)} bars hold no full 15-day walk-forward window")
-            self.plan = self._test_plan()
-            self.trials = TrialMatrix(self.bars, self.settings.episode_bars, self.settings.blunder_bars)
-            if self.plan.note():
-                log.warning("%s", self.plan.note())
+            plan = self.schedule.place(load_source(self.config["data"]), self.config.get("windows"),
+                                       self.session.file(CONFIG))
+            if plan.note():
+                log.warning("%s", plan.note())
             self.journal.say("start", 1, "maestro", MaestroMessage(
                 turno=0, acao="session start",
-                detalhes={"baseline": self.config["base_origin"], "windows": self.plan.summary()},
-                status="reusing windows" if self.plan.reused_tests else "windows fitted" if self.plan.fitted else "ready",
+                detalhes={"baseline": self.config["base_origin"], "windows": plan.summary()},
+                status="reusing windows" if plan.reused_tests else "windows fitted" if plan.fitted else "ready",
             ))
             threads = [
                 threading.Thread(target=self._watch_decisions, args=(stop_threads,), daemon=True, name="decisions"),
@@ -411,41 +363,6 @@ class Conductor:
 
     # ------------------------------------------------------------ segments
 
-    def _standings(self):
-        """The session standings so far (the book ranks again only after a new test)."""
-        return self.ranking.table()
-
-    def _context(self, segment: int, base: Params) -> SegmentContext:
-        ranked = self._standings()
-        stand = [
-            Standing(s.config_id, s.label, Params.model_validate_json(s.params_json), s.tests, s.val_trades,
-                     s.val_hit, s.val_payoff, s.val_pnl, s.val_score, s.deflated_sharpe)
-            for s in ranked[:5]
-        ]
-        return SegmentContext(
-            segment=segment, segments=self.S, role=segment_role(segment), base=base,
-            targets=self.settings.targets, seed=self.settings.seed, standings=stand,
-            preflight=self._preflight(segment),
-        )
-
-    def _preflight(self, segment: int) -> Callable[[Params], float | None]:
-        """A config's mean validation score on the windows just before the segment's (seen already)."""
-        first = self.plan.window_of(self.index(segment, 1))
-        past = self.windows[max(0, first - PREFLIGHT_WINDOWS):first] if segment > 1 else []
-
-        def score(params: Params) -> float | None:
-            if not past:
-                return None
-            values = []
-            for w in past:
-                r = run_backtest(self.bars.slice(w.start, w.end), params, train_end=w.train_bars,
-                                 validation_end=w.train_bars + w.validation_bars,
-                                 episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
-                values.append(r.metrics("validation").score)
-            return float(np.mean(values))
-
-        return score
-
     def _current_research(self) -> Params:
         """The research config with every patch applied so far (what the next test would use)."""
         return self.gate.current()
@@ -454,71 +371,8 @@ class Conductor:
         assert self.seg is not None
         return self.gate.in_force(self.seg.number, self.seg.research, up_to=g)
 
-    def _carried_base(self, segment: int) -> Params:
-        """What the next segment starts from: the previous research config with all its patches."""
-        if segment == 1:
-            return Params.model_validate(self.config["base_params"])
-        prev = read_json(self.session.segment_dir(segment - 1) / SEGMENT_PLAN)
-        research = Params.model_validate_json(prev["research_params_json"])
-        return self.gate.in_force(segment - 1, research)
-
-    def _segment_start(self, segment: int) -> SegmentState:
-        path = self.session.segment_dir(segment) / SEGMENT_PLAN
-        base = self._carried_base(segment)
-        ctx = self._context(segment, base)
-        if path.exists():  # resuming: the agents already spoke; reuse what they said
-            plan = read_json(path)
-            try:
-                checked(SEGMENT_PLAN, plan)
-            except ValueError as err:
-                raise SessionFileError(path, f"not a segment plan: {str(err).splitlines()[0]}") from None
-        else:
-            proposals = self.strategist.propose(ctx)
-            choice = self.critic.choose(ctx, proposals)
-            candidates = proposal_params(base, proposals)
-            chosen = [candidates[i] for i in choice.chosen]
-            plan = {
-                "segment": segment,
-                "role": ctx.role,
-                "base_params_json": params_json(base),
-                "proposals": proposals.model_dump(),
-                "critic": choice.message.model_dump(),
-                "chosen": [{"index": i, "name": proposals.proposta[i].nome, "config_id": config_id(candidates[i]),
-                            "label": config_label(candidates[i]), "params": candidates[i].model_dump()}
-                           for i in choice.chosen],
-                "research_params_json": params_json(chosen[0]),
-                "ensemble_params_json": [params_json(p) for p in chosen[1:]],
-                "targets": self.settings.targets.model_dump(),
-                "tests_planned": [
-                    {"test_id": test_id(segment, t), "window": self.plan.window_of(self.index(segment, t)),
-                     "reused": self.plan.reused(self.index(segment, t))}
-                    for t in range(1, self.T + 1)
-                ],
-            }
-            self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, checked(SEGMENT_PLAN, plan))
-        crash_point("segment_start")
-        self.journal.say(f"s{segment}:proposals", segment, self.strategist.provider,
-                         StrategistMessage.model_validate(plan["proposals"]))
-        self.journal.say(f"s{segment}:choice", segment, self.critic.provider, CriticMessage.model_validate(plan["critic"]))
-        reused = self._reused_in(segment)
-        if reused:
-            what = ("cannot validate on unseen windows: the data has none left" if ctx.role == "validate"
-                    else "runs on windows earlier tests saw")
-            self.journal.say(f"s{segment}:reused", segment, "maestro", MaestroMessage(
-                turno=0, acao=f"segment {segment} {what}",
-                detalhes=f"{reused} of its {self.T} tests reuse a window: their results are not independent evidence",
-                status="windows reused"))
-        research = Params.model_validate_json(plan["research_params_json"])
-        ensemble = [Params.model_validate_json(j) for j in plan["ensemble_params_json"]]
-        baselines = [Params(method=m) for m in METHODS]
-        for p in proposal_params(Params.model_validate_json(plan["base_params_json"]),
-                                 StrategistMessage.model_validate(plan["proposals"])):
-            self.trials.tried(p)  # chosen or not: the Critic chose among them
-        return SegmentState(segment, plan["role"], research, ensemble, baselines, plan)
-
     def _run_segment(self, segment: int) -> None:
-        self.seg = self._segment_start(segment)
+        self.seg = self.segments.start(segment)
         self.analyzer.reset()
         self._write_state("running")
         done = completed_tests(self.session, segment)
@@ -540,12 +394,12 @@ class Conductor:
             if self.stopping and not in_flight:
                 return
             while (not self.stopping and next_t <= self.T and next_t <= processed + self.W
-                   and self._may_start(self.index(segment, next_t))):
+                   and self._may_start(self.schedule.index(segment, next_t))):
                 if next_t not in done:
                     self._start(segment, next_t)
                     in_flight.add(next_t)
                 next_t += 1
-            self.next_unstarted = self.index(segment, next_t)
+            self.next_unstarted = self.schedule.index(segment, next_t)
             self._update_waiting(segment, next_t)
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
@@ -557,7 +411,7 @@ class Conductor:
         if segment < self.S:
             self._await_decisions(segment)
         if not self.stopping:
-            self._segment_end(segment)
+            self.segments.end(self.seg, len(self.book.pending()))
 
     def _await_decisions(self, segment: int) -> None:
         """Manual mode: the segment's pending plans are decided before the next segment starts from its config.
@@ -583,7 +437,7 @@ class Conductor:
         return not self.paused and self.gate.may_start(g)
 
     def _update_waiting(self, segment: int, next_t: int) -> None:
-        blocked = next_t <= self.T and not self._may_start(self.index(segment, next_t)) and not self.stopping
+        blocked = next_t <= self.T and not self._may_start(self.schedule.index(segment, next_t)) and not self.stopping
         pending = self.book.pending()
         what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}" if blocked and pending else None
         if what != self.waiting_for:
@@ -606,8 +460,8 @@ class Conductor:
 
     def _start(self, segment: int, t: int) -> None:
         assert self.seg is not None and self.runner is not None
-        g = self.index(segment, t)
-        w = self._window(g)
+        g = self.schedule.index(segment, t)
+        w = self.schedule.window(g)
         research = self._params_for(g)
         role = "ensemble" if self.seg.role == "ensemble" else "chosen"
         configs = [research, *self.seg.ensemble, *self.seg.baselines]
@@ -615,71 +469,11 @@ class Conductor:
         specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
         self.runner.submit(
             TestTask(
-                test_id(segment, t), segment, t, w.index, self.bars.slice(w.start, w.end),
+                test_id(segment, t), segment, t, w.index, self.schedule.bars.slice(w.start, w.end),
                 w.train_bars, w.train_bars + w.validation_bars, specs,
                 self.settings.episode_bars, self.settings.blunder_bars,
             )
         )
-
-    def _segment_end(self, segment: int) -> None:
-        assert self.seg is not None
-        seg = self.seg
-        patches = [
-            {"plan_id": p.plan_id, "from_test": self.test_of(p.from_index), "who": p.who,
-             "change": PlanEvent.change_from_patch(p.items)}
-            for p in self.gate.patches if p.segment == segment
-        ]
-        results = segment_results(segment, seg.role, seg.tally, seg.rows, seg.plan, patches, self.settings.targets)
-        first = self._window(self.index(segment, 1))
-        last = self._window(self.index(segment, self.T))
-        if seg.role == "ensemble":
-            results["ensemble_portfolio"], records = self._ensemble(first, last)
-            self._write_records(records)
-        self._write_records(self.desk.segment_end(segment, self._iso(last.validation_end - 1)))
-        results["reused_tests"] = self._reused_in(segment)
-        took = time.perf_counter()
-        results["overfitting"] = over = self.trials.figures()
-        log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
-                 time.perf_counter() - took)
-        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
-        ctx = self._context(segment, self._current_research())
-        self.journal.say(f"s{segment}:verdict", segment, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
-        v = results["chosen"]["validation"]
-        self.journal.say(
-            f"s{segment}:done", segment, "maestro",
-            MaestroMessage(
-                turno=3, acao=f"segment {segment} done",
-                detalhes={"tests": results["tests"], "failed": results["tests_failed"], "patches": len(patches),
-                          **({"reused windows": results["reused_tests"]} if results["reused_tests"] else {})},
-                metricas_pos_patch={**{k: round(v[k], 4) for k in ("hit", "payoff", "total_pnl", "maxdd")},
-                                    "configs_tried": over["trials"], "pbo": over["pbo"]},
-                status="next segment" if segment < self.S else "session done",
-            ),
-        )
-        if segment in (2, 4) and segment < self.S:
-            write_text_atomic(self.session.plan_after(segment), plan_after_segment(self.session, segment, self.S))
-        pending = len(self.book.pending())
-        failed = f" ({results['tests_failed']} failed)" if results["tests_failed"] else ""
-        failed += f" ({results['reused_tests']} on reused windows)" if results["reused_tests"] else ""
-        self.echo(
-            f"segment {segment}/{self.S} ({seg.role}): {results['tests'] - results['tests_failed']}/{self.T} tests{failed}, "
-            f"{v['n_trades']} validation trades, hit {v['hit']:.3f}, payoff {v['payoff']:.2f}, "
-            f"pnl {v['total_pnl']:,.0f} USD, plans applied {len(patches)}, pending {pending}"
-        )
-
-    def _ensemble(self, first: Window, last: Window) -> tuple[dict[str, Any], list[Record]]:
-        """The best configs so far as one portfolio over the segment's bars, under the controller."""
-        assert self.seg is not None
-        members = [self._current_research(), *self.seg.ensemble]
-        for s in self._standings():
-            if len(members) >= 5:
-                break
-            p = Params.model_validate_json(s.params_json)
-            if params_json(p) not in {params_json(m) for m in members}:
-                members.append(p)
-        start, end = first.start, max(last.end, first.end)
-        return ensemble_portfolio(self.bars, start, end, first.train_bars, members, self.settings.allocation,
-                                  self.sid, lambda bar: self._iso(bar))
 
     # ------------------------------------------------------------ one test's results
 
@@ -687,11 +481,11 @@ class Conductor:
         """Write a finished test's folder, then account for it (in test order)."""
         assert self.seg is not None
         seg, t = outcome.segment, outcome.test
-        g = self.index(seg, t)
-        w = self._window(g)
+        g = self.schedule.index(seg, t)
+        w = self.schedule.window(g)
         tid = test_id(seg, t)
         rows = rank_test_rows(outcome.rows) if outcome.ok else []
-        files, trades, scores = test_files(outcome, self.bars, w, tid, self.sid, rows)
+        files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.sid, rows)
         write_test_dir(self.session, seg, t, files)
         crash_point("after_test")
         if not outcome.ok:
@@ -710,7 +504,7 @@ class Conductor:
     def _account(self, seg: int, t: int, trades: list, scores: list, rows: list[LeaderboardRow], ok: bool) -> None:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         assert self.seg is not None
-        g = self.index(seg, t)
+        g = self.schedule.index(seg, t)
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
         self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         self.seg.rows.extend(rows)
@@ -719,19 +513,15 @@ class Conductor:
         if not ok:
             self.tests_failed += 1
             return
-        w = self._window(g)
+        w = self.schedule.window(g)
         self.trials.tested(w, rows)
-        self._write_records(self.desk.after_test(test_id(seg, t), rows, self._iso(w.validation_end - 1)))
+        self._write_records(self.desk.after_test(test_id(seg, t), rows, self.schedule.bar_time(w.validation_end - 1)))
         if g < self.gate.muted_until(seg, g):
             return  # these tests started before the latest plan could change anything: stale evidence
         stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
         check = self.analyzer.feed(stats, self._current_research())
         if check is not None:
             self.gate.on_check(check, seg, t, g)
-
-    def _iso(self, bar: int) -> str:
-        """Market time of a bar (its open), ISO UTC."""
-        return str(np.datetime_as_string(self.bars.ts[bar].astype("datetime64[ms]"), unit="ms")) + "Z"
 
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:

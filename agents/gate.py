@@ -26,6 +26,7 @@ from agents.messages import MaestroMessage
 from agents.notify import Notifier
 from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
 from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring
+from agents.schedule import Schedule
 from agents.settings import Settings
 from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
 from engine.jsonl import JsonlTail
@@ -59,21 +60,19 @@ class Host(Protocol):
 
     segment: int  # the segment being run
     next_unstarted: int  # global index of the first test not yet started
-    total_tests: int
 
     def research(self) -> Params: ...  # the segment's research config as chosen (patches come on top)
     def review(self, segment: int, in_force: Params, firing: RuleFiring) -> Any: ...  # the Critic's review
     def critic_provider(self) -> str: ...
-    def index(self, segment: int, test: int) -> int: ...
-    def test_of(self, g: int) -> str: ...
 
 
 class Gate:
     """Plans, decisions and patches of one running session (the module docstring)."""
 
-    def __init__(self, host: Host, session: SessionDir, journal: Journal, settings: Settings, approval: str,
-                 analyzer: Analyzer, notifier: Notifier, echo: Callable[[str], None]) -> None:
+    def __init__(self, host: Host, session: SessionDir, schedule: Schedule, journal: Journal, settings: Settings,
+                 approval: str, analyzer: Analyzer, notifier: Notifier, echo: Callable[[str], None]) -> None:
         self.host = host
+        self.schedule = schedule
         self.session = session
         self.journal = journal
         self.settings = settings
@@ -109,7 +108,7 @@ class Gate:
         known = self.book.plans.get(event.plan_id)
         if known is None:
             seg, t = parse_test_id(event.test_id or "seg1_test001")
-            self.book.plans[event.plan_id] = PlanRecord(event, seg, self.host.index(seg, t))
+            self.book.plans[event.plan_id] = PlanRecord(event, seg, self.schedule.index(seg, t))
         else:
             known.event = event
 
@@ -171,7 +170,7 @@ class Gate:
         Evidence is used once: the window that judged a change is not also the reason for the
         next one (it was gathered right after a plan chose its moment, and would flatter it).
         """
-        tests = [self.host.test_of(i) for i in sorted({e.test_index for e in self.analyzer.window})]
+        tests = [self.schedule.test_of(i) for i in sorted({e.test_index for e in self.analyzer.window})]
         measured = False
         for record in self.book.awaiting_outcome(g):
             patch = next((p for p in self.patches if p.plan_id == record.event.plan_id), None)
@@ -190,7 +189,7 @@ class Gate:
         if measured:  # this window is spent on judging a change; the next plan needs evidence of its own
             self.analyzer.reset()
             return
-        if g + self.W > self.host.total_tests - 1:
+        if g + self.W > self.schedule.total - 1:
             if check.firings:  # a plan would apply from a test the session does not have: nothing to decide
                 log.info("rules at %s: %s held: no test left to apply a change to", test_id(seg, t),
                          ", ".join(f.rule for f in check.firings))
@@ -208,7 +207,7 @@ class Gate:
         """What a plan's evidence covers: the research config, validation, which tests, how much."""
         m = check.metrics
         return {"config_id": config_id(research), "label": config_label(research), "method": research.method,
-                "phase": "validation", "first_test": self.host.test_of(m.first_test), "last_test": self.host.test_of(m.last_test),
+                "phase": "validation", "first_test": self.schedule.test_of(m.first_test), "last_test": self.schedule.test_of(m.last_test),
                 "episodes": m.episodes, "trades": m.trades}
 
     def _propose(self, firing: RuleFiring, check: Check, seg: int, t: int, g: int, hold: Hold) -> None:
@@ -298,15 +297,15 @@ class Gate:
         plan_id = record.event.plan_id
         from_index = self._effect_point(record)
         if record.segment != self.host.segment:  # decided after its segment ended: carried into this one
-            from_index = max(from_index, self.host.index(self.host.segment, 1))
+            from_index = max(from_index, self.schedule.index(self.host.segment, 1))
         # past the segment's last test: the next segment starts from this config with the patch (_carried_base)
-        from_index = min(from_index, self.host.index(self.host.segment + 1, 1))
+        from_index = min(from_index, self.schedule.index(self.host.segment + 1, 1))
         self.book.spent.add(record.event.nonce)
         self.patches.append(Patch(self.host.segment, from_index, patch, plan_id, who))
         after = self.current()
         rec = self.journal.audit(
             "patch_applied", who, why, plan_id, record.event.nonce,
-            segment=self.host.segment, from_index=from_index, from_test=self.host.test_of(from_index), status=status,
+            segment=self.host.segment, from_index=from_index, from_test=self.schedule.test_of(from_index), status=status,
             patch=[p.model_dump() for p in patch], params_after=json.loads(params_json(after)),
             **({} if decision_offset is None else {"decision_offset": decision_offset}),
         )

@@ -33,7 +33,6 @@ from engine.windows import Window
 class TrialMatrix:
     """The trials and their returns per test; `figures()` fills what is missing and measures."""
 
-    bars: Bars
     episode_bars: int
     blunder_bars: int
     trials: dict[str, Params] = field(default_factory=dict)  # config_id -> params, in the order first tried
@@ -52,11 +51,11 @@ class TrialMatrix:
             self.trials.setdefault(r.config_id, params)
             self.cells[(r.config_id, row)] = (r.val_pnl / params.notional_usd, r.hold_pnl / params.notional_usd)
 
-    def _fill(self) -> None:
+    def _fill(self, bars: Bars) -> None:
         for cid, params in self.trials.items():
             for row, w in enumerate(self.tests):
                 if (cid, row) not in self.cells:
-                    r = run_backtest(self.bars.slice(w.start, w.end), params, train_end=w.train_bars,
+                    r = run_backtest(bars.slice(w.start, w.end), params, train_end=w.train_bars,
                                      validation_end=w.train_bars + w.validation_bars,
                                      episode_bars=self.episode_bars, blunder_bars=self.blunder_bars)
                     # PnL of the trades exiting in each phase, as Metrics.total_pnl sums it
@@ -66,9 +65,9 @@ class TrialMatrix:
                     hold = float(pnl[exits >= r.validation_end].sum())
                     self.cells[(cid, row)] = (val / params.notional_usd, hold / params.notional_usd)
 
-    def figures(self) -> dict[str, Any]:
-        """The overfitting figures (metrics_global.json's `overfitting`) over the tests so far."""
-        self._fill()
+    def figures(self, bars: Bars) -> dict[str, Any]:
+        """The overfitting figures (metrics_global.json's `overfitting`) over the tests so far, on `bars`."""
+        self._fill(bars)
         ids = list(self.trials)
         val = np.array([[self.cells[(c, row)][0] for c in ids] for row in range(len(self.tests))]).reshape(len(self.tests), len(ids))
         hold = np.array([[self.cells[(c, row)][1] for c in ids] for row in range(len(self.tests))]).reshape(len(self.tests), len(ids))
