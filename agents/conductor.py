@@ -30,7 +30,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 
 from agents.allocator import AllocationDesk, Record
 from agents.trials import TrialMatrix
@@ -42,22 +41,17 @@ from agents.segments import Segments, SegmentState
 from agents.journal import Journal
 from agents.messages import MaestroMessage
 from agents.report import write_reports
-from agents.rules import Analyzer, RuleFiring, episode_stats
-from agents.notify import Notifier
-from agents.settings import NotifySettings, Settings, load_settings
+from agents.rules import Analyzer, RuleFiring
+from agents.notify import Notifier, hooks_in_force
+from agents.settings import Settings
 from agents.session_start import build_agents, load_source
 from agents.strategist import Strategist
-from agents.test_folder import test_files
+from engine.allocation import warm_up_portfolio
 from engine.events import PlanEvent, read_events, utc_now_iso
-from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
+from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json, read_jsonl
 from engine.leaderboard import (
-    LeaderboardRow,
-    config_id,
-    params_json,
-    rank_test_rows,
     StandingsBook,
-    read_leaderboard_csv,
 )
 from engine.methods import METHODS
 from engine.params import Params
@@ -67,49 +61,20 @@ from engine.session import (
     CONDUCTOR_LOG,
     CONFIG,
     DECISIONS,
-    LEADERBOARD,
     PLANS,
-    SCORES,
     SUMMARY,
-    TRADES,
     ConductorState,
     SessionDir,
     completed_tests,
     process_start,
-    test_id,
     this_host,
     write_conductor_state,
-    write_test_dir,
 )
-from engine.text import visible
+from engine.text import VisibleFormatter, visible
 
 log = logging.getLogger("maestro.conductor")
 
 EXIT_DONE, EXIT_FAILED, EXIT_UNREADABLE, EXIT_STOPPED = 0, 1, 2, 130
-PREFLIGHT_WINDOWS = 10
-
-class VisibleFormatter(logging.Formatter):
-    """Log lines carry LLM text, reasons and notes: no control character reaches conductor.log raw."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return visible(super().format(record))
-
-
-def _warm_portfolio_kernel() -> None:
-    from engine.allocation import AllocationSettings, run_portfolio
-
-    close = np.linspace(100.0, 101.0, 50)
-    run_portfolio(close, np.zeros((1, 50)), ["warm-up"], np.ones(1), AllocationSettings(), 300_000, compare=False)
-
-
-def _notify_settings() -> NotifySettings:
-    """The [notify] hooks of the settings in force now (never stored in the session: they may hold tokens)."""
-    try:
-        return load_settings().notify
-    except ValueError as err:  # the CLI checked the settings when the session started; they changed since
-        log.warning("notifications off: the settings do not load: %s", str(err).splitlines()[0])
-        return NotifySettings()
-
 
 # ---------------------------------------------------------------- the conductor
 
@@ -137,7 +102,7 @@ class Conductor:
         self.strategist: Strategist = strategist or built_s
         self.critic: Critic = critic or built_c
         self.pid_start = process_start(os.getpid())  # with the pid, names this process and no later one
-        self.notifier = Notifier(_notify_settings(), session_id=self.sid, session_dir=session.root)
+        self.notifier = Notifier(hooks_in_force(), session_id=self.sid, session_dir=session.root)
         self.budget_told = False
         self.W = self.settings.pipeline_depth
         self.T = self.settings.tests
@@ -147,8 +112,6 @@ class Conductor:
         self.paused = False  # SIGUSR1 toggles: no new test starts while paused
         self.started = time.time()
         self.analyzer = Analyzer(self.settings.rules)
-        self.tests_done = 0
-        self.tests_failed = 0
         self.waiting_for: str | None = None
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
@@ -161,7 +124,7 @@ class Conductor:
         self.book = self.gate.book  # the plans, read by the state line and the segment's wait
         self.segments = Segments(session, self.settings, self.journal, self.schedule, self.gate, self.ranking, self.trials,
                                  self.desk, self.strategist, self.critic, Params.model_validate(self.config["base_params"]),
-                                 echo, self._write_records)
+                                 echo, self.analyzer, self._write_records)
         self.next_unstarted = 0  # global index of the first test not yet started
         self._state_lock = threading.Lock()
 
@@ -201,9 +164,9 @@ class Conductor:
                 started_at=self.config["created_at"],
                 segment=self.seg.number if self.seg else 0,
                 segments=self.S,
-                tests_done=self.tests_done,
+                tests_done=self.segments.tests_done,
                 tests_total=self.S * self.T,
-                tests_failed=self.tests_failed,
+                tests_failed=self.segments.tests_failed,
                 approval=self.approval,
                 providers={"strategist": self.strategist.provider, "critic": self.critic.provider},
                 pending_plans=len(self.book.pending()),
@@ -293,7 +256,7 @@ class Conductor:
                 t.start()
             self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
             # compile the portfolio kernel (segment 5) while the worker pool compiles its own
-            threading.Thread(target=_warm_portfolio_kernel, name="warm-up", daemon=True).start()
+            threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
             self._write_state("running")
             for segment in range(1, self.S + 1):
                 self._run_segment(segment)
@@ -308,7 +271,7 @@ class Conductor:
                 write_reports(self.session, self.S)
                 self._write_state("finished")
                 self.notifier.send("session_finished", state="finished", summary=str(self.session.file(SUMMARY)),
-                                   tests_done=self.tests_done, tests_failed=self.tests_failed)
+                                   tests_done=self.segments.tests_done, tests_failed=self.segments.tests_failed)
                 code = EXIT_DONE
         except SessionFileError as err:
             # a file the session cannot go on without is damaged: one line, and the session is
@@ -363,14 +326,6 @@ class Conductor:
 
     # ------------------------------------------------------------ segments
 
-    def _current_research(self) -> Params:
-        """The research config with every patch applied so far (what the next test would use)."""
-        return self.gate.current()
-
-    def _params_for(self, g: int) -> Params:
-        assert self.seg is not None
-        return self.gate.in_force(self.seg.number, self.seg.research, up_to=g)
-
     def _run_segment(self, segment: int) -> None:
         self.seg = self.segments.start(segment)
         self.analyzer.reset()
@@ -383,12 +338,12 @@ class Conductor:
         self.gate.read_decisions()  # any that arrived while nobody watched
         while processed < self.T:
             if processed + 1 in done:  # resuming: read back instead of re-running
-                self._absorb_from_disk(segment, processed + 1)
+                self.segments.read_back(self.seg, processed + 1)
                 processed += 1
                 next_t = max(next_t, processed + 1)
                 continue
             if processed + 1 in waiting:
-                self._absorb_outcome(waiting.pop(processed + 1))
+                self.segments.absorb(self.seg, waiting.pop(processed + 1))
                 processed += 1
                 continue
             if self.stopping and not in_flight:
@@ -460,68 +415,7 @@ class Conductor:
 
     def _start(self, segment: int, t: int) -> None:
         assert self.seg is not None and self.runner is not None
-        g = self.schedule.index(segment, t)
-        w = self.schedule.window(g)
-        research = self._params_for(g)
-        role = "ensemble" if self.seg.role == "ensemble" else "chosen"
-        configs = [research, *self.seg.ensemble, *self.seg.baselines]
-        roles = [role] + ["ensemble"] * len(self.seg.ensemble) + ["baseline"] * len(self.seg.baselines)
-        specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
-        self.runner.submit(
-            TestTask(
-                test_id(segment, t), segment, t, w.index, self.schedule.bars.slice(w.start, w.end),
-                w.train_bars, w.train_bars + w.validation_bars, specs,
-                self.settings.episode_bars, self.settings.blunder_bars,
-            )
-        )
-
-    # ------------------------------------------------------------ one test's results
-
-    def _absorb_outcome(self, outcome: TestOutcome) -> None:
-        """Write a finished test's folder, then account for it (in test order)."""
-        assert self.seg is not None
-        seg, t = outcome.segment, outcome.test
-        g = self.schedule.index(seg, t)
-        w = self.schedule.window(g)
-        tid = test_id(seg, t)
-        rows = rank_test_rows(outcome.rows) if outcome.ok else []
-        files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.sid, rows)
-        write_test_dir(self.session, seg, t, files)
-        crash_point("after_test")
-        if not outcome.ok:
-            self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
-                        test=tid, attempts=outcome.attempts)
-        self._account(seg, t, trades, scores, rows, outcome.ok)
-
-    def _absorb_from_disk(self, seg: int, t: int) -> None:
-        folder = self.session.test_dir(seg, t)
-        trades = read_events(folder / TRADES).records
-        scores = read_events(folder / SCORES).records
-        rows = read_leaderboard_csv(folder / LEADERBOARD)
-        ok = bool(rows)
-        self._account(seg, t, trades, scores, rows, ok)
-
-    def _account(self, seg: int, t: int, trades: list, scores: list, rows: list[LeaderboardRow], ok: bool) -> None:
-        """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
-        assert self.seg is not None
-        g = self.schedule.index(seg, t)
-        research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == params_json(self._params_for(g))), None)
-        self.seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
-        self.seg.rows.extend(rows)
-        self.ranking.add(rows)
-        self.tests_done += 1
-        if not ok:
-            self.tests_failed += 1
-            return
-        w = self.schedule.window(g)
-        self.trials.tested(w, rows)
-        self._write_records(self.desk.after_test(test_id(seg, t), rows, self.schedule.bar_time(w.validation_end - 1)))
-        if g < self.gate.muted_until(seg, g):
-            return  # these tests started before the latest plan could change anything: stale evidence
-        stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
-        check = self.analyzer.feed(stats, self._current_research())
-        if check is not None:
-            self.gate.on_check(check, seg, t, g)
+        self.runner.submit(self.segments.task(self.seg, t))
 
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:

@@ -243,3 +243,14 @@ def _reason(err: Exception, timeout_s: float) -> str:
     if isinstance(err, RuntimeError):
         return str(err)
     return f"{type(err).__name__}: {err}"
+
+
+def hooks_in_force() -> NotifySettings:
+    """The [notify] hooks of the settings in force now (never stored in the session: they may hold tokens)."""
+    from agents.settings import load_settings
+
+    try:
+        return load_settings().notify
+    except ValueError as err:  # the CLI checked the settings when the session started; they changed since
+        log.warning("notifications off: the settings do not load: %s", str(err).splitlines()[0])
+        return NotifySettings()

@@ -1,9 +1,11 @@
-"""A segment's two ends: the agents plan it at its start, and its results are judged at its end.
+"""A segment: the agents plan it at its start, each test is accounted for, its results are judged at its end.
 
 Start: the Strategist proposes from the config carried into the segment, the Critic
 chooses (scoring proposals on the windows just before the segment — data already seen),
 and segment_plan.json records it all; a resume reads that file back instead of asking the
-agents again. End: segment_results.json (the research config per phase, baselines,
+agents again. Each test, in test order: its folder written (or read back after a crash),
+its rows in the tallies, the standings, the trial matrix and the allocation desk, its
+episodes fed to the rules — the same whether it ran now or before a crash. End: segment_results.json (the research config per phase, baselines,
 standings, the ensemble portfolio in segment 5, the overfitting figures so far), the
 Critic's verdict on what it may see (no holdout), the Maestro's line and, after segments
 2 and 4, the one-page plan.
@@ -26,6 +28,8 @@ from agents.critic import Critic, proposal_params
 from agents.documents import checked
 from agents.gate import Gate
 from agents.journal import Journal
+from agents.rules import Analyzer, episode_stats
+from agents.test_folder import test_files
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
 from agents.report import SegmentTally, plan_after_segment, segment_results
 from agents.schedule import Schedule
@@ -33,12 +37,21 @@ from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
 from engine.backtest import run_backtest
-from engine.events import PlanEvent
+from engine.events import PlanEvent, read_events
+from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
-from engine.leaderboard import LeaderboardRow, StandingsBook, config_id, config_label, params_json
+from engine.leaderboard import (
+    LeaderboardRow,
+    StandingsBook,
+    config_id,
+    config_label,
+    params_json,
+    rank_test_rows,
+    read_leaderboard_csv,
+)
 from engine.methods import METHODS
 from engine.params import Params
-from engine.session import SEGMENT_PLAN, SEGMENT_RESULTS, SessionDir
+from engine.session import LEADERBOARD, SCORES, SEGMENT_PLAN, SEGMENT_RESULTS, TRADES, SessionDir, test_id, write_test_dir
 
 log = logging.getLogger("maestro.segments")
 
@@ -65,7 +78,7 @@ class Segments:
     def __init__(self, session: SessionDir, settings: Settings, journal: Journal, schedule: Schedule, gate: Gate,
                  ranking: StandingsBook, trials: TrialMatrix, desk: AllocationDesk,
                  strategist: Strategist, critic: Critic, base: Params, echo: Callable[[str], None],
-                 write_records: Callable[[list[Record]], None]) -> None:
+                 analyzer: Analyzer, write_records: Callable[[list[Record]], None]) -> None:
         self.session = session
         self.settings = settings
         self.journal = journal
@@ -78,7 +91,10 @@ class Segments:
         self.critic = critic
         self.base = base  # the session's starting config (the smart baseline)
         self.echo = echo
+        self.analyzer = analyzer
         self.write_records = write_records  # allocation and audit records, in the journal
+        self.tests_done = 0
+        self.tests_failed = 0
 
     # ------------------------------------------------------------ what the agents are told
 
@@ -179,6 +195,70 @@ class Segments:
             "targets": self.settings.targets.model_dump(),
             "tests_planned": self.schedule.planned(segment),
         }
+
+    # ------------------------------------------------------------ each test, in test order
+
+    def task(self, seg: SegmentState, t: int) -> TestTask:
+        """Test t of the segment for the worker pool: its window, the research config in force, the others."""
+        s = self.schedule
+        assert s.bars is not None
+        g = s.index(seg.number, t)
+        w = s.window(g)
+        research = self.gate.in_force(seg.number, seg.research, up_to=g)
+        role = "ensemble" if seg.role == "ensemble" else "chosen"
+        configs = [research, *seg.ensemble, *seg.baselines]
+        roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
+        specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
+        return TestTask(test_id(seg.number, t), seg.number, t, w.index, s.bars.slice(w.start, w.end),
+                        w.train_bars, w.train_bars + w.validation_bars, specs,
+                        self.settings.episode_bars, self.settings.blunder_bars)
+
+    def absorb(self, seg: SegmentState, outcome: TestOutcome) -> None:
+        """Write a finished test's folder, then account for it (in test order)."""
+        t = outcome.test
+        g = self.schedule.index(seg.number, t)
+        w = self.schedule.window(g)
+        tid = test_id(seg.number, t)
+        rows = rank_test_rows(outcome.rows) if outcome.ok else []
+        files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.session.session_id, rows)
+        write_test_dir(self.session, seg.number, t, files)
+        crash_point("after_test")
+        if not outcome.ok:
+            self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
+                               test=tid, attempts=outcome.attempts)
+        self._account(seg, t, trades, scores, rows, outcome.ok)
+
+    def read_back(self, seg: SegmentState, t: int) -> None:
+        """A test a run before a crash finished: its folder read back, accounted for as if it ran now."""
+        folder = self.session.test_dir(seg.number, t)
+        trades = read_events(folder / TRADES).records
+        scores = read_events(folder / SCORES).records
+        rows = read_leaderboard_csv(folder / LEADERBOARD)
+        ok = bool(rows)
+        self._account(seg, t, trades, scores, rows, ok)
+
+    def _account(self, seg: SegmentState, t: int, trades: list, scores: list, rows: list[LeaderboardRow],
+                 ok: bool) -> None:
+        """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
+        g = self.schedule.index(seg.number, t)
+        in_force = params_json(self.gate.in_force(seg.number, seg.research, up_to=g))
+        research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == in_force), None)
+        seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
+        seg.rows.extend(rows)
+        self.ranking.add(rows)
+        self.tests_done += 1
+        if not ok:
+            self.tests_failed += 1
+            return
+        w = self.schedule.window(g)
+        self.trials.tested(w, rows)
+        self.write_records(self.desk.after_test(test_id(seg.number, t), rows, self.schedule.bar_time(w.validation_end - 1)))
+        if g < self.gate.muted_until(seg.number, g):
+            return  # these tests started before the latest plan could change anything: stale evidence
+        stats = episode_stats(g, trades, scores, self.settings.blunder_bars)
+        check = self.analyzer.feed(stats, self.gate.current())
+        if check is not None:
+            self.gate.on_check(check, seg.number, t, g)
 
     # ------------------------------------------------------------ the end
 

@@ -388,3 +388,9 @@ def decided_positions(trades: np.ndarray, n: int) -> np.ndarray:
     for entry, exit_, side in zip(trades["entry_idx"].tolist(), trades["exit_idx"].tolist(), trades["side"].tolist()):
         out[max(entry - 1, 0):max(exit_, entry)] = side
     return out
+
+
+def warm_up_portfolio() -> None:
+    """Compile the portfolio kernel (a tiny run): the conductor does it while the worker pool compiles its own."""
+    close = np.linspace(100.0, 101.0, 50)
+    run_portfolio(close, np.zeros((1, 50)), ["warm-up"], np.ones(1), AllocationSettings(), 300_000, compare=False)

@@ -14,6 +14,8 @@ Every pane, modal, notification and log line that carries outside text goes thro
 
 from __future__ import annotations
 
+import logging
+
 import re
 from typing import Any
 
@@ -39,3 +41,9 @@ def visible(text: Any, *, one_line: bool = False) -> str:
     s = text if isinstance(text, str) else str(text)
     return (_UNSAFE_IN_LINE if one_line else _UNSAFE).sub(_escape, s)
 
+
+class VisibleFormatter(logging.Formatter):
+    """Log lines carry LLM text, reasons and notes: no control character reaches conductor.log raw."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return visible(super().format(record))
