@@ -39,32 +39,40 @@ import numpy as np
 
 from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.baseline import Baseline, choose_baseline
-from agents.trials import TrialMatrix
 from agents.context import SegmentContext, Standing, segment_role
 from agents.critic import Critic, OfflineCritic, proposal_params
 from agents.documents import checked
 from agents.llm import LLMClient, Meter, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage, one_line
-from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
-from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
-from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
 from agents.notify import Notifier
+from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, new_nonce, outcome
+from agents.report import SegmentTally, plan_after_segment, segment_results, write_reports
+from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring, episode_stats
 from agents.settings import NotifySettings, Settings, load_settings
 from agents.strategist import OfflineStrategist, Strategist
+from agents.trials import TrialMatrix
 from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
 from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
-from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
+from engine.jsonl import (
+    JsonlTail,
+    JsonlWriter,
+    SessionFileError,
+    read_json,
+    read_jsonl,
+    write_json_atomic,
+    write_text_atomic,
+)
 from engine.leaderboard import (
     LeaderboardRow,
+    StandingsBook,
     config_id,
     config_label,
+    leaderboard_csv_text,
     params_json,
     rank_test_rows,
-    StandingsBook,
-    leaderboard_csv_text,
     read_leaderboard_csv,
 )
 from engine.methods import METHODS
@@ -72,13 +80,13 @@ from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import (
     ALLOCATION,
-    LLM_RECORDS,
     AUDIT,
     CONDUCTOR_LOG,
     CONFIG,
     CONVERSATION,
     DECISIONS,
     LEADERBOARD,
+    LLM_RECORDS,
     PLANS,
     SCORES,
     SEGMENT_PLAN,
@@ -594,7 +602,7 @@ class Conductor:
                 self.runner.shutdown(cancel=True)
             if getattr(self, "_dask_client", None) is not None:
                 self._dask_client.close()
-            for name, writer in getattr(self, "writers", {}).items():
+            for writer in getattr(self, "writers", {}).values():
                 writer.close()
             for s, h in previous.items():
                 signal.signal(s, h)

@@ -9,9 +9,7 @@ finished session (report rewrites only its own reports).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from collections.abc import Callable
 from pathlib import Path
 

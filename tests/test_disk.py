@@ -94,7 +94,7 @@ def _assert_failed_for_want_of_space(out: subprocess.CompletedProcess, session: 
     # what the disk refused is gone, not half there: no torn line, no partial folder, no temporary file
     for path in session.rglob("*.jsonl"):
         assert not read_jsonl(path).bad_lines, path
-    assert not [p for p in session.rglob(".*")], "a partial folder or a temporary file was left"
+    assert not list(session.rglob(".*")), "a partial folder or a temporary file was left"
 
 
 @pytest.mark.parametrize("short_of", ["space", "inodes"])

@@ -9,7 +9,6 @@ any raw control character.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess

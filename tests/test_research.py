@@ -14,8 +14,8 @@ from engine.jsonl import read_json, read_jsonl
 from engine.synthetic import synthetic_bars
 from engine.windows import NoWindow, bars_needed, fit_tests, walk_forward_windows
 from tests.llm_server import LLMServer, sensible
-from tests.test_console import settle
 from tests.sessions import EAGER_RULES, cli, days_of_bars, headless_session, only_session, write_binance_csv
+from tests.test_console import settle
 
 # ------------------------------------------------------------------ fitting tests to windows
 
