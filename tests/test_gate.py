@@ -35,6 +35,8 @@ from tests.sessions import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # every test runs manual sessions through the CLI, many killed at each write
+
 MANUAL = ("--segments", "1", "--tests", "40", "--seed", "5", "--approval", "manual", "--workers", "1")
 
 

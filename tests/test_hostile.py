@@ -25,6 +25,8 @@ from maestro_tui.replay import ReplayApp
 from tests.llm_server import LLMServer, sensible
 from tests.sessions import EAGER_RULES, ROOT, cli, only_session, wait_for
 
+pytestmark = pytest.mark.slow  # every test reads one session run against a hostile model server
+
 EVIL = ("\x1b]0;PWNED-TITLE\x07\x1b]52;c;UFdORUQtQ0xJUEJPQVJE\x07\x1b[2J\x9b2J \u202eevil\u202c "
         "[link=https://evil.example]click[/link] [/] [bold]x\x00end")
 RAW = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")

@@ -27,6 +27,8 @@ from maestro_tui.replay import ReplayApp
 from maestro_tui.widgets.panes import AllocationTable, Conversation, EpisodesTable, LeaderboardTable, PlansTable
 from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
+pytestmark = pytest.mark.slow  # every test replays a recorded session or records one
+
 KINDS = ("approve", "veto", "edit")
 
 
