@@ -2,6 +2,7 @@
 
 Every import in every module counts — top level or inside a function, `import x`,
 `from x import y`, relative imports, and `importlib.import_module("x")` with a literal name.
+CI checks this before the other tests, with the README's test command, which it runs as written.
 """
 
 from __future__ import annotations
@@ -125,3 +126,12 @@ def test_the_contract_sees_function_level_relative_and_dynamic_imports(tmp_path:
         ["agents", "engine", "maestro_tui", "agents"],
         ["agents", "maestro_tui", "agents"],
     ]
+
+
+def test_ci_runs_the_readme_test_command_as_written() -> None:
+    def commands(text: str) -> list[str]:
+        return [" ".join(line.split()) for line in text.replace("\\\n", " ").splitlines() if "pip install -e '.[test]'" in line]
+
+    readme = commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(readme) == 1, "README.md should show one command that installs '.[test]' and runs the checks and tests"
+    assert readme == commands((ROOT / ".ci" / "run").read_text(encoding="utf-8")), ".ci/run and README.md disagree"
