@@ -70,7 +70,7 @@ class AllocationDesk:
         self.min_history = max(2, int(math.ceil(settings.min_history_days / STEP_DAYS)))
         self.returns = {f: deque(maxlen=self.window) for f in families}
         self.controller = Controller({f: 1.0 / len(families) for f in families}, settings, session_id)
-        self.modes = {f: "ACTIVE" for f in families}
+        self.modes = dict.fromkeys(families, "ACTIVE")
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {

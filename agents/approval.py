@@ -159,7 +159,7 @@ def decision_outcome(session_root: Path, offset: int) -> tuple[str, str] | None:
 def plan_age(plan: PlanEvent, now: dt.datetime | None = None) -> str:
     """How long ago a plan's line was written: `42 s`, `7 min`, `3 h`."""
     then = dt.datetime.fromisoformat(plan.emitted_at.replace("Z", "+00:00"))
-    seconds = max(0, int(((now or dt.datetime.now(dt.timezone.utc)) - then).total_seconds()))
+    seconds = max(0, int(((now or dt.datetime.now(dt.UTC)) - then).total_seconds()))
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:

@@ -30,22 +30,21 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-
 from agents.allocator import AllocationDesk, Record
-from agents.trials import TrialMatrix
-from agents.critic import Critic, Review
 from agents.crash_points import crash_point
+from agents.critic import Critic, Review
 from agents.gate import Gate
-from agents.schedule import Schedule
-from agents.segments import Segments, SegmentState
 from agents.journal import Journal
 from agents.messages import MaestroMessage
+from agents.notify import Notifier, hooks_in_force
 from agents.report import write_reports
 from agents.rules import Analyzer, RuleFiring
-from agents.notify import Notifier, hooks_in_force
-from agents.settings import Settings
+from agents.schedule import Schedule
+from agents.segments import Segments, SegmentState
 from agents.session_start import build_agents, load_source
+from agents.settings import Settings
 from agents.strategist import Strategist
+from agents.trials import TrialMatrix
 from engine.allocation import warm_up_portfolio
 from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool

@@ -28,13 +28,13 @@ from agents.critic import Critic, proposal_params
 from agents.documents import checked
 from agents.gate import Gate
 from agents.journal import Journal
-from agents.rules import Analyzer, episode_stats
-from agents.test_folder import test_files
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
 from agents.report import SegmentTally, plan_after_segment, segment_results
+from agents.rules import Analyzer, episode_stats
 from agents.schedule import Schedule
 from agents.settings import Settings
 from agents.strategist import Strategist
+from agents.test_folder import test_files
 from agents.trials import TrialMatrix
 from engine.backtest import run_backtest
 from engine.events import PlanEvent, read_events
@@ -51,7 +51,16 @@ from engine.leaderboard import (
 )
 from engine.methods import METHODS
 from engine.params import Params
-from engine.session import LEADERBOARD, SCORES, SEGMENT_PLAN, SEGMENT_RESULTS, TRADES, SessionDir, test_id, write_test_dir
+from engine.session import (
+    LEADERBOARD,
+    SCORES,
+    SEGMENT_PLAN,
+    SEGMENT_RESULTS,
+    TRADES,
+    SessionDir,
+    test_id,
+    write_test_dir,
+)
 
 log = logging.getLogger("maestro.segments")
 

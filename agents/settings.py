@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from agents.llm import LLMSettings
@@ -67,7 +67,7 @@ class Rules(_Section):
     high_vol_step_atr_z_min: float = Field(0.25, gt=0)
 
     @model_validator(mode="after")
-    def _steps_within_max_step(self) -> "Rules":
+    def _steps_within_max_step(self) -> Rules:
         # a rule's step is a plan's change: it keeps the parameter's max step like any other
         from engine.params import PARAM_BOUNDS
 

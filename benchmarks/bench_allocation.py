@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from engine import Params, run_backtest, synthetic_bars  # noqa: E402
-from engine.allocation import AllocationSettings, decided_positions, run_portfolio  # noqa: E402
+from engine import Params, run_backtest, synthetic_bars
+from engine.allocation import AllocationSettings, decided_positions, run_portfolio
 
 
 def main() -> None:

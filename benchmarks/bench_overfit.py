@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from engine.overfit import pbo_cscv  # noqa: E402
+from engine.overfit import pbo_cscv
 
 
 def main() -> None:

@@ -156,8 +156,8 @@ class Controller:
         self.settings = settings
         self.session_id = session_id
         self.environment = environment
-        self.allocations = {name: base for name, base in bases.items()}  # too little history: ACTIVE
-        self.modes: dict[str, Mode] = {name: "ACTIVE" for name in bases}
+        self.allocations = dict(bases)  # too little history: ACTIVE
+        self.modes: dict[str, Mode] = dict.fromkeys(bases, "ACTIVE")
         self.ledger = NonceLedger()
 
     def rebalance(self, sharpes: dict[str, float | None]) -> list[Decision]:

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -64,7 +64,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 _BINANCE_MICROSECONDS_FROM = 10**14
 # Beyond year 9999 no time is real, and Python's datetime can no longer name it.
 _MAX_ABS_MS = 253_402_300_799_999
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class DataError(ValueError):

@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Self, Union
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -27,12 +27,12 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
     TypeAdapter,
-    SerializerFunctionWrapHandler,
     model_serializer,
     model_validator,
 )
@@ -52,7 +52,7 @@ _UTC_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|\+00:0
 
 def utc_now_iso() -> str:
     """Return the current wall-clock time as ISO 8601 UTC, millisecond precision, 'Z'."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -85,12 +85,12 @@ def _reject_non_finite(value: Any) -> Any:
 # float. A lax union would turn True into 1 or 1 into 1.0, and a patch applied to a
 # parameter must carry exactly the type the parameter schema declares.
 PatchValue = Annotated[
-    Union[StrictBool, StrictInt, StrictFloat, StrictStr],
+    StrictBool | StrictInt | StrictFloat | StrictStr,
     Field(union_mode="left_to_right"),
     BeforeValidator(_reject_non_finite),
 ]
 EvidenceValue = Annotated[
-    Union[StrictBool, StrictInt, StrictFloat, StrictStr, None],
+    StrictBool | StrictInt | StrictFloat | StrictStr | None,
     Field(union_mode="left_to_right"),
     BeforeValidator(_reject_non_finite),
 ]
@@ -366,15 +366,7 @@ class MessageEvent(Event):
 
 
 AnyEvent = Annotated[
-    Union[
-        TradeEvent,
-        ScoreEvent,
-        PlanEvent,
-        DecisionEvent,
-        AllocationEvent,
-        AuditEvent,
-        MessageEvent,
-    ],
+    TradeEvent | ScoreEvent | PlanEvent | DecisionEvent | AllocationEvent | AuditEvent | MessageEvent,
     Field(discriminator="kind"),
 ]
 """Any event, told apart by its ``kind``."""

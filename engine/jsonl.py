@@ -114,7 +114,7 @@ _LINE_ENCODER = json.JSONEncoder(
 
 def _find_unserialisable(value: Any, where: str) -> tuple[str, str] | None:
     """Return (field path, problem) of the first value JSON cannot hold, or None."""
-    if isinstance(value, float) or isinstance(value, np.floating):
+    if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             return where, f"is {value}; JSON Lines files accept finite numbers only"
         return None

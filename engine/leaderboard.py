@@ -62,8 +62,8 @@ from __future__ import annotations
 
 import bisect
 import csv
-import io
 import hashlib
+import io
 import itertools
 import json
 import math

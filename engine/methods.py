@@ -19,8 +19,8 @@ bar for its own indicators; engine.backtest.warmup_bars adds the stop's ATR and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from numba import njit

@@ -67,14 +67,14 @@ class Params(BaseModel):
     _kernel_cache: Any = PrivateAttr(default=None)
 
     @model_validator(mode="after")
-    def _periods_are_ordered(self) -> "Params":
+    def _periods_are_ordered(self) -> Params:
         if self.ema_fast >= self.ema_slow:
             raise ValueError(f"ema_fast ({self.ema_fast}) must be below ema_slow ({self.ema_slow})")
         if self.macd_fast >= self.macd_slow:
             raise ValueError(f"macd_fast ({self.macd_fast}) must be below macd_slow ({self.macd_slow})")
         return self
 
-    def with_changes(self, **changes: Any) -> "Params":
+    def with_changes(self, **changes: Any) -> Params:
         """A validated copy with `changes` applied; raises ParamError naming the field."""
         return params_from_dict({**self.model_dump(), **changes}, where="patch")
 

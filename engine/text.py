@@ -15,7 +15,6 @@ Every pane, modal, notification and log line that carries outside text goes thro
 from __future__ import annotations
 
 import logging
-
 import re
 from typing import Any
 

@@ -21,7 +21,6 @@ from textual.widgets import DataTable, Footer
 from agents.approval import DecisionError, record_decision, research_in_force
 from engine.params import Params
 from engine.text import visible
-from themes import DEFAULT_THEME, THEMES
 from maestro_tui.commands import SessionCommands
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.screens.quit import QuitScreen
@@ -38,6 +37,7 @@ from maestro_tui.widgets.panes import (
     TargetsPanel,
 )
 from maestro_tui.widgets.status import StatusBar
+from themes import DEFAULT_THEME, THEMES
 
 PANES = ("plans", "episodes", "leaderboard", "allocation", "targets", "equity", "conversation")
 DRAIN_PER_TICK = 400  # items folded into the view per tick: bounded work per frame

@@ -222,9 +222,9 @@ def _run(args: argparse.Namespace) -> int:
     from agents.baseline import BaselineError
     from agents.conductor import Conductor
     from agents.session_start import new_session_config, session_start
-    from engine.windows import NoWindow
     from engine.jsonl import write_json_atomic
     from engine.session import CONFIG, new_session_dir
+    from engine.windows import NoWindow
 
     console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
@@ -381,13 +381,12 @@ def _best_config(session) -> str:
 
 def _report(args: argparse.Namespace) -> int:
     from agents.report import plan_after_segment, write_reports
-    from engine.jsonl import write_text_atomic
-    from engine.jsonl import read_json
+    from engine.jsonl import read_json, write_text_atomic
     from engine.session import SEGMENT_RESULTS
 
     session = _session_arg(args.session)
     from agents.charts import write_charts
-    from agents.report import session_rows, standing_dict
+    from agents.report import session_rows
 
     config = read_json(session.file("session_config.json"))
     segments = config["settings"]["segments"]

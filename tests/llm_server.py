@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 Answer = Callable[[str, dict[str, Any]], dict[str, Any]]  # (tool or schema name, request) -> the JSON answer
 
@@ -40,7 +41,7 @@ class LLMServer:
             def log_message(self, *args: Any) -> None:  # quiet
                 return
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 server.requests.append(body)
                 server.headers.append(dict(self.headers))

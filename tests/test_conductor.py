@@ -27,6 +27,8 @@ from tests.sessions import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # every test runs sessions, or reads the module's full session
+
 SMALL = ("--segments", "5", "--tests", "12", "--seed", "11")
 
 

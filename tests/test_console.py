@@ -28,6 +28,8 @@ from maestro_tui.screens.review import ReviewScreen
 from maestro_tui.widgets.panes import PlansTable, value_text
 from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
+pytestmark = pytest.mark.slow  # every test drives the console over a running session
+
 
 @pytest.fixture
 def waiting_session(tmp_path: Path):

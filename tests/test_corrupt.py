@@ -9,9 +9,7 @@ finished session (report rewrites only its own reports).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +18,8 @@ import pytest
 from maestro_tui.app import MaestroApp
 from maestro_tui.replay import ReplayApp
 from tests.sessions import EAGER_RULES, cli, only_session, snapshot
+
+pytestmark = pytest.mark.slow  # every case damages a finished session and runs the CLI or the console on it
 
 REPORTS = {"session_summary.md", "metrics_global.json", "plan_after_segment_2.md", "plan_after_segment_4.md",
            "equity.png", "targets.png", "allocation.png"}

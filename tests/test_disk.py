@@ -94,9 +94,10 @@ def _assert_failed_for_want_of_space(out: subprocess.CompletedProcess, session: 
     # what the disk refused is gone, not half there: no torn line, no partial folder, no temporary file
     for path in session.rglob("*.jsonl"):
         assert not read_jsonl(path).bad_lines, path
-    assert not [p for p in session.rglob(".*")], "a partial folder or a temporary file was left"
+    assert not list(session.rglob(".*")), "a partial folder or a temporary file was left"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("short_of", ["space", "inodes"])
 def test_a_full_disk_fails_the_session_in_one_line_and_resume_after_freeing_space_finishes_it(
     reference: Path, mount: Mount, short_of: str
@@ -241,6 +242,7 @@ def _assert_one_line(out: subprocess.CompletedProcess, *words: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_a_sessions_dir_that_cannot_take_a_session_is_one_line_exit_2_and_nothing_written(
     bad_sessions_dir: tuple[Path, str], tmp_path: Path
 ):
@@ -257,6 +259,7 @@ def test_a_sessions_dir_from_the_environment_is_checked_the_same_way(tmp_path: P
     _assert_one_line(out, str(path), "not a folder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [_a_file, _a_dangling_link], ids=["a-file", "a-dangling-link"])
 @pytest.mark.parametrize("command", ["report {}", "decide {}", "decide {} P1-001 approve", "replay {}", "attach {}",
                                      "run --resume {}"])
@@ -276,6 +279,7 @@ def test_ls_on_a_sessions_dir_that_does_not_exist_yet_lists_nothing(tmp_path: Pa
     assert out.returncode == 0 and "no sessions" in out.stdout and not out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [("check-data",), ("backtest", "--data")], ids=" ".join)
 @pytest.mark.parametrize("kind", ["a-folder", "a-dangling-link"])
 def test_a_data_path_that_is_not_a_file_is_one_line_exit_2(tmp_path: Path, command, kind):
@@ -287,6 +291,7 @@ def test_a_data_path_that_is_not_a_file_is_one_line_exit_2(tmp_path: Path, comma
     _assert_one_line(cli(*command, str(path)), str(path))
 
 
+@pytest.mark.slow
 def test_commands_that_write_into_a_read_only_session_say_so_in_one_line(reference: Path, tmp_path: Path):
     frozen = tmp_path / "frozen"
     frozen.mkdir()

@@ -11,6 +11,8 @@ from agents.documents import DOCUMENTS
 from engine.jsonl import read_json
 from tests.sessions import cli, only_session
 
+pytestmark = pytest.mark.slow  # every test reads one session run through the CLI
+
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):

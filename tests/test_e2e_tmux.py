@@ -16,7 +16,10 @@ import pytest
 from engine.jsonl import read_jsonl
 from tests.sessions import EAGER_RULES, ROOT, conductor_state, find_session, pending_plans, wait_for
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)")
+pytestmark = [
+    pytest.mark.slow,  # a real console in tmux over a running session
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install -y tmux)"),
+]
 
 
 def tmux(*args: str) -> str:

@@ -296,10 +296,10 @@ def test_value_out_of_bounds_is_refused(model: type[Event], field: str, value: A
 
 
 def test_trade_gates_must_be_the_four_known_gates() -> None:
-    with pytest.raises(ValidationError, match="gates.vwap"):
+    with pytest.raises(ValidationError, match=r"gates\.vwap"):
         TradeEvent.model_validate(trade(gates={"cvd": True, "imb": True, "atrz": True,
                                               "vhf": True, "vwap": True}))
-    with pytest.raises(ValidationError, match="gates.vhf"):
+    with pytest.raises(ValidationError, match=r"gates\.vhf"):
         TradeEvent.model_validate(trade(gates={"cvd": True, "imb": True, "atrz": True}))
 
 

@@ -35,6 +35,8 @@ from tests.sessions import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow  # every test runs manual sessions through the CLI, many killed at each write
+
 MANUAL = ("--segments", "1", "--tests", "40", "--seed", "5", "--approval", "manual", "--workers", "1")
 
 
@@ -96,7 +98,7 @@ def test_two_deciders_racing_on_one_plan_one_wins_the_other_is_told_the_true_sta
             assert codes == [0, 2], results
             (_, won, _), = [r for r in results if r[0] == 0]
             (_, _, lost), = [r for r in results if r[0] == 2]
-            assert won.startswith(f"{plan['plan_id']}: applied") or won.startswith(f"{plan['plan_id']}: vetoed"), won
+            assert won.startswith((f"{plan['plan_id']}: applied", f"{plan['plan_id']}: vetoed")), won
             # the loser hears the plan's true state: the winner's decision waiting, or its effect
             assert plan["plan_id"] in lost and ("already has a decision" in lost or " is applied" in lost
                                                 or " is vetoed" in lost), lost
@@ -186,7 +188,7 @@ class Receiver(http.server.ThreadingHTTPServer):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+            def do_POST(self) -> None:
                 outer.payloads.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 outer.arrived.set()
                 if outer.hang:
@@ -354,7 +356,7 @@ def decided_references(tmp_path_factory) -> dict[str, Path]:
     for kind in ("approve", "edit", "veto"):
         where = tmp_path_factory.mktemp(f"ref-{kind}")
         proc = cli_background("run", "--headless", *KILL_SPEC, "--sessions-dir", str(where), env=EAGER_RULES)
-        session = wait_for(lambda: find_session(where), what="the session folder")
+        session = wait_for(lambda: find_session(where), what="the session folder")  # noqa: B023 - called in this iteration
         assert decide_then_approve(session, proc, kind, set()) == 0, proc.stderr.read()
         out[kind] = session
     return out

@@ -9,7 +9,6 @@ any raw control character.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -25,6 +24,8 @@ from maestro_tui.app import MaestroApp
 from maestro_tui.replay import ReplayApp
 from tests.llm_server import LLMServer, sensible
 from tests.sessions import EAGER_RULES, ROOT, cli, only_session, wait_for
+
+pytestmark = pytest.mark.slow  # every test reads one session run against a hostile model server
 
 EVIL = ("\x1b]0;PWNED-TITLE\x07\x1b]52;c;UFdORUQtQ0xJUEJPQVJE\x07\x1b[2J\x9b2J \u202eevil\u202c "
         "[link=https://evil.example]click[/link] [/] [bold]x\x00end")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 import math
 import multiprocessing
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -368,7 +368,7 @@ def test_failed_rename_leaves_the_old_document_and_no_temp_file(
 
 def test_reading_a_missing_document_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "session_config.json"
-    with pytest.raises(SessionFileError, match="session_config.json: file not found") as info:
+    with pytest.raises(SessionFileError, match=r"session_config\.json: file not found") as info:
         read_json(path)
     assert info.value.path == path and isinstance(info.value, ValueError)
 

@@ -338,7 +338,7 @@ def test_deflated_sharpe_with_one_trial_is_the_plain_probabilistic_sharpe() -> N
 
 def test_more_trials_deflate_more() -> None:
     values = [deflated_sharpe(0.5, 20, 0.0, 3.0, n, 0.04) for n in (1, 2, 5, 10, 100, 1000)]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     assert all(0.0 <= d <= 1.0 for d in values)
 
 

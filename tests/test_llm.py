@@ -181,6 +181,7 @@ def test_prompt_injection_cannot_produce_a_plan_outside_the_schema():
     assert all("ignore your rules" not in json.dumps(r) for r in script.requests)
 
 
+@pytest.mark.slow
 def test_a_session_with_both_apis_has_llm_proposals_critiques_and_plans(tmp_path: Path):
     with LLMServer(sensible) as server:
         env = {"ANTHROPIC_API_KEY": "sk-ant-e2e", "OPENAI_API_KEY": "sk-e2e",
@@ -197,6 +198,7 @@ def test_a_session_with_both_apis_has_llm_proposals_critiques_and_plans(tmp_path
     assert state["providers"] == {"strategist": "anthropic", "critic": "openai"} and state["llm"]["calls"] > 0
 
 
+@pytest.mark.slow
 def test_the_api_key_appears_nowhere(tmp_path: Path):
     sentinel_a, sentinel_o = "sk-ant-SENTINEL-7f3a9c", "sk-SENTINEL-2b8e41"
     with LLMServer(sensible) as server:
@@ -217,6 +219,7 @@ def test_the_api_key_appears_nowhere(tmp_path: Path):
     assert "SENTINEL" not in out.stdout + out.stderr
 
 
+@pytest.mark.slow
 async def test_the_console_never_shows_the_key(tmp_path: Path, monkeypatch):
     from maestro_tui.app import MaestroApp
 
@@ -233,6 +236,7 @@ async def test_the_console_never_shows_the_key(tmp_path: Path, monkeypatch):
     assert "SENTINEL" not in screen and "anthropic" in screen
 
 
+@pytest.mark.slow
 def test_recorded_exchanges_replay_through_the_sdk(tmp_path: Path):
     with LLMServer(sensible) as server:
         env = {"ANTHROPIC_API_KEY": "sk-ant-rec", "OPENAI_API_KEY": "sk-rec",

@@ -47,7 +47,7 @@ class Hook:
             def log_message(self, *args: Any) -> None:  # quiet
                 return
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 hook.requests.append({"method": self.command, "path": self.path,
                                       "content_type": self.headers.get("content-type"), "body": body})

@@ -10,7 +10,6 @@ import pytest
 
 from engine.overfit import ChanceCounts, Pbo, chance_profitable, pbo_cscv, t_upper_tail
 
-
 # ---------------------------------------------------------------------------- slow reference
 
 

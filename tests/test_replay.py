@@ -27,6 +27,8 @@ from maestro_tui.replay import ReplayApp
 from maestro_tui.widgets.panes import AllocationTable, Conversation, EpisodesTable, LeaderboardTable, PlansTable
 from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
+pytestmark = pytest.mark.slow  # every test replays a recorded session or records one
+
 KINDS = ("approve", "veto", "edit")
 
 
@@ -171,7 +173,7 @@ async def test_at_every_plan_and_decision_each_pane_shows_the_session_as_it_stoo
             seen_decisions = sum(1 for d in decisions if seconds(d["emitted_at"]) <= moment)
         assert seen_decisions == len(decisions) and len(visited) == len(app.feed.plan_marks)
         # a decision's verdict is on screen at its mark: applied, edited or vetoed as the human said
-        final = {p: s for p, s in rebuild(recorded, app.feed.end).plans.items()}
+        final = dict(rebuild(recorded, app.feed.end).plans)
         for d in decisions:
             assert final[d["plan_id"]] == {"approve": "applied", "edit": "edited", "veto": "vetoed"}[d["decision"]]
         for mark in reversed(visited[:-1]):  # [ back through them: the view is rebuilt, not patched

@@ -14,8 +14,8 @@ from engine.jsonl import read_json, read_jsonl
 from engine.synthetic import synthetic_bars
 from engine.windows import NoWindow, bars_needed, fit_tests, walk_forward_windows
 from tests.llm_server import LLMServer, sensible
-from tests.test_console import settle
 from tests.sessions import EAGER_RULES, cli, days_of_bars, headless_session, only_session, write_binance_csv
+from tests.test_console import settle
 
 # ------------------------------------------------------------------ fitting tests to windows
 
@@ -55,6 +55,7 @@ def test_no_window_at_all_is_refused():
 # ------------------------------------------------------------------ a trader's own short file
 
 
+@pytest.mark.slow
 def test_a_20_day_file_runs_on_windows_of_its_own_and_says_so(tmp_path: Path):
     data = days_of_bars(tmp_path / "BTCUSDT-5m-2025-03.csv", 20)
     out = cli("run", "--headless", "--data", str(data), "--sessions-dir", str(tmp_path / "s"))
@@ -69,6 +70,7 @@ def test_a_20_day_file_runs_on_windows_of_its_own_and_says_so(tmp_path: Path):
     assert read_json(session / "metrics_global.json")["reused_tests"] == 0
 
 
+@pytest.mark.slow
 def test_allow_reuse_marks_every_reused_test_and_every_result_built_on_them(tmp_path: Path):
     data = days_of_bars(tmp_path / "short.csv", 20)
     out = cli("run", "--headless", "--data", str(data), "--allow-reuse", "--segments", "4", "--tests", "2",
@@ -87,6 +89,7 @@ def test_allow_reuse_marks_every_reused_test_and_every_result_built_on_them(tmp_
     assert "2 on reused windows" in out.stdout  # the segment lines
 
 
+@pytest.mark.slow
 def test_a_10_day_file_is_refused_by_check_data_and_run_before_any_folder(tmp_path: Path):
     data = days_of_bars(tmp_path / "ten.csv", 10)
     reason = f"{data}: 2880 bars (10.0 days) hold no walk-forward window: one needs 15 days"
@@ -116,6 +119,7 @@ def test_check_data_says_span_gaps_windows_and_tests_per_segment(tmp_path: Path)
 SMALL = ("--segments", "2", "--tests", "8", "--seed", "5")
 
 
+@pytest.mark.slow
 def test_a_best_below_the_bar_is_not_carried_forward_and_repeated_runs_do_not_drift(tmp_path: Path):
     for _ in range(4):
         out = cli("run", "--headless", *SMALL, "--sessions-dir", str(tmp_path))
@@ -133,6 +137,7 @@ def test_a_best_below_the_bar_is_not_carried_forward_and_repeated_runs_do_not_dr
     assert "- Started from: defaults (" in (sessions[1] / "session_summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_best_that_clears_the_bar_is_carried_only_onto_the_same_data(tmp_path: Path):
     earn = {"MAESTRO_BASELINE_MIN_DSR": "0"}  # every best clears a bar of 0
     first = headless_session(tmp_path / "a", *SMALL, env=earn)
@@ -155,6 +160,7 @@ def test_a_best_that_clears_the_bar_is_carried_only_onto_the_same_data(tmp_path:
     assert read_json(third / "session_config.json")["base_origin"] == "defaults (no earlier session on this data)"
 
 
+@pytest.mark.slow
 def test_the_baseline_flag_overrides_and_a_bad_one_is_refused(tmp_path: Path):
     first = headless_session(tmp_path / "a", *SMALL)
     out = cli("run", "--headless", *SMALL, "--baseline", str(first), "--sessions-dir", str(tmp_path / "b"))
@@ -169,6 +175,7 @@ def test_the_baseline_flag_overrides_and_a_bad_one_is_refused(tmp_path: Path):
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
 
 
+@pytest.mark.slow
 async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
     from maestro_tui.app import MaestroApp
 
@@ -186,6 +193,7 @@ async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
 # ------------------------------------------------------------------ overfitting measured
 
 
+@pytest.mark.slow
 def test_every_proposal_counts_as_a_trial_and_the_summary_says_how_much_is_luck(tmp_path: Path):
     session = headless_session(tmp_path, "--segments", "2", "--tests", "12", "--seed", "11")
     metrics = read_json(session / "metrics_global.json")
@@ -222,6 +230,7 @@ SELECTION = ("plans.jsonl", "decisions.jsonl", "allocation.jsonl", "segment_1/se
              "segment_2/segment_plan.json")
 
 
+@pytest.mark.slow
 def test_changing_holdout_bars_changes_no_choice_and_no_prompt(tmp_path: Path):
     segments, tests = 2, 3
     bars = synthetic_bars(bars_needed(segments * tests, 300_000), seed=9)

@@ -20,6 +20,8 @@ from engine.session import CONFIG, SessionDir
 from maestro_tui.app import MaestroApp
 from tests.sessions import cli
 
+pytestmark = pytest.mark.slow  # each snapshot needs a conducted session
+
 
 def conducted(base: Path, segments: int, tests: int = 8) -> Path:
     """A session run to its end by a real conductor, in a folder with a fixed name."""

@@ -7,7 +7,7 @@ import time
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.session import conductor_alive, ConductorState
+from engine.session import ConductorState, conductor_alive
 from engine.text import visible
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.panes import show_text
