@@ -10,17 +10,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.critic import targets_met
 from agents.approval import latest_plans
 from agents.documents import checked
 from agents.plans import describe_outcome
-from agents.settings import Targets
 from engine.events import read_events
 from engine.text import visible
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.targets import Targets, targets_met
 from engine.windows import TestPlan
 
 PHASE_NAMES = ("train", "validation", "holdout")

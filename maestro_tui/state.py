@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.leaderboard import TARGET_METRICS, LeaderboardRow, Standing, StandingsBook, target_values
+from engine.leaderboard import LeaderboardRow, Standing, StandingsBook
+from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
 
