@@ -54,7 +54,7 @@ from agents.settings import NotifySettings, Settings, load_settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
-from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
+from engine.events import SCHEMA_VERSION, DecisionEvent, PatchItem, PlanEvent, event_fields, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
@@ -211,7 +211,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str,
     values["workers"] = settings.effective_workers()
     values["segments"], values["tests"] = start.tests.segments, start.tests.tests
     return checked(CONFIG, {
-        "v": 1,
+        "v": SCHEMA_VERSION,
         "session_id": session.session_id,
         "created_at": utc_now_iso(),
         "settings": values,
@@ -458,7 +458,7 @@ class Conductor:
     def _audit(self, action: str, who: str, why: str, plan_id: str | None = None, nonce: str | None = None,
                **details: Any) -> dict[str, Any]:
         rec = {
-            "v": 1, "kind": "audit", "session_id": self.sid, "emitted_at": utc_now_iso(),
+            **event_fields("audit", self.sid),
             "action": action, "plan_id": plan_id, "nonce": nonce, "who": who, "why": why, "details": details,
         }
         self._append(AUDIT, self._audit_key(rec), rec)
@@ -471,7 +471,7 @@ class Conductor:
         if ref:
             body["ref"] = ref
         rec = {
-            "v": 1, "kind": "message", "session_id": self.sid, "emitted_at": utc_now_iso(),
+            **event_fields("message", self.sid),
             "agent": body["agente"], "provider": provider, "segment": segment, "turn": turn,
             "message": body, "text": one_line(message),
         }
@@ -993,7 +993,7 @@ class Conductor:
         iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
         exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
         method = outcome.rows[0].method
-        now = utc_now_iso()
+        head = event_fields("trade", self.sid)
         tf = f"{self.bars.interval_ms // 60_000}m"
         out = []
         for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
@@ -1003,7 +1003,7 @@ class Conductor:
             tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
         )):
             out.append({
-                "v": 1, "kind": "trade", "session_id": self.sid, "emitted_at": now,
+                **head,
                 "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
                 "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
                 "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
@@ -1013,10 +1013,10 @@ class Conductor:
         return out
 
     def _score_records(self, outcome: TestOutcome, tid: str) -> list[dict[str, Any]]:
-        now = utc_now_iso()
+        head = event_fields("score", self.sid)
         return [
             {
-                "v": 1, "kind": "score", "session_id": self.sid, "emitted_at": now,
+                **head,
                 "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
                 "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
                 "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],

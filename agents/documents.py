@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.messages import CriticMessage, StrategistMessage
 from agents.settings import Settings
+from engine.events import SCHEMA_VERSION
 from engine.leaderboard import Standing
 from engine.params import Params
 from engine.targets import TargetName, Targets
@@ -59,7 +60,7 @@ class BaselineDoc(_Doc):
 class SessionConfigDoc(_Doc):
     """session_config.json: the values the session actually runs with (never an API key)."""
 
-    v: Literal[1]
+    v: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
     session_id: str
     created_at: str
     settings: Settings

@@ -9,7 +9,8 @@ Speed: ``event_to_json`` goes through pydantic's ``model_dump_json`` and is fine
 occasional plan or decision. The conductor writes ~50k trades per session; on that hot path
 it may build plain dicts and hand them to ``engine.jsonl.JsonlWriter`` (``json.dumps``
 underneath), as long as the tests validate those dicts with ``TradeEvent.model_validate``
-so the shape cannot drift from the model.
+so the shape cannot drift from the model. Such a dict starts from ``event_fields``, which
+stamps the schema version: no writer spells ``v`` itself.
 """
 
 from __future__ import annotations
@@ -136,6 +137,12 @@ class Event(BaseModel):
         Prefer this to ``model_copy(update=...)``, which skips validation.
         """
         return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def event_fields(kind: str, session_id: str, emitted_at: str | None = None) -> dict[str, Any]:
+    """The fields every event carries, for a plain-dict event: ``v`` (this schema), ``kind``,
+    ``session_id`` and ``emitted_at`` (now, unless given), in the order the models write them."""
+    return {"v": SCHEMA_VERSION, "kind": kind, "session_id": session_id, "emitted_at": emitted_at or utc_now_iso()}
 
 
 def _is_supported_version(v: Any) -> bool:

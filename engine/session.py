@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.events import SCHEMA_VERSION
 from engine.jsonl import (
     SessionFileError,
     overwrite_in_place,
@@ -104,8 +105,6 @@ class SessionDir:
         A folder from another schema version would be read field by field as if it were
         ours: better to say so once, up front, than to show a session half understood.
         """
-        from engine.events import SCHEMA_VERSION
-
         path = self.root / CONFIG
         v = read_json(path).get("v")
         if type(v) is not int or v != SCHEMA_VERSION:
@@ -161,7 +160,7 @@ class ConductorState(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    v: int = 1
+    v: int = SCHEMA_VERSION
     session_id: str
     pid: int
     host: str
