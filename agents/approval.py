@@ -17,8 +17,8 @@ from pathlib import Path
 from filelock import FileLock
 
 from agents.plans import PlanError, edited_patch
-from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
-from engine.jsonl import JsonlTail, append_jsonl, read_json, read_jsonl
+from engine.events import DecisionEvent, PatchItem, PlanEvent, latest_plans, read_events, utc_now_iso
+from engine.jsonl import JsonlTail, append_jsonl, read_json
 from engine.params import Params
 from engine.session import AUDIT, DECISIONS, PLANS, SEGMENT_PLAN, SessionDir, read_conductor_state
 
@@ -35,17 +35,9 @@ class Recorded:
     offset: int
 
 
-def latest_plans(session_root: Path) -> dict[str, PlanEvent]:
-    """Each plan's latest line in plans.jsonl, in the order plans were first written."""
-    latest: dict[str, PlanEvent] = {}
-    for rec in read_jsonl(session_root / PLANS, PlanEvent).records:
-        latest[rec.plan_id] = rec
-    return latest
-
-
 def latest_plan(session_root: Path, plan_id: str) -> PlanEvent:
     """The latest line of plan `plan_id`; DecisionError if there is none."""
-    plan = latest_plans(session_root).get(plan_id)
+    plan = latest_plans(session_root / PLANS).get(plan_id)
     if plan is None:
         raise DecisionError(f"no plan {plan_id} in {session_root}")
     return plan

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.events import read_events
+from engine.events import latest_plans, read_events
 from engine.leaderboard import LeaderboardRow, StandingsBook
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
 from engine.targets import TARGETS, target_values
@@ -117,14 +117,12 @@ def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) 
     """Write the three PNGs next to the summary; returns {chart: file name}."""
     tests = config["settings"]["tests"]
     targets = config["settings"]["targets"]
-    latest: dict[str, dict] = {}
-    for p in read_events(session.file(PLANS)).records:
-        latest[p["plan_id"]] = p
+    latest = latest_plans(session.file(PLANS))
     applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_events(session.file(AUDIT)).records
                   if a["action"] == "patch_applied"}
     decisions = [
-        {"status": p["status"], "x": applied_at.get(pid, _test_index(p["test_id"], tests) if p.get("test_id") else 0)}
-        for pid, p in latest.items() if p["status"] in ("applied", "vetoed", "pending")
+        {"status": p.status, "x": applied_at.get(pid, _test_index(p.test_id, tests) if p.test_id else 0)}
+        for pid, p in latest.items() if p.status in ("applied", "vetoed", "pending")
     ]
     equity_chart(session.file(CHARTS["equity"]), rows, tests)
     targets_chart(session.file(CHARTS["targets"]), rows, targets, tests, decisions)

@@ -54,7 +54,7 @@ from agents.settings import NotifySettings, Settings, load_settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.backtest import run_backtest
 from engine.data import Bars, load_bars
-from engine.events import SCHEMA_VERSION, DecisionEvent, PatchItem, PlanEvent, event_fields, read_events, utc_now_iso
+from engine.events import SCHEMA_VERSION, DecisionEvent, PatchItem, PlanEvent, event_fields, latest_plans, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import JsonlTail, JsonlWriter, SessionFileError, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from engine.leaderboard import (
@@ -415,12 +415,9 @@ class Conductor:
             self.written[CONVERSATION].add(f"{rec['segment']}:{rec['turn']}:{rec['agent']}:{rec['message'].get('ref', '')}")
         for rec in read_jsonl(self.session.file(PLANS), PlanEvent).records:
             self.written[PLANS].add(f"{rec.plan_id}:{'outcome' if rec.outcome is not None else rec.status}")
-            known = self.book.plans.get(rec.plan_id)
-            if known is None:
-                seg, t = parse_test_id(rec.test_id or "seg1_test001")
-                self.book.plans[rec.plan_id] = PlanRecord(rec, seg, self._g(seg, t))
-            else:
-                known.event = rec
+        for plan_id, rec in latest_plans(self.session.file(PLANS)).items():
+            seg, t = parse_test_id(rec.test_id or "seg1_test001")
+            self.book.plans[plan_id] = PlanRecord(rec, seg, self._g(seg, t))
         self.allocation_existing = len(read_events(self.session.file(ALLOCATION)).records)
         for rec in read_events(self.session.file(AUDIT)).records:
             try:

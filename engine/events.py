@@ -19,7 +19,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Self, Union
+from typing import Annotated, Any, Literal, Self, TypeVar, Union
 
 from pydantic import (
     AfterValidator,
@@ -296,6 +296,30 @@ class PlanEvent(Event):
             p.parameter: f"{_format_patch_value(p.old_value)} -> {_format_patch_value(p.new_value)}"
             for p in items
         }
+
+
+_Line = TypeVar("_Line")
+
+
+def fold_plan_line(plans: dict[str, _Line], plan_id: str, line: _Line) -> bool:
+    """Fold one line of plans.jsonl into `plans` (plan_id -> the plan's latest line, in the order
+    plans were first written): a plan is what its latest line says. True for a plan's first line."""
+    first = plan_id not in plans
+    plans[plan_id] = line
+    return first
+
+
+def latest_plans(path: Any) -> dict[str, PlanEvent]:
+    """Each plan's latest line in the plans.jsonl at `path`, in the order plans were first written.
+
+    Torn and invalid lines are skipped (engine.jsonl). No file: no plans.
+    """
+    from engine.jsonl import read_jsonl  # engine.jsonl imports this module
+
+    plans: dict[str, PlanEvent] = {}
+    for line in read_jsonl(path, PlanEvent).records:
+        fold_plan_line(plans, line.plan_id, line)
+    return plans
 
 
 class DecisionEvent(Event):

@@ -451,9 +451,11 @@ def _list_pending(session) -> int:
     """`decide DIR`: the pending plans, one line each, with how to decide them."""
     import shlex
 
-    from agents.approval import latest_plans, plan_age
+    from agents.approval import plan_age
+    from engine.events import latest_plans
+    from engine.session import PLANS
 
-    pending = [p for p in latest_plans(session.root).values() if p.status == "pending"]
+    pending = [p for p in latest_plans(session.file(PLANS)).values() if p.status == "pending"]
     if not pending:
         print(f"no plan waits for a decision in {session.root}")
         return EXIT_OK

@@ -23,6 +23,7 @@ from engine.events import (
     TradeEvent,
     event_fields,
     event_to_json,
+    latest_plans,
     parse_event,
     utc_now_iso,
 )
@@ -401,3 +402,13 @@ def test_a_plain_dict_event_starts_with_the_fields_a_model_writes_first_and_this
     model = AuditEvent(**BASE, action="a", who="w", why="")
     assert list(record)[:4] == list(json.loads(event_to_json(model)))[:4] == ["v", "kind", "session_id", "emitted_at"]
     assert record["v"] == SCHEMA_VERSION and parse_event(record) == model
+
+
+def test_a_plan_is_its_latest_line_and_plans_keep_the_order_they_were_first_written(tmp_path) -> None:
+    lines = [plan(plan_id="P1-002"), plan(plan_id="P1-001"), plan(plan_id="P1-002", status="vetoed")]
+    path = tmp_path / "plans.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn')
+    latest = latest_plans(path)
+    assert list(latest) == ["P1-002", "P1-001"]
+    assert [p.status for p in latest.values()] == ["vetoed", "pending"]
+    assert latest_plans(tmp_path / "none.jsonl") == {}
