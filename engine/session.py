@@ -50,6 +50,7 @@ SCORES = "scores.jsonl"
 TEST_LOG = "test.log"
 
 _TEST_ID = re.compile(r"^seg(\d+)_test(\d{3,})$")
+_SEGMENT_DIR = re.compile(r"^segment_(\d+)$")
 
 ConductorStateName = Literal["starting", "running", "waiting", "paused", "stopped", "finished", "failed"]
 
@@ -348,14 +349,24 @@ def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str
     return final
 
 
+def segment_folders(session: SessionDir) -> list[tuple[int, Path]]:
+    """(segment, folder) of every segment folder (segment_1, segment_2, …), by number."""
+    found = []
+    for seg_dir in session.root.glob("segment_*"):
+        m = _SEGMENT_DIR.match(seg_dir.name)
+        if m and seg_dir.is_dir():
+            found.append((int(m.group(1)), seg_dir))
+    return sorted(found, key=lambda f: f[0])
+
+
 def test_folders(session: SessionDir, segment: int | None = None) -> list[tuple[int, int, Path]]:
     """(segment, test, folder) of every complete test (renamed into place), in session order.
 
     Ordered by number, not by name: seg1_test1000 comes after seg1_test999.
     """
     found = []
-    for seg_dir in session.root.glob("segment_*"):
-        if not seg_dir.is_dir() or (segment is not None and seg_dir.name != f"segment_{segment}"):
+    for number, seg_dir in segment_folders(session):
+        if segment is not None and number != segment:
             continue
         for p in seg_dir.iterdir():
             if p.is_dir() and not p.name.startswith("."):  # a hidden .partial folder is incomplete
