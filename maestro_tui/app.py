@@ -311,13 +311,9 @@ class MaestroApp(App):
         if self.read_only or not self.w_status.dead:
             self.notify("the conductor is alive" if not self.w_status.dead else "read-only attach", severity="warning")
             return
-        import subprocess
-        import sys
+        from maestro_tui.conductor_process import start_conductor
 
-        subprocess.Popen(
-            [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(self.session_root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        start_conductor(self.session_root)
         self._dead_notified = False
         self.notify("resuming: a new conductor picks up where the last one stopped")
 
