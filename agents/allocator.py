@@ -33,7 +33,7 @@ from engine.allocation import (
 )
 from engine.backtest import run_backtest
 from engine.data import Bars
-from engine.events import utc_now_iso
+from engine.events import event_fields
 from engine.leaderboard import LeaderboardRow, config_label
 from engine.params import Params
 
@@ -74,7 +74,7 @@ class AllocationDesk:
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {
-            "v": 1, "kind": "allocation", "session_id": self.session_id, "emitted_at": utc_now_iso(), "ts": ts,
+            **event_fields("allocation", self.session_id), "ts": ts,
             "strategy": d.strategy, "sharpe": None if d.sharpe is None else round(d.sharpe, 6), "mode": d.mode,
             "allocation": round(d.allocation, 6), "previous_allocation": round(d.previous_allocation, 6),
             "reason": reason, "agent_id": d.identity.agent_id, "nonce": d.identity.nonce,
@@ -82,7 +82,7 @@ class AllocationDesk:
 
     def _audit(self, d: Decision, where: str) -> dict[str, Any]:
         return {
-            "v": 1, "kind": "audit", "session_id": self.session_id, "emitted_at": utc_now_iso(),
+            **event_fields("audit", self.session_id),
             "action": "allocation_decision", "plan_id": None, "nonce": d.identity.nonce, "who": d.identity.agent_id,
             "why": summary(d),
             "details": {"strategy": d.strategy, "sharpe": d.sharpe, "mode": d.mode, "allocation": d.allocation,
@@ -157,7 +157,7 @@ def ensemble_portfolio(
                 sharpe = result.sharpes[r, k]
                 rated = "too little history" if math.isnan(sharpe) else f"trailing Sharpe {sharpe:.2f}"
                 records.append(Record("allocation.jsonl", f"ensemble:{bar}:{k}", {
-                    "v": 1, "kind": "allocation", "session_id": session_id, "emitted_at": utc_now_iso(),
+                    **event_fields("allocation", session_id),
                     "ts": iso(start + bar), "strategy": name, "sharpe": None if math.isnan(sharpe) else float(sharpe),
                     "mode": mode, "allocation": alloc, "previous_allocation": prev_alloc[k],
                     "reason": f"ensemble: {rated} -> {mode}", "agent_id": f"ensemble/{name}",
@@ -167,7 +167,7 @@ def ensemble_portfolio(
     overrides = result.override_bars()
     for bar, held in overrides:
         records.append(Record("allocation.jsonl", f"ensemble-override:{bar}", {
-            "v": 1, "kind": "allocation", "session_id": session_id, "emitted_at": utc_now_iso(),
+            **event_fields("allocation", session_id),
             "ts": iso(start + bar), "strategy": "systemic-risk", "sharpe": None, "mode": "ACTIVE", "allocation": 0.0,
             "previous_allocation": 0.0, "override": True, "signals_changed": held,
             "reason": f"at least {settings.systemic_sells} strategies signalled SELL: BUY held for {', '.join(held)}",

@@ -17,10 +17,10 @@ from pathlib import Path
 from filelock import FileLock
 
 from agents.plans import PlanError, edited_patch
-from engine.events import DecisionEvent, PatchItem, PlanEvent, read_events, utc_now_iso
-from engine.jsonl import JsonlTail, append_jsonl, read_json, read_jsonl
+from engine.events import DecisionEvent, PatchItem, PlanEvent, latest_plans, read_events, utc_now_iso
+from engine.jsonl import JsonlTail, append_jsonl, read_json
 from engine.params import Params
-from engine.session import AUDIT, DECISIONS, PLANS, SEGMENT_PLAN, SessionDir, read_conductor_state
+from engine.session import AUDIT, DECISIONS, PLANS, SEGMENT_PLAN, SessionDir, read_conductor_state, segment_folders
 
 
 class DecisionError(ValueError):
@@ -35,17 +35,9 @@ class Recorded:
     offset: int
 
 
-def latest_plans(session_root: Path) -> dict[str, PlanEvent]:
-    """Each plan's latest line in plans.jsonl, in the order plans were first written."""
-    latest: dict[str, PlanEvent] = {}
-    for rec in read_jsonl(session_root / PLANS, PlanEvent).records:
-        latest[rec.plan_id] = rec
-    return latest
-
-
 def latest_plan(session_root: Path, plan_id: str) -> PlanEvent:
     """The latest line of plan `plan_id`; DecisionError if there is none."""
-    plan = latest_plans(session_root).get(plan_id)
+    plan = latest_plans(session_root / PLANS).get(plan_id)
     if plan is None:
         raise DecisionError(f"no plan {plan_id} in {session_root}")
     return plan
@@ -53,14 +45,11 @@ def latest_plan(session_root: Path, plan_id: str) -> PlanEvent:
 
 def research_in_force(session_root: Path) -> Params:
     """The research config the next test would run with: the latest segment's, with its applied patches."""
-    segments = sorted(
-        (int(p.parent.name.split("_")[1]) for p in session_root.glob(f"segment_*/{SEGMENT_PLAN}")
-         if p.parent.name.split("_")[1].isdigit()),
-    )
-    if not segments:
+    planned = [(k, folder) for k, folder in segment_folders(SessionDir(session_root)) if (folder / SEGMENT_PLAN).exists()]
+    if not planned:
         raise DecisionError(f"{session_root}: no segment has started yet")
-    segment = segments[-1]
-    params = Params.model_validate_json(read_json(session_root / f"segment_{segment}" / SEGMENT_PLAN)["research_params_json"])
+    segment, folder = planned[-1]
+    params = Params.model_validate_json(read_json(folder / SEGMENT_PLAN)["research_params_json"])
     for rec in read_events(session_root / AUDIT).records:
         if rec.get("action") == "patch_applied" and rec.get("details", {}).get("segment") == segment:
             params = Params.model_validate(rec["details"]["params_after"])

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.events import read_events
-from engine.leaderboard import LeaderboardRow, StandingsBook, target_values
+from engine.events import latest_plans, read_events
+from engine.leaderboard import LeaderboardRow, StandingsBook
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
+from engine.targets import TARGETS, target_values
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
 
@@ -69,24 +70,21 @@ def targets_chart(path: Path, rows: list[LeaderboardRow], targets: dict, tests: 
         firsts.setdefault(r.test_id, r)
     xs = [_test_index(t, tests) for t in firsts]
     per_test = list(firsts.values())
-    series = [("hit", "hit", "hit_min"), ("payoff", "payoff", "payoff_min"), ("maxdd USD", "maxdd", "maxdd_min_usd"),
-              ("blunders / 100", "blunders_per_100", "blunders_per_100_max"),
-              ("high-vol share", "high_vol_share", "high_vol_share_min")]
     # thin: each test alone (a test has few trades, so it jumps); bold: the last 10 tests pooled,
     # the figure the console's targets pane shows and the rules judge by
     single = [target_values([r]) for r in per_test]
     pooled = [target_values(per_test[max(0, i - 9): i + 1]) for i in range(len(per_test))]
-    fig, axes = plt.subplots(len(series), 1, figsize=(10, 9), dpi=110, sharex=True)
-    for ax, (name, key, target_key) in zip(axes, series):
-        ax.plot(xs, [v[key] for v in single], linewidth=0.6, alpha=0.35, color="tab:blue")
-        ax.plot(xs, [v[key] for v in pooled], linewidth=1.4, color="tab:blue")
-        target = targets.get(target_key)
+    fig, axes = plt.subplots(len(TARGETS), 1, figsize=(10, 9), dpi=110, sharex=True)
+    for ax, t in zip(axes, TARGETS):
+        ax.plot(xs, [v[t.metric] for v in single], linewidth=0.6, alpha=0.35, color="tab:blue")
+        ax.plot(xs, [v[t.metric] for v in pooled], linewidth=1.4, color="tab:blue")
+        target = t.threshold(targets)
         if target is not None:
             ax.axhline(target, color="tab:red", linestyle="--", linewidth=0.8)
         for d in decisions:
             color = {"applied": "tab:green", "vetoed": "tab:red"}.get(d["status"], "tab:orange")
             ax.axvline(d["x"], color=color, linewidth=0.6, alpha=0.7)
-        ax.set_ylabel(name, fontsize=8)
+        ax.set_ylabel(t.label, fontsize=8)
     axes[0].set_title("Research config, validation: last 10 tests pooled (bold), each test (faint); "
                       "targets dashed; plans: green applied, red vetoed", fontsize=9)
     axes[-1].set_xlabel("test (session order)")
@@ -119,14 +117,12 @@ def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) 
     """Write the three PNGs next to the summary; returns {chart: file name}."""
     tests = config["settings"]["tests"]
     targets = config["settings"]["targets"]
-    latest: dict[str, dict] = {}
-    for p in read_events(session.file(PLANS)).records:
-        latest[p["plan_id"]] = p
+    latest = latest_plans(session.file(PLANS))
     applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_events(session.file(AUDIT)).records
                   if a["action"] == "patch_applied"}
     decisions = [
-        {"status": p["status"], "x": applied_at.get(pid, _test_index(p["test_id"], tests) if p.get("test_id") else 0)}
-        for pid, p in latest.items() if p["status"] in ("applied", "vetoed", "pending")
+        {"status": p.status, "x": applied_at.get(pid, _test_index(p.test_id, tests) if p.test_id else 0)}
+        for pid, p in latest.items() if p.status in ("applied", "vetoed", "pending")
     ]
     equity_chart(session.file(CHARTS["equity"]), rows, tests)
     targets_chart(session.file(CHARTS["targets"]), rows, targets, tests, decisions)

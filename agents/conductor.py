@@ -46,7 +46,7 @@ from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
 from engine.allocation import warm_up_portfolio
-from engine.events import PlanEvent, read_events, utc_now_iso
+from engine.events import PlanEvent, latest_plans, read_events, utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json, read_jsonl
 from engine.leaderboard import (
@@ -185,7 +185,8 @@ class Conductor:
     def _load_written(self) -> None:
         """What an earlier run wrote: the journal's keys, the plan book, the patch timeline, the decisions spent."""
         for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:
-            self.gate.load_plan_line(event)
+            self.journal.mark(PLANS, f"{event.plan_id}:{'outcome' if event.outcome is not None else event.status}")
+        self.gate.load_plans(latest_plans(self.session.file(PLANS)))
         for rec in read_events(self.session.file(AUDIT)).records:
             try:
                 self.gate.load_audited(rec)

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 from agents.context import SegmentContext
 from agents.messages import CriticMessage, StrategistMessage
 from agents.rules import RuleFiring
-from agents.settings import Targets
 from engine.params import Params
+from engine.targets import targets_met, thresholds
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,6 @@ def proposal_params(base: Params, proposals: StrategistMessage) -> list[Params]:
     return [base.with_changes(method=p.metodo, **p.parametros) for p in proposals.proposta]
 
 
-def targets_met(targets: Targets, m: dict[str, float]) -> dict[str, bool]:
-    """Which targets the metrics `m` (hit, payoff, maxdd, blunders_per_100, high_vol_share) meet."""
-    return {
-        "hit": m.get("hit", 0.0) >= targets.hit_min,
-        "payoff": m.get("payoff", 0.0) >= targets.payoff_min,
-        "maxdd": m.get("maxdd", 0.0) >= targets.maxdd_min_usd,
-        "blunders": m.get("blunders_per_100", 0.0) <= targets.blunders_per_100_max,
-        "high_vol_share": m.get("high_vol_share", 0.0) >= targets.high_vol_share_min,
-    }
-
-
 class OfflineCritic:
     """Deterministic rules in place of an LLM."""
 
@@ -83,20 +72,11 @@ class OfflineCritic:
                 )
             chosen = (best,)
             verdict = f"chosen: {proposals.proposta[best].nome}"
-        t = ctx.targets
         message = CriticMessage(
             turno=1,
             veredito=verdict,
             analise=analysis,
-            ajuste_proposto={
-                "targets": {
-                    "hit": t.hit_min,
-                    "payoff": t.payoff_min,
-                    "maxdd": t.maxdd_min_usd,
-                    "blunders_per_100": t.blunders_per_100_max,
-                    "high_vol_share": t.high_vol_share_min,
-                }
-            },
+            ajuste_proposto={"targets": thresholds(ctx.targets)},
         )
         return Choice(chosen, message)
 

@@ -12,9 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.messages import CriticMessage, StrategistMessage
-from agents.settings import Settings, Targets
+from agents.settings import Settings
+from engine.events import SCHEMA_VERSION
 from engine.leaderboard import Standing
 from engine.params import Params
+from engine.targets import TargetName, Targets
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -58,7 +60,7 @@ class BaselineDoc(_Doc):
 class SessionConfigDoc(_Doc):
     """session_config.json: the values the session actually runs with (never an API key)."""
 
-    v: Literal[1]
+    v: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
     session_id: str
     created_at: str
     settings: Settings
@@ -178,7 +180,7 @@ class SegmentResultsDoc(_Doc):
     patches: list[AppliedPatch]
     chosen: dict[Literal["train", "validation", "holdout"], PhaseFigures]
     targets: Targets
-    targets_met: dict[Literal["hit", "payoff", "maxdd", "blunders", "high_vol_share"], bool]
+    targets_met: dict[TargetName, bool]
     baselines: dict[str, BaselineFigures]
     standings: list[Standing]
     ensemble_portfolio: EnsemblePortfolio | None = None

@@ -102,15 +102,11 @@ class Gate:
 
     # ------------------------------------------------------------ reading back an earlier run
 
-    def load_plan_line(self, event: PlanEvent) -> None:
-        """A plans.jsonl line an earlier run wrote."""
-        self.journal.mark(PLANS, f"{event.plan_id}:{'outcome' if event.outcome is not None else event.status}")
-        known = self.book.plans.get(event.plan_id)
-        if known is None:
+    def load_plans(self, latest: dict[str, PlanEvent]) -> None:
+        """The plans an earlier run wrote, each as its latest line says (engine.events.latest_plans)."""
+        for plan_id, event in latest.items():
             seg, t = parse_test_id(event.test_id or "seg1_test001")
-            self.book.plans[event.plan_id] = PlanRecord(event, seg, self.schedule.index(seg, t))
-        else:
-            known.event = event
+            self.book.plans[plan_id] = PlanRecord(event, seg, self.schedule.index(seg, t))
 
     def load_audited(self, rec: dict[str, Any]) -> None:
         """What one audit record of an earlier run tells: spent nonces and offsets, patches, vetoes."""

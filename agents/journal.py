@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agents.messages import one_line
-from engine.events import read_events, utc_now_iso
+from engine.events import event_fields, read_events
 from engine.jsonl import JsonlWriter
 from engine.session import ALLOCATION, AUDIT, CONVERSATION, PLANS, SessionDir
 
@@ -83,7 +83,7 @@ class Journal:
         if ref:
             body["ref"] = ref
         rec = {
-            "v": 1, "kind": "message", "session_id": self.sid, "emitted_at": utc_now_iso(), "key": key,
+            **event_fields("message", self.sid), "key": key,
             "agent": body["agente"], "provider": provider, "segment": segment, "turn": body["turno"],
             "message": body, "text": one_line(message),
         }
@@ -93,7 +93,7 @@ class Journal:
               **details: Any) -> dict[str, Any]:
         """An audit.jsonl record (once per its key); the record."""
         rec = {
-            "v": 1, "kind": "audit", "session_id": self.sid, "emitted_at": utc_now_iso(),
+            **event_fields("audit", self.sid),
             "action": action, "plan_id": plan_id, "nonce": nonce, "who": who, "why": why, "details": details,
         }
         self.append(AUDIT, audit_key(rec), rec)

@@ -25,6 +25,7 @@ from agents.plans import PlanError, checked_patch
 from agents.rules import RuleFiring
 from agents.strategist import OfflineStrategist
 from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.targets import thresholds
 
 log = logging.getLogger("maestro.llm")
 M = TypeVar("M", bound=BaseModel)
@@ -179,11 +180,9 @@ class LLMCritic(LLMRole):
                        _Choose, lambda c: c)
         if got is None:
             return self.offline.choose(ctx, proposals)
-        t = ctx.targets
         message = CriticMessage(turno=1, veredito=got.verdict, analise=got.analysis, ajuste_proposto={
             "chosen": proposals.proposta[got.chosen_index].nome,
-            "targets": {"hit": t.hit_min, "payoff": t.payoff_min, "maxdd": t.maxdd_min_usd,
-                        "blunders_per_100": t.blunders_per_100_max, "high_vol_share": t.high_vol_share_min},
+            "targets": thresholds(ctx.targets),
         })
         return Choice((got.chosen_index,), message)
 

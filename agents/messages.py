@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from engine.methods import MethodName
+
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
@@ -23,7 +25,7 @@ class Proposal(BaseModel):
     model_config = _CONFIG
 
     nome: str = Field(min_length=1, max_length=40)
-    metodo: Literal["ema_crossover", "macd_trend", "trend_breakout"]
+    metodo: MethodName
     parametros: dict[str, float | int | bool | str] = Field(default_factory=dict)
     racional: str = Field("", max_length=600)
 

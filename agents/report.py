@@ -10,16 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agents.approval import latest_plans
-from agents.critic import targets_met
 from agents.documents import checked
 from agents.plans import describe_outcome
-from agents.settings import Targets
-from engine.events import read_events
+from engine.events import latest_plans, read_events
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
 from engine.metrics import payoff_ratio
-from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.targets import Targets, targets_met
 from engine.text import visible
 from engine.windows import TestPlan
 
@@ -208,7 +206,7 @@ def global_metrics(session: SessionDir, segments: int) -> dict[str, Any]:
         m = r["chosen"]["validation"]
         total.trades += m["n_trades"]
         total.pnl += m["total_pnl"]
-    last_status = {plan_id: p.status for plan_id, p in latest_plans(session.root).items()}
+    last_status = {plan_id: p.status for plan_id, p in latest_plans(session.file(PLANS)).items()}
     statuses: dict[str, int] = {}
     for s in last_status.values():
         statuses[s] = statuses.get(s, 0) + 1
@@ -280,7 +278,7 @@ def _cell(text: Any) -> str:
 
 def plans_section(session: SessionDir) -> list[str]:
     """Every plan with how it ended and, for applied ones, what it did (its outcome)."""
-    latest = latest_plans(session.root)
+    latest = latest_plans(session.file(PLANS))
     if not latest:
         return []
     lines = [

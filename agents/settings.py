@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from agents.llm import LLMSettings
 from engine.allocation import AllocationSettings
+from engine.targets import Targets
 
 ApprovalMode = Literal["manual", "auto", "veto-only"]
 NotifyEvent = Literal["plan_pending", "session_finished", "session_failed", "llm_budget_spent"]
@@ -32,16 +33,6 @@ def config_path() -> Path:
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-class Targets(_Section):
-    """What the research aims for (DESIGN.md §6); checked on out-of-sample results."""
-
-    hit_min: float = Field(0.52, ge=0, le=1, description="hit rate at least")
-    payoff_min: float = Field(1.25, ge=0, le=10, description="payoff at least")
-    maxdd_min_usd: float = Field(-2000.0, le=0, description="max drawdown no deeper than, USD")
-    blunders_per_100_max: float = Field(2.0, ge=0, le=100, description="blunders per 100 trades at most")
-    high_vol_share_min: float = Field(0.30, ge=0, le=1, description="share of trades in the high-vol bin at least")
 
 
 class Rules(_Section):

@@ -12,6 +12,7 @@ from agents.context import SegmentContext
 from agents.messages import Proposal, StrategistMessage
 from engine.methods import METHODS
 from engine.params import PARAM_BOUNDS, Params
+from engine.targets import thresholds
 
 # the method-specific periods; everything else (exits, gates, costs) is shared by all methods
 METHOD_FIELDS = {name: m.param_names for name, m in METHODS.items()}
@@ -84,11 +85,11 @@ class OfflineStrategist:
         proposals = [
             Proposal(nome=name, metodo=p.method, parametros=changes(base, p), racional=why) for name, p, why in candidates
         ]
-        t = ctx.targets
+        expected = thresholds(ctx.targets)
         return StrategistMessage(
             turno=0,
             proposta=proposals,
             plano_curto=plan,
-            metricas_esperadas={"hit": t.hit_min, "payoff": t.payoff_min, "maxdd": t.maxdd_min_usd},
+            metricas_esperadas={k: expected[k] for k in ("hit", "payoff", "maxdd")},
             proximo_passo="the Critic picks one; 100 walk-forward tests follow",
         )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.data import Bars
-from engine.events import utc_now_iso
+from engine.events import event_fields
 from engine.executor import TestOutcome
 from engine.leaderboard import LeaderboardRow, config_label, leaderboard_csv_text
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
@@ -46,7 +46,7 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
     iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
     exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
     method = outcome.rows[0].method
-    now = utc_now_iso()
+    head = event_fields("trade", sid)
     tf = f"{bars.interval_ms // 60_000}m"
     out = []
     for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
@@ -56,7 +56,7 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
         tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
     )):
         out.append({
-            "v": 1, "kind": "trade", "session_id": sid, "emitted_at": now,
+            **head,
             "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
             "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
             "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
@@ -67,10 +67,10 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
 
 def score_records(outcome: TestOutcome, tid: str, sid: str) -> list[dict[str, Any]]:
     """The ScoreEvents of a finished test: one per episode."""
-    now = utc_now_iso()
+    head = event_fields("score", sid)
     return [
         {
-            "v": 1, "kind": "score", "session_id": sid, "emitted_at": now,
+            **head,
             "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
             "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
             "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],

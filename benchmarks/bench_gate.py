@@ -23,14 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.jsonl import read_json, read_jsonl  # noqa: E402
+from engine.events import latest_plans  # noqa: E402
+from engine.jsonl import read_json  # noqa: E402
 
 
 def _latest_plans(session: Path) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for rec in read_jsonl(session / "plans.jsonl").records:
-        latest[rec["plan_id"]] = rec
-    return latest
+    return {plan_id: p.model_dump() for plan_id, p in latest_plans(session / "plans.jsonl").items()}
 
 
 def main() -> None:

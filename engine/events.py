@@ -9,7 +9,8 @@ Speed: ``event_to_json`` goes through pydantic's ``model_dump_json`` and is fine
 occasional plan or decision. The conductor writes ~50k trades per session; on that hot path
 it may build plain dicts and hand them to ``engine.jsonl.JsonlWriter`` (``json.dumps``
 underneath), as long as the tests validate those dicts with ``TradeEvent.model_validate``
-so the shape cannot drift from the model.
+so the shape cannot drift from the model. Such a dict starts from ``event_fields``, which
+stamps the schema version: no writer spells ``v`` itself.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -136,6 +137,12 @@ class Event(BaseModel):
         Prefer this to ``model_copy(update=...)``, which skips validation.
         """
         return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def event_fields(kind: str, session_id: str, emitted_at: str | None = None) -> dict[str, Any]:
+    """The fields every event carries, for a plain-dict event: ``v`` (this schema), ``kind``,
+    ``session_id`` and ``emitted_at`` (now, unless given), in the order the models write them."""
+    return {"v": SCHEMA_VERSION, "kind": kind, "session_id": session_id, "emitted_at": emitted_at or utc_now_iso()}
 
 
 def _is_supported_version(v: Any) -> bool:
@@ -289,6 +296,30 @@ class PlanEvent(Event):
             p.parameter: f"{_format_patch_value(p.old_value)} -> {_format_patch_value(p.new_value)}"
             for p in items
         }
+
+
+_Line = TypeVar("_Line")
+
+
+def fold_plan_line(plans: dict[str, _Line], plan_id: str, line: _Line) -> bool:
+    """Fold one line of plans.jsonl into `plans` (plan_id -> the plan's latest line, in the order
+    plans were first written): a plan is what its latest line says. True for a plan's first line."""
+    first = plan_id not in plans
+    plans[plan_id] = line
+    return first
+
+
+def latest_plans(path: Any) -> dict[str, PlanEvent]:
+    """Each plan's latest line in the plans.jsonl at `path`, in the order plans were first written.
+
+    Torn and invalid lines are skipped (engine.jsonl). No file: no plans.
+    """
+    from engine.jsonl import read_jsonl  # engine.jsonl imports this module
+
+    plans: dict[str, PlanEvent] = {}
+    for line in read_jsonl(path, PlanEvent).records:
+        fold_plan_line(plans, line.plan_id, line)
+    return plans
 
 
 class DecisionEvent(Event):

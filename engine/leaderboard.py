@@ -422,28 +422,6 @@ def _read_rows(path: Path, reader: Any) -> list[LeaderboardRow]:
         raise SessionFileError(path, f"row {reader.line_num}: not valid CSV ({exc})") from None
 
 
-# ---------------------------------------------------------------------------- the targets over recent tests
-
-TARGET_METRICS = ("hit", "payoff", "maxdd", "blunders_per_100", "high_vol_share")
-
-
-def target_values(rows: Sequence[LeaderboardRow]) -> dict[str, float]:
-    """The five target metrics of validation results pooled over `rows` (a few recent tests of one config).
-
-    hit, high_vol_share: trade-weighted; blunders_per_100: per 100 trades; payoff: mean over
-    the tests with trades; maxdd: the worst test (USD ≤ 0). 0 when no trade (maxdd: no test).
-    """
-    trades = sum(r.val_trades for r in rows)
-    traded = [r.val_payoff for r in rows if r.val_trades]
-    return {
-        "hit": sum(r.val_hit * r.val_trades for r in rows) / trades if trades else 0.0,
-        "payoff": sum(traded) / len(traded) if traded else 0.0,
-        "maxdd": min((r.val_maxdd for r in rows), default=0.0),
-        "blunders_per_100": 100.0 * sum(r.val_blunders for r in rows) / trades if trades else 0.0,
-        "high_vol_share": sum(r.val_high_vol_share * r.val_trades for r in rows) / trades if trades else 0.0,
-    }
-
-
 # ---------------------------------------------------------------------------- deflated Sharpe
 
 

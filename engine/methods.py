@@ -21,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numba import njit
 
-from engine.params import Params
+if TYPE_CHECKING:  # engine.params takes its method names from here (MethodName)
+    from engine.params import Params
 
 
 @njit(cache=True, error_model="numpy")
@@ -170,3 +172,4 @@ METHODS: dict[str, Method] = {
     # the channel over the breakout_lookback bars before a bar is complete from bar breakout_lookback
     "trend_breakout": Method("trend_breakout", trend_breakout, ("breakout_lookback",), lambda p: p.breakout_lookback),
 }
+MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]  # a registered method's name, as Params.method takes it

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-MethodName = Literal["ema_crossover", "macd_trend", "trend_breakout"]
+from engine.methods import MethodName
 
 
 def _p(default: Any, lo: float, hi: float, step: float, doc: str, *, unit: str = "") -> Any:

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.events import SCHEMA_VERSION
 from engine.jsonl import (
     SessionFileError,
     overwrite_in_place,
@@ -49,6 +50,7 @@ SCORES = "scores.jsonl"
 TEST_LOG = "test.log"
 
 _TEST_ID = re.compile(r"^seg(\d+)_test(\d{3,})$")
+_SEGMENT_DIR = re.compile(r"^segment_(\d+)$")
 
 ConductorStateName = Literal["starting", "running", "waiting", "paused", "stopped", "finished", "failed"]
 
@@ -104,8 +106,6 @@ class SessionDir:
         A folder from another schema version would be read field by field as if it were
         ours: better to say so once, up front, than to show a session half understood.
         """
-        from engine.events import SCHEMA_VERSION
-
         path = self.root / CONFIG
         v = read_json(path).get("v")
         if type(v) is not int or v != SCHEMA_VERSION:
@@ -161,7 +161,7 @@ class ConductorState(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    v: int = 1
+    v: int = SCHEMA_VERSION
     session_id: str
     pid: int
     host: str
@@ -349,14 +349,24 @@ def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str
     return final
 
 
+def segment_folders(session: SessionDir) -> list[tuple[int, Path]]:
+    """(segment, folder) of every segment folder (segment_1, segment_2, …), by number."""
+    found = []
+    for seg_dir in session.root.glob("segment_*"):
+        m = _SEGMENT_DIR.match(seg_dir.name)
+        if m and seg_dir.is_dir():
+            found.append((int(m.group(1)), seg_dir))
+    return sorted(found, key=lambda f: f[0])
+
+
 def test_folders(session: SessionDir, segment: int | None = None) -> list[tuple[int, int, Path]]:
     """(segment, test, folder) of every complete test (renamed into place), in session order.
 
     Ordered by number, not by name: seg1_test1000 comes after seg1_test999.
     """
     found = []
-    for seg_dir in session.root.glob("segment_*"):
-        if not seg_dir.is_dir() or (segment is not None and seg_dir.name != f"segment_{segment}"):
+    for number, seg_dir in segment_folders(session):
+        if segment is not None and number != segment:
             continue
         for p in seg_dir.iterdir():
             if p.is_dir() and not p.name.startswith("."):  # a hidden .partial folder is incomplete

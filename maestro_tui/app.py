@@ -19,6 +19,7 @@ from textual.containers import Grid
 from textual.widgets import DataTable, Footer
 
 from agents.approval import DecisionError, record_decision, research_in_force
+from engine.methods import METHODS
 from engine.params import Params
 from engine.text import visible
 from maestro_tui.commands import SessionCommands
@@ -42,7 +43,7 @@ from themes import DEFAULT_THEME, THEMES
 PANES = ("plans", "episodes", "leaderboard", "allocation", "targets", "equity", "conversation")
 DRAIN_PER_TICK = 400  # items folded into the view per tick: bounded work per frame
 TICK_S = 0.2  # 5 Hz
-METHODS = (None, "ema_crossover", "macd_trend", "trend_breakout")
+METHOD_FILTERS = (None, *METHODS)  # the leaderboard's method filter cycles through these
 
 
 class MaestroApp(App):
@@ -257,7 +258,7 @@ class MaestroApp(App):
 
     def action_filter(self) -> None:
         board = self.w_board
-        board.method_filter = METHODS[(METHODS.index(board.method_filter) + 1) % len(METHODS)]
+        board.method_filter = METHOD_FILTERS[(METHOD_FILTERS.index(board.method_filter) + 1) % len(METHOD_FILTERS)]
         self.notify(f"leaderboard: {board.method_filter or 'all methods'}")
         board.show(self.view)
 
@@ -310,13 +311,9 @@ class MaestroApp(App):
         if self.read_only or not self.w_status.dead:
             self.notify("the conductor is alive" if not self.w_status.dead else "read-only attach", severity="warning")
             return
-        import subprocess
-        import sys
+        from maestro_tui.conductor_process import start_conductor
 
-        subprocess.Popen(
-            [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(self.session_root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        start_conductor(self.session_root)
         self._dead_notified = False
         self.notify("resuming: a new conductor picks up where the last one stopped")
 

@@ -277,16 +277,11 @@ def _conduct(args: argparse.Namespace) -> int:
 
 def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
     """Open the console on `session`, first starting its conductor in a process group of its own."""
-    import subprocess
-
+    from maestro_tui import conductor_process
     from maestro_tui.app import MaestroApp
 
     if start_conductor:
-        # its own session and process group: an SSH drop (SIGHUP) does not take it down
-        subprocess.Popen(
-            [sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(session.root)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        conductor_process.start_conductor(session.root)
     from agents.settings import load_settings
 
     try:
@@ -451,9 +446,11 @@ def _list_pending(session) -> int:
     """`decide DIR`: the pending plans, one line each, with how to decide them."""
     import shlex
 
-    from agents.approval import latest_plans, plan_age
+    from agents.approval import plan_age
+    from engine.events import latest_plans
+    from engine.session import PLANS
 
-    pending = [p for p in latest_plans(session.root).values() if p.status == "pending"]
+    pending = [p for p in latest_plans(session.file(PLANS)).values() if p.status == "pending"]
     if not pending:
         print(f"no plan waits for a decision in {session.root}")
         return EXIT_OK

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.leaderboard import StandingsBook
-from engine.session import SessionDir, session_status
+from engine.session import SessionDir, parse_test_id, session_status
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.state import Item, SessionView
 
@@ -59,7 +59,7 @@ class ReplayFeed:
         # seek ever goes over the rows again (a 5,000-test session has 22,000).
         self.book = StandingsBook()
         self.config: dict | None = None
-        self._segments_seen: set[str] = set()
+        self._segments_seen: set[int] = set()
         self._last_time = 0.0
         self.position = 0  # items released so far
         self.playing = False
@@ -118,7 +118,7 @@ class ReplayFeed:
                 self._mark(self.plan_marks, i)
             elif kind == "test":
                 self.book.add(s.item.payload.rows)  # in timeline order: the k-th test of the timeline is its k-th
-                segment = s.item.payload.test_id.split("_")[0]
+                segment, _ = parse_test_id(s.item.payload.test_id)
                 if segment not in self._segments_seen:
                     self._segments_seen.add(segment)
                     self._mark(self.segment_marks, i)
@@ -314,11 +314,11 @@ class ReplayApp(MaestroApp):
 
     def _synth_status(self) -> None:
         cfg = (self.view.config or self.feed.config or {}).get("settings", {})
-        last = self.view.research[-1].test_id if self.view.research else "seg0_"
+        segment = parse_test_id(self.view.research[-1].test_id)[0] if self.view.research else 0
         self.view.conductor = {
             "state": "replay", "recorded": self.feed.recorded, "tests_done": self.view.tests_seen,
             "tests_total": cfg.get("segments", 0) * cfg.get("tests", 0),
-            "segment": int(last.split("_")[0][3:] or 0), "segments": cfg.get("segments", 0),
+            "segment": segment, "segments": cfg.get("segments", 0),
             "approval": cfg.get("approval", "?"), "providers": (self.view.config or {}).get("agents", {}),
         }
         self.w_status.refresh_from(self.view, True)

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.leaderboard import TARGET_METRICS, LeaderboardRow, Standing, StandingsBook, target_values
+from engine.events import fold_plan_line
+from engine.leaderboard import LeaderboardRow, Standing, StandingsBook
+from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
 
@@ -97,10 +99,9 @@ class SessionView:
         elif kind == "conductor":
             self.conductor = p
         elif kind == "plans":
-            if p["plan_id"] not in self.plans:
+            if fold_plan_line(self.plans, p["plan_id"], p):
                 self.plan_order.append(p["plan_id"])
                 self.proposals[p["plan_id"]] = p
-            self.plans[p["plan_id"]] = p
         elif kind == "decisions":
             self.decisions.append(p)
         elif kind == "audit":

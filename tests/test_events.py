@@ -21,7 +21,9 @@ from engine.events import (
     PlanEvent,
     ScoreEvent,
     TradeEvent,
+    event_fields,
     event_to_json,
+    latest_plans,
     parse_event,
     utc_now_iso,
 )
@@ -393,3 +395,20 @@ def test_hot_path_trade_dict_matches_the_model() -> None:
     # The conductor may write trades as plain dicts through json.dumps; this is the shape.
     line = json.dumps({"v": SCHEMA_VERSION, "kind": "trade", **trade()}, allow_nan=False)
     assert TradeEvent.model_validate(json.loads(line)) == TradeEvent.model_validate(trade())
+
+
+def test_a_plain_dict_event_starts_with_the_fields_a_model_writes_first_and_this_schema_version():
+    record = {**event_fields("audit", BASE["session_id"], BASE["emitted_at"]), "action": "a", "who": "w", "why": ""}
+    model = AuditEvent(**BASE, action="a", who="w", why="")
+    assert list(record)[:4] == list(json.loads(event_to_json(model)))[:4] == ["v", "kind", "session_id", "emitted_at"]
+    assert record["v"] == SCHEMA_VERSION and parse_event(record) == model
+
+
+def test_a_plan_is_its_latest_line_and_plans_keep_the_order_they_were_first_written(tmp_path) -> None:
+    lines = [plan(plan_id="P1-002"), plan(plan_id="P1-001"), plan(plan_id="P1-002", status="vetoed")]
+    path = tmp_path / "plans.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"torn')
+    latest = latest_plans(path)
+    assert list(latest) == ["P1-002", "P1-001"]
+    assert [p.status for p in latest.values()] == ["vetoed", "pending"]
+    assert latest_plans(tmp_path / "none.jsonl") == {}

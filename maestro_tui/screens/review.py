@@ -26,14 +26,15 @@ from agents.plans import PlanError, checked_patch, describe_outcome, edited_patc
 from agents.rules import RULE_METRIC
 from engine.events import PlanEvent
 from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.targets import TARGET_OF, TARGETS
 from engine.text import visible
-from maestro_tui.widgets.panes import STATUS_STYLE, TARGETS, plan_change, value_text
+from maestro_tui.widgets.panes import STATUS_STYLE, plan_change, value_text
 
-# evidence key -> (label, target key in settings.targets, True when at least the target is good, format)
+# evidence key -> (label, format); a target's metric is also shown against its threshold (engine.targets)
 EVIDENCE = {
-    **TARGETS,
-    "score": ("score", None, True, "{:.1f}"),
-    "pnl": ("pnl USD", None, True, "{:,.0f}"),
+    **{t.metric: (t.label, t.fmt) for t in TARGETS},
+    "score": ("score", "{:.1f}"),
+    "pnl": ("pnl USD", "{:,.0f}"),
 }
 IN_SCOPE_LINE = ("episodes", "trades")  # said in the scope line, not repeated in the table
 SETTLED_HINT = {
@@ -253,15 +254,15 @@ class ReviewScreen(ModalScreen[None]):
         table = _table("metric", "value", "target", "")
         keys = [k for k in EVIDENCE if k in evidence] + [k for k in evidence if k not in EVIDENCE and k not in IN_SCOPE_LINE]
         for key in keys:
-            label, target_key, at_least, fmt = EVIDENCE.get(key, (key, None, True, "{:g}"))
+            label, fmt = EVIDENCE.get(key, (key, "{:g}"))
             value = evidence[key]
-            target = self.targets.get(target_key) if target_key else None
+            goal = TARGET_OF.get(key)
+            threshold = goal.threshold(self.targets) if goal else None
             style = ""
             target_cell = Text("")
-            if isinstance(target, int | float) and isinstance(value, int | float) and not isinstance(value, bool):
-                ok = value >= target if at_least else value <= target
-                style = "green" if ok else "red"
-                target_cell = Text(f"{'≥' if at_least else '≤'} {_metric(fmt, target)}", style="dim")
+            if isinstance(threshold, int | float) and isinstance(value, int | float) and not isinstance(value, bool):
+                style = "green" if goal.met(value, threshold) else "red"
+                target_cell = Text(f"{goal.sign} {_metric(fmt, threshold)}", style="dim")
             table.add_row(Text(label, style="bold" if key == watched else ""), Text(_metric(fmt, value), style=style),
                           target_cell, Text("◀ the rule's metric" if key == watched else "", style="yellow"))
         return Group(line, table)
@@ -315,7 +316,7 @@ class ReviewScreen(ModalScreen[None]):
         head.append(f"\nmeasured on {o.get('first_test')}…{o.get('last_test')}, {o.get('episodes_after', '?')} episodes",
                     style="dim")
         metric = str(o.get("metric"))
-        label, _, _, fmt = EVIDENCE.get(metric, (metric, None, True, "{:g}"))
+        label, fmt = EVIDENCE.get(metric, (metric, "{:g}"))
         table = _table("", "before", "after")
         table.add_row(Text(label), Text(_metric(fmt, o.get("before"))), Text(_metric(fmt, o.get("after"))))
         table.add_row(Text("score"), Text(_metric("{:.1f}", o.get("score_before"))),

@@ -11,6 +11,7 @@ from textual.message import Message
 from textual.widgets import Log, Static
 
 from agents.plans import describe_outcome
+from engine.targets import TARGET_OF, TARGETS, thresholds
 from engine.text import visible
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.table import SyncedTable
@@ -62,15 +63,20 @@ class EpisodesTable(SyncedTable):
         self.add_columns("test", "ep", "phase", "trades", "hit", "payoff", "pnl USD", "maxdd", "score", "vol")
 
     def show(self, view: SessionView, targets: dict) -> None:
+        limits = thresholds(targets)
+
+        def met(metric: str, value: float) -> bool:
+            return TARGET_OF[metric].met(value, limits[metric])
+
         rows = []
         for s in reversed(list(view.episodes)[-self.MAX_ROWS:]):
             key = f"{s['test_id']}:{s['episode_id']}"
             rows.append((key, [
                 s["test_id"], str(s["episode_id"]), s["phase"][:5], str(s["n_trades"]),
-                _ok(s["hit"] >= targets.get("hit_min", 0.52) or not s["n_trades"], f"{s['hit']:.2f}"),
-                _ok(s["payoff"] >= targets.get("payoff_min", 1.25) or not s["n_trades"], f"{s['payoff']:.2f}"),
+                _ok(met("hit", s["hit"]) or not s["n_trades"], f"{s['hit']:.2f}"),
+                _ok(met("payoff", s["payoff"]) or not s["n_trades"], f"{s['payoff']:.2f}"),
                 _ok(s["total_pnl"] >= 0, f"{s['total_pnl']:,.0f}"),
-                _ok(s["maxdd"] >= targets.get("maxdd_min_usd", -2000), f"{s['maxdd']:,.0f}"),
+                _ok(met("maxdd", s["maxdd"]), f"{s['maxdd']:,.0f}"),
                 f"{s['score']:.0f}", s["vol_regime"],
             ]))
         self.sync(rows)
@@ -229,17 +235,6 @@ class AllocationTable(SyncedTable):
         self.sync(rows)
 
 
-# target metric -> (label, its key in settings.targets, True when at least the target is good, format):
-# the targets pane and the review's evidence read the same table
-TARGETS = {
-    "hit": ("hit", "hit_min", True, "{:.3f}"),
-    "payoff": ("payoff", "payoff_min", True, "{:.2f}"),
-    "maxdd": ("maxdd USD", "maxdd_min_usd", True, "{:,.0f}"),
-    "blunders_per_100": ("blunders/100", "blunders_per_100_max", False, "{:.1f}"),
-    "high_vol_share": ("high-vol share", "high_vol_share_min", True, "{:.0%}"),
-}
-
-
 class TargetsPanel(Static):
     """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
 
@@ -249,14 +244,15 @@ class TargetsPanel(Static):
             show_text(self, "")
             return
         now = view.targets()
+        limits = thresholds(t)
         lines = []
-        for key, (name, target_key, at_least, fmt) in TARGETS.items():
-            value, trend = now[key]
-            target = t[target_key]
-            ok = value >= target if at_least else value <= target
+        for target in TARGETS:
+            value, trend = now[target.metric]
+            threshold = limits[target.metric]
             lines.append(Text.assemble(
-                (f"{name:14s}", ""), (fmt.format(value).rjust(8), "bold green" if ok else "bold red"),
-                (f" {'≥' if at_least else '≤'}{fmt.format(target):>7s} ", "dim"), (sparkline(trend), "cyan"),
+                (f"{target.label:14s}", ""),
+                (target.fmt.format(value).rjust(8), "bold green" if target.met(value, threshold) else "bold red"),
+                (f" {target.sign}{target.fmt.format(threshold):>7s} ", "dim"), (sparkline(trend), "cyan"),
             ))
         show_text(self, Text("\n").join(lines))
 
