@@ -35,6 +35,7 @@ from engine.backtest import run_backtest
 from engine.data import Bars
 from engine.events import event_fields
 from engine.leaderboard import LeaderboardRow, config_label
+from engine.metrics import YEAR_MS, annualised_sharpe, max_drawdown
 from engine.params import Params
 
 STEP_DAYS = 2.0  # walk-forward step: one test's validation return every 2 days
@@ -143,9 +144,7 @@ def ensemble_portfolio(
     result = run_portfolio(span.close, decided, names, np.full(len(members), 1.0 / len(members)), settings,
                            bars.interval_ms, capital_usd=capital)
     equity = result.portfolio_equity
-    peak = np.maximum.accumulate(np.concatenate([[0.0], equity]))[1:]
     rets = np.diff(equity, prepend=0.0) / capital
-    sd = rets.std()
     records: list[Record] = []
     previous = [None] * len(members)
     prev_alloc = [1.0 / len(members)] * len(members)
@@ -177,8 +176,8 @@ def ensemble_portfolio(
         "bars": n,
         "capital_usd": capital,
         "pnl": result.pnl,
-        "sharpe": float(rets.mean() / sd * math.sqrt(365 * 86_400_000 / bars.interval_ms)) if sd > 0 else 0.0,
-        "maxdd": float((equity - peak).min()) if n else 0.0,
+        "sharpe": annualised_sharpe(rets, YEAR_MS / bars.interval_ms),
+        "maxdd": float(max_drawdown(equity, 0, n)),
         "equal_weights_pnl": result.comparisons["equal_weights_pnl"],
         "no_override_pnl": result.comparisons["no_override_pnl"],
         "override_bars": len(overrides),

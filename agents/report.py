@@ -15,7 +15,7 @@ from agents.plans import describe_outcome
 from engine.events import latest_plans, read_events
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
-from engine.metrics import payoff_ratio
+from engine.metrics import TradeTally
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
 from engine.targets import Targets, targets_met
 from engine.text import visible
@@ -25,50 +25,28 @@ PHASE_NAMES = ("train", "validation", "holdout")
 
 
 @dataclass
-class Tally:
+class Tally(TradeTally):
     """Running trade statistics of one config over many tests, for one phase."""
 
-    trades: int = 0
-    wins: int = 0
-    sum_win: float = 0.0
-    losses: int = 0
-    sum_loss: float = 0.0
-    pnl: float = 0.0
-    blunders: int = 0
-    high_vol: int = 0
     worst_test_maxdd: float = 0.0
     tests: int = 0
 
     def add_trades(self, trades: Iterable[Mapping[str, Any]], blunder_bars: int) -> None:
         for t in trades:
-            pnl = t["pnl"]
-            self.trades += 1
-            self.pnl += pnl
-            if pnl > 0:
-                self.wins += 1
-                self.sum_win += pnl
-            elif pnl < 0:
-                self.losses += 1
-                self.sum_loss += pnl
-            if t["exit_reason"] == "sl_hit" and t["bars_held"] < blunder_bars:
-                self.blunders += 1
-            if t["vol_bin"] == "high":
-                self.high_vol += 1
+            self.add(t, blunder_bars)
 
     def metrics(self) -> dict[str, float | int]:
         """hit, payoff, pnl and the rest, as engine.metrics defines them, over every trade tallied."""
-        payoff = float(payoff_ratio(self.wins, self.sum_win, self.losses, self.sum_loss))
-        n = self.trades
         return {
             "tests": self.tests,
-            "n_trades": n,
-            "hit": self.wins / n if n else 0.0,
-            "payoff": payoff,
+            "n_trades": self.trades,
+            "hit": self.hit,
+            "payoff": self.payoff,
             "total_pnl": self.pnl,
             "maxdd": self.worst_test_maxdd,
             "blunders": self.blunders,
-            "blunders_per_100": 100.0 * self.blunders / n if n else 0.0,
-            "high_vol_share": self.high_vol / n if n else 0.0,
+            "blunders_per_100": self.blunders_per_100,
+            "high_vol_share": self.high_vol_share,
         }
 
 

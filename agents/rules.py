@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.settings import Rules
-from engine.metrics import payoff_ratio
+from engine.metrics import TradeTally, payoff_ratio
 from engine.params import PARAM_BOUNDS, Params
 
 
@@ -82,25 +82,25 @@ def episode_stats(
     for s in scores:
         if s["phase"] != phase:
             continue
-        ts = by_episode.get(s["episode_id"], [])
-        wins = [t["pnl"] for t in ts if t["pnl"] > 0]
-        losses = [t["pnl"] for t in ts if t["pnl"] < 0]
+        tally = TradeTally()
+        for t in by_episode.get(s["episode_id"], []):
+            tally.add(t, blunder_bars)
         out.append(
             EpisodeStat(
                 test_index=test_index,
                 episode_id=s["episode_id"],
-                n_trades=len(ts),
-                wins=len(wins),
-                sum_win=sum(wins),
-                losses=len(losses),
-                sum_loss=sum(losses),
-                blunders=sum(1 for t in ts if t["exit_reason"] == "sl_hit" and t["bars_held"] < blunder_bars),
-                high_vol=sum(1 for t in ts if t["vol_bin"] == "high"),
+                n_trades=tally.trades,
+                wins=tally.wins,
+                sum_win=tally.sum_win,
+                losses=tally.losses,
+                sum_loss=tally.sum_loss,
+                blunders=tally.blunders,
+                high_vol=tally.high_vol,
                 pnl=s["total_pnl"],
                 maxdd=s["maxdd"],
                 score=s["score"],
-                sumsq_win=sum(w * w for w in wins),
-                sumsq_loss=sum(x * x for x in losses),
+                sumsq_win=tally.sumsq_win,
+                sumsq_loss=tally.sumsq_loss,
             )
         )
     return out

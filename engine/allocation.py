@@ -15,7 +15,6 @@ would spend buying power already committed on that bar. Refusals are logged, nev
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,6 +22,8 @@ from typing import Literal
 import numpy as np
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
+
+from engine.metrics import annualised_sharpe
 
 log = logging.getLogger("maestro.allocation")
 
@@ -70,10 +71,7 @@ def trailing_sharpe(returns: np.ndarray, bars_per_year: float, min_history: int)
     r = np.asarray(returns, dtype=float)
     if r.shape[0] < max(min_history, 2):
         return None
-    sd = float(r.std())
-    if sd <= 1e-15:
-        return 0.0
-    return float(r.mean() / sd * math.sqrt(bars_per_year))
+    return annualised_sharpe(r, bars_per_year)
 
 
 @dataclass(frozen=True)

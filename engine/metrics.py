@@ -22,7 +22,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -78,16 +80,72 @@ def max_drawdown(equity: np.ndarray, start: int, stop: int) -> float:
     return worst
 
 
+def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:
+    """Mean / sd (population) of per-period returns × √(periods per year); 0 when flat (sd ≤ 1e-15)."""
+    sd = float(returns.std())
+    if sd <= 1e-15:
+        return 0.0
+    return float(returns.mean() / sd * math.sqrt(periods_per_year))
+
+
 def sharpe(equity: np.ndarray, start: int, stop: int, notional_usd: float, interval_ms: int) -> float:
     """Annualised Sharpe of per-bar returns (equity change / notional) over bars [start, stop)."""
     if stop - start < 2:
         return 0.0
     before = equity[start - 1] if start > 0 else 0.0
-    rets = np.diff(equity[start:stop], prepend=before) / notional_usd
-    sd = float(rets.std())
-    if sd <= 1e-15:
-        return 0.0
-    return float(rets.mean() / sd * math.sqrt(YEAR_MS / interval_ms))
+    return annualised_sharpe(np.diff(equity[start:stop], prepend=before) / notional_usd, YEAR_MS / interval_ms)
+
+
+def is_blunder(exit_reason: str, bars_held: int, blunder_bars: int) -> bool:
+    """A TradeEvent's blunder: stopped out (`sl_hit`) fewer than `blunder_bars` bars after its fill."""
+    return exit_reason == "sl_hit" and bars_held < blunder_bars
+
+
+@dataclass
+class TradeTally:
+    """TradeEvents (dicts) counted one by one: hit, payoff, blunders and high-vol share as defined above."""
+
+    trades: int = 0
+    wins: int = 0
+    sum_win: float = 0.0
+    losses: int = 0
+    sum_loss: float = 0.0
+    pnl: float = 0.0
+    blunders: int = 0
+    high_vol: int = 0
+    sumsq_win: float = 0.0  # for the spread of the payoff (agents.rules)
+    sumsq_loss: float = 0.0
+
+    def add(self, trade: Mapping[str, Any], blunder_bars: int) -> None:
+        pnl = trade["pnl"]
+        self.trades += 1
+        self.pnl += pnl
+        if pnl > 0:
+            self.wins += 1
+            self.sum_win += pnl
+            self.sumsq_win += pnl * pnl
+        elif pnl < 0:
+            self.losses += 1
+            self.sum_loss += pnl
+            self.sumsq_loss += pnl * pnl
+        self.blunders += is_blunder(trade["exit_reason"], trade["bars_held"], blunder_bars)
+        self.high_vol += trade["vol_bin"] == "high"
+
+    @property
+    def hit(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def payoff(self) -> float:
+        return float(payoff_ratio(self.wins, self.sum_win, self.losses, self.sum_loss))
+
+    @property
+    def blunders_per_100(self) -> float:
+        return 100.0 * self.blunders / self.trades if self.trades else 0.0
+
+    @property
+    def high_vol_share(self) -> float:
+        return self.high_vol / self.trades if self.trades else 0.0
 
 
 @dataclass(frozen=True)
