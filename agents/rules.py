@@ -25,6 +25,7 @@ rebuilds its state exactly.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.settings import Rules
-from engine.metrics import TradeTally, payoff_ratio
+from engine.metrics import TradeTally, chained_drawdown, payoff_ratio
 from engine.params import PARAM_BOUNDS, Params
 
 
@@ -202,15 +203,8 @@ def window_metrics(eps: Iterable[EpisodeStat]) -> WindowMetrics:
     payoff = float(payoff_ratio(wins, sum_win, losses, sum_loss))
     # the worst test, as the maxdd target reads it: within a test, the episodes are chained (an
     # episode's own drawdown starts from the equity before it); each test starts afresh
-    worst = 0.0
-    test = None
-    for e in eps:
-        if e.test_index != test:
-            test, equity, peak = e.test_index, 0.0, 0.0
-        worst = min(worst, equity - peak + e.maxdd)
-        equity += e.pnl
-        peak = max(peak, equity)
-        worst = min(worst, equity - peak)
+    worst = min((chained_drawdown((e.pnl, e.maxdd) for e in test)
+                 for _, test in itertools.groupby(eps, key=lambda e: e.test_index)), default=0.0)
     return WindowMetrics(
         episodes=len(eps),
         trades=trades,

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,18 @@ def max_drawdown(equity: np.ndarray, start: int, stop: int) -> float:
         peak = e if e > peak else peak
         dd = e - peak
         worst = dd if dd < worst else worst
+    return worst
+
+
+def chained_drawdown(parts: Iterable[tuple[float, float]]) -> float:
+    """Drawdown (USD ≤ 0) of consecutive parts (episodes) of one equity curve, from each part's PnL
+    and its own drawdown below the equity it started from."""
+    worst = equity = peak = 0.0
+    for pnl, dd in parts:
+        worst = min(worst, equity - peak + dd)
+        equity += pnl
+        peak = max(peak, equity)
+        worst = min(worst, equity - peak)
     return worst
 
 
