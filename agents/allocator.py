@@ -32,9 +32,10 @@ from engine.allocation import (
     trailing_sharpe,
 )
 from engine.backtest import run_backtest
+from engine.configs import config_label
 from engine.data import Bars
 from engine.events import event_fields
-from engine.leaderboard import LeaderboardRow, config_label
+from engine.leaderboard import LeaderboardRow
 from engine.metrics import YEAR_MS, annualised_sharpe, max_drawdown
 from engine.params import Params
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.events import latest_plans, read_events
-from engine.leaderboard import LeaderboardRow, StandingsBook
+from engine.leaderboard import LeaderboardRow
 from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
+from engine.standings import StandingsBook
 from engine.targets import TARGETS, target_values
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}

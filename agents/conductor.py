@@ -49,9 +49,6 @@ from engine.allocation import warm_up_portfolio
 from engine.events import PlanEvent, latest_plans, read_events, utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json, read_jsonl
-from engine.leaderboard import (
-    StandingsBook,
-)
 from engine.methods import METHODS
 from engine.params import Params
 from engine.session import (
@@ -69,6 +66,7 @@ from engine.session import (
     this_host,
     write_conductor_state,
 )
+from engine.standings import StandingsBook
 from engine.text import VisibleFormatter, visible
 
 log = logging.getLogger("maestro.conductor")

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents.messages import CriticMessage, StrategistMessage
 from agents.settings import Settings
 from engine.events import SCHEMA_VERSION
-from engine.leaderboard import Standing
 from engine.params import Params
+from engine.standings import Standing
 from engine.targets import TargetName, Targets
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)

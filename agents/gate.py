@@ -28,9 +28,9 @@ from agents.plans import Hold, PlanBook, PlanError, PlanRecord, checked_patch, n
 from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring
 from agents.schedule import Schedule
 from agents.settings import Settings
+from engine.configs import config_id, config_label, params_json
 from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
 from engine.jsonl import JsonlTail
-from engine.leaderboard import config_id, config_label, params_json
 from engine.params import Params
 from engine.session import DECISIONS, PLANS, SessionDir, parse_test_id, test_id
 

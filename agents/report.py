@@ -14,9 +14,10 @@ from agents.documents import checked
 from agents.plans import describe_outcome
 from engine.events import latest_plans, read_events
 from engine.jsonl import read_json, write_json_atomic, write_text_atomic
-from engine.leaderboard import LeaderboardRow, Standing, read_leaderboard_csv, standings
+from engine.leaderboard import LeaderboardRow, read_leaderboard_csv
 from engine.metrics import TradeTally
 from engine.session import AUDIT, LEADERBOARD, METRICS_GLOBAL, PLANS, SEGMENT_RESULTS, SUMMARY, SessionDir, test_folders
+from engine.standings import Standing, standings
 from engine.targets import Targets, targets_met
 from engine.text import visible
 from engine.windows import TestPlan

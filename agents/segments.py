@@ -37,18 +37,11 @@ from agents.strategist import Strategist
 from agents.test_folder import test_files
 from agents.trials import TrialMatrix
 from engine.backtest import run_backtest
+from engine.configs import config_id, config_label, params_json
 from engine.events import PlanEvent, read_events
 from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
-from engine.leaderboard import (
-    LeaderboardRow,
-    StandingsBook,
-    config_id,
-    config_label,
-    params_json,
-    rank_test_rows,
-    read_leaderboard_csv,
-)
+from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
 from engine.methods import METHODS
 from engine.params import Params
 from engine.session import (
@@ -61,6 +54,7 @@ from engine.session import (
     test_id,
     write_test_dir,
 )
+from engine.standings import StandingsBook
 
 log = logging.getLogger("maestro.segments")
 

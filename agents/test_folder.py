@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from engine.configs import config_label
 from engine.data import Bars
 from engine.events import event_fields
 from engine.executor import TestOutcome
-from engine.leaderboard import LeaderboardRow, config_label, leaderboard_csv_text
+from engine.leaderboard import LeaderboardRow, leaderboard_csv_text
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
 from engine.session import LEADERBOARD, SCORES, TEST_LOG, TRADES

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from engine.backtest import run_backtest
+from engine.configs import config_id
 from engine.data import Bars
-from engine.leaderboard import LeaderboardRow, config_id
+from engine.leaderboard import LeaderboardRow
 from engine.overfit import chance_profitable, pbo_cscv
 from engine.params import Params
 from engine.windows import Window

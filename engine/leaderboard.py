@@ -1,13 +1,9 @@
-"""Leaderboards: the configs of one walk-forward test ranked, and session standings across tests.
+"""Leaderboard of one walk-forward test: its configs ranked, and the CSV file they are kept in.
 
 Each test (one window) backtests several configs; each gives one `LeaderboardRow` with its
-metrics per phase. Ranking — within a test and across the session — uses the validation
-(out-of-sample) phase only, never train and never holdout (DESIGN.md §9): by validation
-score, then validation PnL, then config id so ties always fall the same way.
-
-A config is named by `config_id`: "c-" + the first 8 hex digits of the SHA-256 of its
-canonical parameter JSON (all fields, sorted keys, compact), so the same parameters get the
-same id in every test, session and process, and any change of any parameter gives a new one.
+metrics per phase. Ranking — within a test and across the session (`engine.standings`) — uses
+the validation (out-of-sample) phase only, never train and never holdout (DESIGN.md §9): by
+validation score, then validation PnL, then config id so ties always fall the same way.
 
 CSV file (`leaderboard_base.csv` in each test folder, DESIGN.md §4): a header row, then one
 row per config, in the column order of `CSV_COLUMNS`:
@@ -18,73 +14,24 @@ row per config, in the column order of `CSV_COLUMNS`:
 
 Counts are integers; every other number is written with repr() so it reads back bit for
 bit; params_json is last because it is long, and quoted by the csv module.
-
-Session standings (`standings`), per config, over the tests it ran in:
-
-- val_trades, val_pnl, holdout_pnl: sums (trades, USD).
-- val_hit: trade-weighted (all validation wins / all validation trades).
-- val_payoff: mean of the per-test payoffs over the tests with validation trades (a test
-  without trades has no payoff to average; 0 when no test had trades).
-- val_maxdd: the worst (most negative) per-test validation drawdown, USD ≤ 0.
-- val_score: mean of the per-test validation scores; a test without trades counts as 0.
-- sharpe_per_test: mean / sample sd (n − 1) of the per-test validation returns
-  r_i = val_pnl_i / notional_usd. Not annualised: one unit is one test. 0 with fewer than
-  2 tests or when the sd is 0.
-- deflated_sharpe: see below; None with fewer than 3 tests.
-
-Deflated Sharpe ratio (Bailey & López de Prado, 2014, "The Deflated Sharpe Ratio: Correcting
-for Selection Bias, Backtest Overfitting and Non-Normality"). In a trader's words: the
-probability that the config's true Sharpe is above what the best of N random configs would
-show by luck alone. Trying many configs and keeping the best inflates its Sharpe; the DSR
-asks how much of it survives that selection and the fat tails of few test results.
-
-    SR0 = sqrt(V) · ((1 − γ)·Φ⁻¹(1 − 1/N) + γ·Φ⁻¹(1 − 1/(N·e)))         (SR0 = 0 when N = 1)
-    DSR = Φ( (SR̂ − SR0)·sqrt(T − 1) / sqrt(1 − γ3·SR̂ + (γ4 − 1)/4 · SR̂²) )
-
-- SR̂: the config's sharpe_per_test; T: its number of tests (returns).
-- γ3, γ4: skewness and (non-excess, normal = 3) kurtosis of its per-test returns, moment
-  estimators (population central moments m3 / m2^1.5, m4 / m2²).
-- N: the number of configs tried in the session (every config in the rows).
-- V: sample variance across configs of their SR̂, over configs with at least 2 tests;
-  0 when fewer than 2 such configs.
-- γ = 0.5772156649 (Euler–Mascheroni); Φ, Φ⁻¹ the standard normal cdf and its inverse.
-- SR0 is the Sharpe the best of N luck-only configs is expected to show (`expected_max_sharpe`).
-
-Guards: the term under the square root is the variance of the SR̂ estimate (× T − 1). With
-moments estimated from the same returns it cannot be negative (γ4 − 1 ≥ γ3²), but it can
-reach 0, and caller-given moments can make it negative; it is floored at
-`MIN_SR_VARIANCE` (1e-6), so the DSR then saturates near 0 or 1 by the sign of SR̂ − SR0.
-Returns with sd 0 (e.g. a config that never traded) have SR̂ = 0, and are taken as normal
-(γ3 = 0, γ4 = 3).
 """
 
 from __future__ import annotations
 
-import bisect
 import csv
-import hashlib
 import io
-import itertools
 import json
 import math
 import os
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
-import numpy as np
-
+from engine.configs import config_id, params_json
 from engine.jsonl import SessionFileError, write_text_atomic
-from engine.methods import METHODS
 from engine.metrics import Metrics
 from engine.params import Params
-
-EULER_GAMMA = 0.5772156649
-# Floor for the variance term of the DSR denominator (see the module docstring, "Guards").
-MIN_SR_VARIANCE = 1e-6
 
 ROLES = ("chosen", "baseline", "ensemble")
 # Phase name -> column prefix; validation first because it is the one that ranks.
@@ -106,48 +53,6 @@ _PHASE_COLUMNS = tuple(f"{prefix}_{m}" for prefix in PHASE_PREFIXES.values() for
 CSV_COLUMNS: tuple[str, ...] = ("test_id", "rank", "config_id", "role", "method", *_PHASE_COLUMNS, "params_json")
 _INT_COLUMNS = frozenset({"rank", *(f"{p}_{m}" for p in PHASE_PREFIXES.values() for m in _COUNT_METRICS)})
 _FLOAT_COLUMNS = frozenset(c for c in _PHASE_COLUMNS if c not in _INT_COLUMNS)
-
-
-# ---------------------------------------------------------------------------- config identity
-
-
-def params_json(params: Params) -> str:
-    """Canonical JSON of every parameter: sorted keys, compact separators (the hashed form)."""
-    return json.dumps(params.model_dump(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _id_of_json(canonical: str) -> str:
-    return "c-" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
-
-
-def config_id(params: Params) -> str:
-    """Short stable id of a config: "c-" + 8 hex digits of SHA-256 of its canonical JSON."""
-    return _id_of_json(params_json(params))
-
-
-def _number(x: Any) -> str:
-    # 400.0 reads better as "400"; other floats keep enough digits to tell configs apart.
-    if isinstance(x, float) and x.is_integer():
-        return str(int(x))
-    return format(x, ".10g") if isinstance(x, float) else str(x)
-
-
-def _label_of(values: Mapping[str, Any]) -> str:
-    method = str(values.get("method", "?"))
-    known = METHODS.get(method)
-    parts = [method]
-    if known is not None:
-        parts.append("/".join(_number(values[n]) for n in known.param_names if n in values))
-    if "atr_stop_mult" in values:
-        parts.append(f"stop{_number(values['atr_stop_mult'])}")
-    if "hard_tp_usd" in values:
-        parts.append(f"tp{_number(values['hard_tp_usd'])}")
-    return " ".join(p for p in parts if p)
-
-
-def config_label(params: Params) -> str:
-    """Human label: method, its periods (bars), stop (ATRs), take-profit (USD): "ema_crossover 12/48 stop1.5 tp400"."""
-    return _label_of(params.model_dump())
 
 
 # ---------------------------------------------------------------------------- rows
@@ -233,7 +138,8 @@ def row_from_metrics(
     )
 
 
-def _validation_key(score: float, pnl: float, cid: str) -> tuple[float, float, str]:
+def validation_key(score: float, pnl: float, cid: str) -> tuple[float, float, str]:
+    """Sort key, best first: validation score, then validation PnL (USD), then config id."""
     # Best first: higher out-of-sample score, then higher out-of-sample PnL, then id for a fixed order.
     return (-score, -pnl, cid)
 
@@ -245,7 +151,7 @@ def rank_test_rows(rows: Iterable[LeaderboardRow]) -> list[LeaderboardRow]:
     if len(tests) > 1:
         raise ValueError(f"rank_test_rows ranks one test; got {len(tests)}: {', '.join(sorted(tests))}")
     ordered = sorted(
-        rows, key=lambda r: (*_validation_key(r.val_score, r.val_pnl, r.config_id), ROLES.index(r.role))
+        rows, key=lambda r: (*validation_key(r.val_score, r.val_pnl, r.config_id), ROLES.index(r.role))
     )
     return [replace(r, rank=i) for i, r in enumerate(ordered, start=1)]
 
@@ -420,269 +326,3 @@ def _read_rows(path: Path, reader: Any) -> list[LeaderboardRow]:
         return rows
     except csv.Error as exc:
         raise SessionFileError(path, f"row {reader.line_num}: not valid CSV ({exc})") from None
-
-
-# ---------------------------------------------------------------------------- deflated Sharpe
-
-
-_NORMAL = NormalDist()
-
-
-def expected_max_sharpe(n_trials: int, var_trials: float) -> float:
-    """SR0: the Sharpe the best of `n_trials` luck-only configs is expected to show (0 for 1 trial).
-
-    `var_trials` is the variance across configs of their Sharpe estimates (same units as
-    the Sharpe squared: here per test, not annualised).
-    """
-    if n_trials < 1:
-        raise ValueError(f"n_trials must be at least 1, got {n_trials}")
-    if not (var_trials >= 0.0 and math.isfinite(var_trials)):
-        raise ValueError(f"var_trials must be a finite number ≥ 0, got {var_trials}")
-    if n_trials == 1:
-        return 0.0  # one config is not a selection: nothing to deflate (and Φ⁻¹(0) is −∞)
-    z_n = _NORMAL.inv_cdf(1.0 - 1.0 / n_trials)
-    z_ne = _NORMAL.inv_cdf(1.0 - 1.0 / (n_trials * math.e))
-    return math.sqrt(var_trials) * ((1.0 - EULER_GAMMA) * z_n + EULER_GAMMA * z_ne)
-
-
-def deflated_sharpe(sr: float, t: int, skew: float, kurt: float, n_trials: int, var_trials: float) -> float:
-    """Probability in [0, 1] that the true Sharpe beats the best of `n_trials` by luck (module docstring).
-
-    `sr` is the non-annualised Sharpe of `t` returns, `skew` their skewness, `kurt` their
-    non-excess kurtosis (3 for normal returns).
-    """
-    if t < 2:
-        raise ValueError(f"t must be at least 2 returns, got {t}")
-    for name, value in (("sr", sr), ("skew", skew), ("kurt", kurt)):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value}")
-    sr0 = expected_max_sharpe(n_trials, var_trials)
-    sr_variance = max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, MIN_SR_VARIANCE)
-    return _NORMAL.cdf((sr - sr0) * math.sqrt(t - 1) / math.sqrt(sr_variance))
-
-
-def _return_stats(returns: Sequence[float]) -> tuple[float, float, float]:
-    """(Sharpe = mean / sample sd, skewness, kurtosis) of returns; (0, 0, 3) when the sd is 0.
-
-    Two passes: the mean first, then exact sums (fsum) of the deviations' powers; the
-    element-wise products run in numpy, bit for bit what Python's floats give.
-    """
-    n = len(returns)
-    if n < 2:
-        return 0.0, 0.0, 3.0
-    mean = math.fsum(returns) / n
-    dev = np.asarray(returns, dtype=np.float64) - mean
-    d2 = dev * dev
-    m2 = math.fsum(d2.tolist()) / n
-    # relative threshold: returns equal up to rounding have no spread worth a ratio
-    if m2 <= (1e-12 * max(map(abs, returns))) ** 2:
-        return 0.0, 0.0, 3.0
-    m3 = math.fsum((d2 * dev).tolist()) / n
-    m4 = math.fsum((d2 * d2).tolist()) / n
-    sd_sample = math.sqrt(m2 * n / (n - 1))
-    return mean / sd_sample, m3 / m2**1.5, m4 / (m2 * m2)
-
-
-# ---------------------------------------------------------------------------- standings
-
-
-@dataclass(frozen=True)
-class Standing:
-    """One config across the session's tests, on validation results (holdout_pnl for reference).
-
-    Units and aggregation rules: module docstring, "Session standings". rank is 1-based.
-    """
-
-    rank: int
-    config_id: str
-    method: str
-    params_json: str
-    label: str
-    roles: tuple[str, ...]
-    tests: int
-    val_trades: int
-    val_hit: float
-    val_payoff: float
-    val_pnl: float
-    val_maxdd: float
-    val_score: float
-    sharpe_per_test: float
-    holdout_pnl: float
-    deflated_sharpe: float | None
-
-
-class _Tally:
-    """One config's validation results, one entry per test, in the order the tests came.
-
-    Entries are never dropped: `summary(n)` sums the first n, so a book shown as of an
-    earlier test (a replay seeking back) and then as of a later one recomputes nothing.
-    """
-
-    __slots__ = ("config_id", "method", "params_json", "label", "notional", "where", "test_ids", "ordinals",
-                 "role_of", "role_since", "trades", "wins", "payoffs", "pnl", "maxdd", "score", "hold_pnl",
-                 "returns", "cached")
-
-    def __init__(self, row: LeaderboardRow) -> None:
-        params = json.loads(row.params_json)
-        self.config_id, self.method, self.params_json = row.config_id, row.method, row.params_json
-        self.label = _label_of(params)
-        self.notional = float(params["notional_usd"])
-        self.where: dict[str, int] = {}  # test_id -> entry
-        self.test_ids: list[str] = []
-        self.ordinals: list[int] = []  # the book's test count when the entry came
-        self.role_of: list[int] = []  # ROLES index of the row kept for the test
-        self.role_since: list[int | None] = [None] * len(ROLES)  # ordinal of the first row in each role
-        self.trades: list[int] = []
-        self.wins: list[float] = []  # hit × trades
-        self.payoffs: list[float] = []  # 0 for a test without trades (then not averaged)
-        self.pnl: list[float] = []
-        self.maxdd: list[float] = []
-        self.score: list[float] = []
-        self.hold_pnl: list[float] = []
-        self.returns: list[float] = []
-        self.cached: dict[int, tuple] = {}  # entries summed -> summary
-
-    def add(self, r: LeaderboardRow, ordinal: int) -> bool:
-        """Take a row; True when it changed an entry of an earlier test (a test id seen before)."""
-        role = ROLES.index(r.role)
-        if self.role_since[role] is None:
-            self.role_since[role] = ordinal
-        at = self.where.get(r.test_id)
-        if at is None:
-            self.where[r.test_id] = len(self.test_ids)
-            self.test_ids.append(r.test_id)
-            self.ordinals.append(ordinal)
-            self.role_of.append(role)
-            for column, value in zip(self._columns(), self._values(r)):
-                column.append(value)
-        elif role < self.role_of[at]:  # the same config twice in one test: the first role of ROLES counts
-            self.role_of[at] = role
-            for column, value in zip(self._columns(), self._values(r)):
-                column[at] = value
-            self.cached = {n: c for n, c in self.cached.items() if n <= at}
-            return self.ordinals[at] < ordinal
-        return False
-
-    def _columns(self) -> tuple[list, ...]:
-        return (self.trades, self.wins, self.payoffs, self.pnl, self.maxdd, self.score, self.hold_pnl, self.returns)
-
-    def _values(self, r: LeaderboardRow) -> tuple:
-        return (r.val_trades, r.val_hit * r.val_trades, r.val_payoff if r.val_trades > 0 else 0.0, r.val_pnl,
-                r.val_maxdd, r.val_score, r.hold_pnl, r.val_pnl / self.notional)
-
-    def entries_before(self, ordinal: int) -> int:
-        """How many entries came from the first `ordinal` tests."""
-        return bisect.bisect_left(self.ordinals, ordinal)
-
-    def summary(self, n: int, ordinal: int) -> tuple:
-        """(Standing fields but rank and DSR, (sr, skew, kurt)) of the first n entries (those before `ordinal`)."""
-        got = self.cached.get(n)
-        if got is None:
-            trades_n = self.trades[:n]
-            trades = sum(trades_n)
-            traded = sum(1 for k in trades_n if k > 0)
-            sr, skew, kurt = _return_stats(self.returns[:n])
-            got = (
-                dict(config_id=self.config_id, method=self.method, params_json=self.params_json, label=self.label,
-                     roles=tuple(role for role, since in zip(ROLES, self.role_since) if since is not None and since < ordinal),
-                     tests=n, val_trades=trades,
-                     val_hit=math.fsum(self.wins[:n]) / trades if trades else 0.0,
-                     val_payoff=math.fsum(self.payoffs[:n]) / traded if traded else 0.0,
-                     val_pnl=math.fsum(self.pnl[:n]), val_maxdd=min(self.maxdd[:n]),
-                     val_score=math.fsum(self.score[:n]) / n, sharpe_per_test=sr,
-                     holdout_pnl=math.fsum(self.hold_pnl[:n])),
-                (sr, skew, kurt),
-            )
-            if len(self.cached) >= 8:  # a replay goes back and forth between a few moments
-                del self.cached[next(iter(self.cached))]
-            self.cached[n] = got
-        return got
-
-
-class StandingsBook:
-    """Session standings kept as the tests come: `add` a test's rows, `table()` ranks.
-
-    The same figures as ranking all rows at once (sums are exact, so order does not change
-    them), without going over every row again: the console and the conductor add one test
-    at a time. A replay `show`s the book as of an earlier test and later as of a later one
-    again; what was added stays, so going back and forth costs nothing but the ranking.
-    """
-
-    def __init__(self) -> None:
-        self._tallies: dict[str, _Tally] = {}
-        self._stored = 0  # tests added
-        self._shown = 0  # tests the table is of (≤ stored)
-        self._tables: dict[int, list[Standing]] = {}
-
-    @property
-    def tests(self) -> int:
-        """How many tests the table is of."""
-        return self._shown
-
-    @property
-    def stored(self) -> int:
-        """How many tests were added."""
-        return self._stored
-
-    def add(self, rows: Iterable[LeaderboardRow]) -> None:
-        """The rows of the next test (rows of many tests at once are fine: they then count as one)."""
-        if self._shown != self._stored:
-            raise ValueError(f"the book shows {self._shown} of {self._stored} tests: show them all before adding")
-        for r in rows:
-            tally = self._tallies.get(r.config_id)
-            if tally is None:
-                tally = self._tallies[r.config_id] = _Tally(r)
-            if tally.add(r, self._stored):
-                self._tables.clear()  # an earlier test changed: its tables with it
-        self._stored += 1
-        self._shown = self._stored
-
-    def show(self, tests: int) -> None:
-        """Rank as of the first `tests` tests added (0 ≤ tests ≤ stored)."""
-        if not 0 <= tests <= self._stored:
-            raise ValueError(f"tests must be between 0 and {self._stored}, got {tests}")
-        self._shown = tests
-
-    def table(self) -> list[Standing]:
-        """Standings, best first by mean validation score, then validation PnL, then config_id (rank 1..n)."""
-        shown = self._shown
-        table = self._tables.get(shown)
-        if table is None:
-            summaries = []
-            for tally in self._tallies.values():
-                n = tally.entries_before(shown)
-                if n:
-                    summaries.append(tally.summary(n, shown))
-            n_trials = len(summaries)
-            srs = [stats[0] for fields_, stats in summaries if fields_["tests"] >= 2]
-            var_trials = statistics.variance(srs) if len(srs) >= 2 else 0.0
-            ranked = [
-                Standing(rank=0, **fields_, deflated_sharpe=(
-                    deflated_sharpe(sr, fields_["tests"], skew, kurt, n_trials, var_trials) if fields_["tests"] >= 3 else None))
-                for fields_, (sr, skew, kurt) in summaries
-            ]
-            ranked.sort(key=lambda s: _validation_key(s.val_score, s.val_pnl, s.config_id))
-            table = [replace(s, rank=i) for i, s in enumerate(ranked, start=1)]
-            if len(self._tables) >= 8:
-                del self._tables[next(iter(self._tables))]
-            self._tables[shown] = table
-        return table
-
-    def equity(self, config_id: str) -> list[tuple[str, float]]:
-        """(test_id, cumulative validation PnL in USD) of a config over the tests it ran in, in the order they came."""
-        tally = self._tallies.get(config_id)
-        if tally is None:
-            return []
-        n = tally.entries_before(self._shown)
-        return list(zip(tally.test_ids[:n], itertools.accumulate(tally.pnl[:n])))
-
-
-def standings(rows: Iterable[LeaderboardRow]) -> list[Standing]:
-    """Per-config standings across tests, best first by mean validation score, then validation PnL, then config_id.
-
-    A config listed twice in one test (e.g. as chosen and as baseline) counts once there;
-    its roles are all kept.
-    """
-    book = StandingsBook()
-    book.add(rows)
-    return book.table()

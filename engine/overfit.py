@@ -25,7 +25,7 @@ the middle of the pack on the other half — that picking the winner was worth n
   computed once and looked up for both roles (exact, not an approximation).
 - Performance of a config on a set of rows: SR = mean / sample sd (n − 1) of its returns on
   those rows, not annualised. SR = 0 when the sd is 0, i.e. when the population variance is
-  ≤ (1e-12 · max |r|)² (the rule of `engine.leaderboard`): a config that never traded, with
+  ≤ (1e-12 · max |r|)² (the rule of `engine.deflated_sharpe`): a config that never traded, with
   all-zero returns, has SR = 0 and ties with other such configs.
 - n* = the config with the highest in-sample SR; ties go to the lowest column index.
 - ω = the rank of n* among the N out-of-sample SRs, 1 = worst, N = best, ties get the mean
@@ -76,7 +76,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Relative floor under which a sd counts as 0 (as in engine.leaderboard._return_stats).
+# Relative floor under which a sd counts as 0 (as in engine.deflated_sharpe.return_stats).
 SD_ZERO_RELATIVE = 1e-12
 MIN_TESTS = 4
 MIN_CONFIGS = 2

@@ -349,8 +349,8 @@ def _best_config(session) -> str:
     finished (metrics_global.json), else ranked from the tests done so far."""
     from agents.report import session_rows, standing_dict
     from engine.jsonl import SessionFileError, read_json
-    from engine.leaderboard import standings
     from engine.session import METRICS_GLOBAL
+    from engine.standings import standings
 
     so_far = ""
     if session.file(METRICS_GLOBAL).exists():

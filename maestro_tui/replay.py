@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.leaderboard import StandingsBook
 from engine.session import SessionDir, parse_test_id, session_status
+from engine.standings import StandingsBook
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.state import Item, SessionView
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.events import fold_plan_line
-from engine.leaderboard import LeaderboardRow, Standing, StandingsBook
+from engine.leaderboard import LeaderboardRow
+from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400

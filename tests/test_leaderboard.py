@@ -16,25 +16,20 @@ from typing import Any
 
 import pytest
 
+from engine.configs import config_id, config_label, params_json
+from engine.deflated_sharpe import EULER_GAMMA, deflated_sharpe, expected_max_sharpe
 from engine.jsonl import SessionFileError
 from engine.leaderboard import (
     CSV_COLUMNS,
-    EULER_GAMMA,
     LeaderboardRow,
-    Standing,
-    config_id,
-    config_label,
-    deflated_sharpe,
-    expected_max_sharpe,
-    params_json,
     rank_test_rows,
     read_leaderboard_csv,
     row_from_metrics,
-    standings,
     write_leaderboard_csv,
 )
 from engine.metrics import Metrics
 from engine.params import PARAM_BOUNDS, Params, params_from_dict
+from engine.standings import Standing, standings
 
 PHI = NormalDist()
 
@@ -531,7 +526,7 @@ def _many_tests(n: int = 12) -> list[list[LeaderboardRow]]:
 
 
 def test_the_book_added_test_by_test_equals_standings_of_all_rows_at_every_step() -> None:
-    from engine.leaderboard import StandingsBook
+    from engine.standings import StandingsBook
 
     tests = _many_tests()
     book = StandingsBook()
@@ -542,7 +537,7 @@ def test_the_book_added_test_by_test_equals_standings_of_all_rows_at_every_step(
 
 
 def test_the_book_shown_as_of_an_earlier_test_equals_standings_of_those_tests_and_goes_forward_again() -> None:
-    from engine.leaderboard import StandingsBook
+    from engine.standings import StandingsBook
 
     tests = _many_tests()
     book = StandingsBook()
@@ -567,7 +562,7 @@ def test_the_book_shown_as_of_an_earlier_test_equals_standings_of_those_tests_an
 
 
 def _book_of(tests: list[list[LeaderboardRow]]):
-    from engine.leaderboard import StandingsBook
+    from engine.standings import StandingsBook
 
     book = StandingsBook()
     for rows in tests:
@@ -576,7 +571,7 @@ def _book_of(tests: list[list[LeaderboardRow]]):
 
 
 def test_the_books_equity_is_the_cumulative_validation_pnl_once_per_test() -> None:
-    from engine.leaderboard import StandingsBook
+    from engine.standings import StandingsBook
 
     tests = _many_tests()
     book = StandingsBook()

@@ -20,9 +20,10 @@ import pytest
 
 from agents.approval import record_decision
 from engine.jsonl import SessionFileError, read_json, read_jsonl
-from engine.leaderboard import read_leaderboard_csv, standings
+from engine.leaderboard import read_leaderboard_csv
 from engine.session import SCORES, SessionDir
 from engine.session import test_folders as folders_of  # not test_*: pytest would collect it
+from engine.standings import standings
 from maestro_tui.replay import ReplayApp
 from maestro_tui.widgets.panes import AllocationTable, Conversation, EpisodesTable, LeaderboardTable, PlansTable
 from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for

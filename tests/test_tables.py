@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import App
 
-from engine.leaderboard import config_id
+from engine.configs import config_id
 from engine.params import Params
 from maestro_tui import state  # state.TestDone: a name pytest would try to collect
 from maestro_tui.state import Item, SessionView
