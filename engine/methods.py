@@ -40,7 +40,7 @@ def _cross(diff: float, prev: float) -> np.int8:
     return np.int8(0)
 
 
-# The EMAs below are engine.indicators.ema (same recurrence, bit for bit), run side by side
+# The EMAs below are ema of tests/indicators.py (same recurrence, bit for bit), run side by side
 # in one loop so their dependency chains overlap.
 
 

@@ -191,7 +191,7 @@ def _episode_of(i: int, train_end: int, val_end: int, ep_bars: int) -> int:
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _zscore(x: float, s: float, s2: float, window: int) -> float:
-    """(x − mean) / population sd from the window's Σx and Σx², as engine.indicators.zscore; 0 when flat."""
+    """(x − mean) / population sd from the window's Σx and Σx², as zscore in tests/indicators.py; 0 when flat."""
     mean = s / window
     var = s2 / window - mean * mean
     if var > 1e-18 * (mean * mean + 1.0):
@@ -238,7 +238,7 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
 
     Indicators are updated in the same pass as the trading loop (running sums, so the
     independent recurrences overlap in the CPU); gate values are only evaluated on bars
-    with a signal. They equal engine.indicators' array functions at every bar.
+    with a signal. They equal the array functions of tests/indicators.py at every bar.
 
     The loop is bound by how many instructions a bar takes, not by any one dependency chain,
     so it is kept lean: no branch per window sum (see the lagged views below), no helper
@@ -314,7 +314,7 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     pending = 0
     pending_gates = 0
 
-    # running indicator state (see engine.indicators for the array forms)
+    # running indicator state (see tests/indicators.py for the array forms)
     atr_beta = 1.0 - 1.0 / atr_period
     atr_alpha = 1.0 / atr_period
     acc = 0.0
@@ -354,7 +354,7 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
                 tr = down
             acc = atr_beta * acc + atr_alpha * tr
         # running sums add the difference (new − leaving), one addition per bar on each chain;
-        # the same arithmetic as engine.indicators, so the values match bit for bit
+        # the same arithmetic as tests/indicators.py, so the values match bit for bit
         move = abs(c - close[i - 1]) if i > 0 else 0.0
         moves[i] = move
         path += move - move_leaving[i]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from engine import METHODS, Params, bars_from_arrays, run_backtest
-from engine import indicators as ind
+from tests import indicators as ind
 from tests.test_simulator import random_bars
 
 INDICATORS = {

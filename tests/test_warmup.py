@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engine import METHODS, Params, bars_from_arrays, run_backtest, warmup_bars
-from engine import indicators as ind
+from tests import indicators as ind
 from tests import reference
 from tests.test_simulator import random_bars, random_params
 
