@@ -46,7 +46,7 @@ from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
 from engine.allocation import warm_up_portfolio
-from engine.events import PlanEvent, latest_plans, read_events, utc_now_iso
+from engine.events import PlanEvent, fold_plan_line, read_events, utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json, read_jsonl
 from engine.methods import METHODS
@@ -182,9 +182,11 @@ class Conductor:
 
     def _load_written(self) -> None:
         """What an earlier run wrote: the journal's keys, the plan book, the patch timeline, the decisions spent."""
-        for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:
+        latest: dict[str, PlanEvent] = {}
+        for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:  # read once: keys and the fold
             self.journal.mark(PLANS, f"{event.plan_id}:{'outcome' if event.outcome is not None else event.status}")
-        self.gate.load_plans(latest_plans(self.session.file(PLANS)))
+            fold_plan_line(latest, event.plan_id, event)
+        self.gate.load_plans(latest)
         for rec in read_events(self.session.file(AUDIT)).records:
             try:
                 self.gate.load_audited(rec)
