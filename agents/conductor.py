@@ -37,7 +37,6 @@ from agents.gate import Gate
 from agents.journal import Journal
 from agents.messages import MaestroMessage
 from agents.notify import Notifier, hooks_in_force
-from agents.report import write_reports
 from agents.rules import Analyzer, RuleFiring
 from agents.schedule import Schedule
 from agents.segments import Segments, SegmentState
@@ -51,6 +50,7 @@ from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json, read_jsonl
 from engine.methods import METHODS
 from engine.params import Params
+from engine.reports.summary import write_reports
 from engine.session import (
     ALLOCATION,
     AUDIT,

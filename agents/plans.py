@@ -325,17 +325,3 @@ def outcome(metric: str, better: int, before: Mapping[str, Any], after: Mapping[
         "last_test": tests[-1] if tests else None,
         "at_index": at_index,  # the test whose processing measured it
     }
-
-
-def describe_outcome(o: Mapping[str, Any] | None) -> str:
-    """One short line for a plan's outcome: `hit 0.41→0.47 ✓ score 38→44 (12→15 trades)`."""
-    if not o:
-        return ""
-    def num(v: Any) -> str:
-        if v is None:
-            return "?"
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-    mark = "✓" if o.get("improved") else "✗"
-    name = {"blunders_per_100": "blunders/100", "high_vol_share": "high-vol share"}.get(o["metric"], o["metric"])
-    return (f"{name} {num(o.get('before'))}→{num(o.get('after'))} {mark}, score {num(o.get('score_before'))}→"
-            f"{num(o.get('score_after'))} ({o.get('trades_before', '?')}→{o.get('trades_after', '?')} trades)")

@@ -25,11 +25,10 @@ from agents.allocator import AllocationDesk, Record, ensemble_portfolio
 from agents.context import SegmentContext, Standing, segment_role, selection_view
 from agents.crash_points import crash_point
 from agents.critic import Critic, proposal_params
-from agents.documents import checked
+from agents.documents import SegmentPlanDoc
 from agents.gate import Gate
 from agents.journal import Journal
 from agents.messages import CriticMessage, MaestroMessage, StrategistMessage
-from agents.report import SegmentTally, plan_after_segment, segment_results
 from agents.rules import Analyzer, episode_stats
 from agents.schedule import Schedule
 from agents.settings import Settings
@@ -44,6 +43,9 @@ from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_t
 from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
 from engine.methods import METHODS
 from engine.params import Params
+from engine.reports.documents import SegmentResultsDoc, checked
+from engine.reports.plan_page import plan_after_segment
+from engine.reports.segment_results import SegmentTally, segment_results
 from engine.session import (
     LEADERBOARD,
     SCORES,
@@ -150,13 +152,13 @@ class Segments:
         if path.exists():  # resuming: the agents already spoke; reuse what they said
             plan = read_json(path)
             try:
-                checked(SEGMENT_PLAN, plan)
+                checked(SegmentPlanDoc, plan)
             except ValueError as err:
                 raise SessionFileError(path, f"not a segment plan: {str(err).splitlines()[0]}") from None
         else:
             plan = self._plan(segment, base, ctx)
             self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, checked(SEGMENT_PLAN, plan))
+            write_json_atomic(path, checked(SegmentPlanDoc, plan))
         crash_point("segment_start")
         self.journal.say(f"s{segment}:proposals", segment, self.strategist.provider,
                          StrategistMessage.model_validate(plan["proposals"]))
@@ -286,7 +288,7 @@ class Segments:
         results["overfitting"] = over = self.trials.figures(s.bars)
         log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
                  time.perf_counter() - took)
-        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SEGMENT_RESULTS, results))
+        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SegmentResultsDoc, results))
         ctx = self.context(segment, self.gate.current())
         self.journal.say(f"s{segment}:verdict", segment, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
         v = results["chosen"]["validation"]

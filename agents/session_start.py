@@ -16,14 +16,15 @@ from typing import Any
 
 from agents.baseline import Baseline, choose_baseline
 from agents.critic import Critic, OfflineCritic
-from agents.documents import checked
+from agents.documents import SessionConfigDoc
 from agents.llm import LLMClient, Meter, key_for
 from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.settings import Settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.data import Bars, load_bars
 from engine.events import SCHEMA_VERSION, utc_now_iso
-from engine.session import CONFIG, LLM_RECORDS, SessionDir
+from engine.reports.documents import checked
+from engine.session import LLM_RECORDS, SessionDir
 from engine.synthetic import synthetic_bars
 from engine.windows import DAY_MS, NoWindow, TestPlan, bars_needed, fit_tests, walk_forward_windows, window_need
 
@@ -91,7 +92,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str,
     values["approval"] = approval
     values["workers"] = settings.effective_workers()
     values["segments"], values["tests"] = start.tests.segments, start.tests.tests
-    return checked(CONFIG, {
+    return checked(SessionConfigDoc, {
         "v": SCHEMA_VERSION,
         "session_id": session.session_id,
         "created_at": utc_now_iso(),

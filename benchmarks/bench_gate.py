@@ -79,7 +79,7 @@ def main() -> None:
             print(f"  {n:3d}  {what}")
         print("plans by final status: " + ", ".join(f"{k} {v}" for k, v in sorted(ends.items())))
         if args.verbose:
-            from agents.plans import describe_outcome
+            from engine.reports.summary import describe_outcome
 
             for p in final.values():
                 change = ", ".join(f"{k} {v}" for k, v in p["change"].items())

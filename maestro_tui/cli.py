@@ -347,41 +347,46 @@ def _ls_line(s) -> str:
 def _best_config(session) -> str:
     """The best config on validation with its headline figures: the session's own verdict when it
     finished (metrics_global.json), else ranked from the tests done so far."""
-    from agents.report import session_rows, standing_dict
+    from pydantic import ValidationError
+
     from engine.jsonl import SessionFileError, read_json
+    from engine.reports.documents import MetricsGlobalDoc
+    from engine.reports.global_metrics import session_rows
     from engine.session import METRICS_GLOBAL
     from engine.standings import standings
 
     so_far = ""
     if session.file(METRICS_GLOBAL).exists():
         try:
-            top = read_json(session.file(METRICS_GLOBAL)).get("best")
-        except (SessionFileError, AttributeError) as err:
+            top = MetricsGlobalDoc.model_validate(read_json(session.file(METRICS_GLOBAL))).best
+        except SessionFileError as err:
             return f"(unreadable: {err})"
+        except ValidationError as err:  # a hand-edited or damaged metrics_global.json
+            first = err.errors(include_url=False, include_input=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            return f"(unreadable: {METRICS_GLOBAL}: {where}: {first['msg']})"
     else:
         try:
             ranked = standings(session_rows(session))
         except SessionFileError as err:
             return f"(unreadable: {err})"
-        top = standing_dict(ranked[0]) if ranked else None
+        top = ranked[0] if ranked else None
         so_far = " (so far)"
     if not top:
         return ""
-    try:
-        return (f"{top['label']}: hit {top['val_hit']:.3f}, payoff {top['val_payoff']:.2f}, "
-                f"pnl {top['val_pnl']:,.0f} USD, score {top['val_score']:.1f}{so_far}")
-    except (KeyError, TypeError, ValueError) as err:  # a hand-edited or damaged metrics_global.json
-        return f"(unreadable: {METRICS_GLOBAL}: best config {type(err).__name__} {err})"
+    return (f"{top.label}: hit {top.val_hit:.3f}, payoff {top.val_payoff:.2f}, "
+            f"pnl {top.val_pnl:,.0f} USD, score {top.val_score:.1f}{so_far}")
 
 
 def _report(args: argparse.Namespace) -> int:
-    from agents.report import plan_after_segment, write_reports
     from engine.jsonl import read_json, write_text_atomic
+    from engine.reports.charts import write_charts
+    from engine.reports.global_metrics import session_rows
+    from engine.reports.plan_page import plan_after_segment
+    from engine.reports.summary import write_reports
     from engine.session import SEGMENT_RESULTS
 
     session = _session_arg(args.session)
-    from agents.charts import write_charts
-    from agents.report import session_rows
 
     config = read_json(session.file("session_config.json"))
     segments = config["settings"]["segments"]

@@ -22,10 +22,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from agents.plans import PlanError, checked_patch, describe_outcome, edited_patch
+from agents.plans import PlanError, checked_patch, edited_patch
 from agents.rules import RULE_METRIC
 from engine.events import PlanEvent
 from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.reports.summary import describe_outcome
 from engine.targets import TARGET_OF, TARGETS
 from engine.text import visible
 from maestro_tui.widgets.panes import STATUS_STYLE, plan_change, value_text

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Log, Static
 
-from agents.plans import describe_outcome
+from engine.reports.summary import describe_outcome
 from engine.targets import TARGET_OF, TARGETS, thresholds
 from engine.text import visible
 from maestro_tui.state import SessionView
