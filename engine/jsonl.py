@@ -22,12 +22,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from engine.events import Event, event_to_json
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class SessionFileError(ValueError):
@@ -587,3 +589,11 @@ def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise SessionFileError(path, f"expected a JSON object, found a {type(obj).__name__}")
     return obj
+
+
+def read_document(path: str | os.PathLike[str], model: type[ModelT]) -> ModelT:
+    """Read a JSON document through its model; SessionFileError (one line: the field and why) if it breaks it."""
+    try:
+        return model.model_validate(read_json(path))
+    except ValidationError as exc:
+        raise SessionFileError(path, _validation_summary(exc)) from None

@@ -347,9 +347,7 @@ def _ls_line(s) -> str:
 def _best_config(session) -> str:
     """The best config on validation with its headline figures: the session's own verdict when it
     finished (metrics_global.json), else ranked from the tests done so far."""
-    from pydantic import ValidationError
-
-    from engine.jsonl import SessionFileError, read_json
+    from engine.jsonl import SessionFileError, read_document
     from engine.reports.documents import MetricsGlobalDoc
     from engine.reports.global_metrics import session_rows
     from engine.session import METRICS_GLOBAL
@@ -358,13 +356,9 @@ def _best_config(session) -> str:
     so_far = ""
     if session.file(METRICS_GLOBAL).exists():
         try:
-            top = MetricsGlobalDoc.model_validate(read_json(session.file(METRICS_GLOBAL))).best
-        except SessionFileError as err:
+            top = read_document(session.file(METRICS_GLOBAL), MetricsGlobalDoc).best
+        except SessionFileError as err:  # a hand-edited or damaged metrics_global.json
             return f"(unreadable: {err})"
-        except ValidationError as err:  # a hand-edited or damaged metrics_global.json
-            first = err.errors(include_url=False, include_input=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            return f"(unreadable: {METRICS_GLOBAL}: {where}: {first['msg']})"
     else:
         try:
             ranked = standings(session_rows(session))
@@ -379,21 +373,21 @@ def _best_config(session) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from engine.jsonl import read_json, write_text_atomic
+    from engine.jsonl import read_document, write_text_atomic
     from engine.reports.charts import write_charts
+    from engine.reports.documents import ConfigFacts
     from engine.reports.global_metrics import session_rows
     from engine.reports.plan_page import plan_after_segment
     from engine.reports.summary import write_reports
-    from engine.session import SEGMENT_RESULTS
+    from engine.session import CONFIG, SEGMENT_RESULTS
 
     session = _session_arg(args.session)
 
-    config = read_json(session.file("session_config.json"))
-    segments = config["settings"]["segments"]
+    segments = read_document(session.file(CONFIG), ConfigFacts).settings.segments
     for k in (2, 4):
         if k < segments and (session.segment_dir(k) / SEGMENT_RESULTS).exists():
             write_text_atomic(session.plan_after(k), plan_after_segment(session, k, segments))
-    charts = write_charts(session, session_rows(session), config)
+    charts = write_charts(session, session_rows(session))
     write_reports(session, segments)
     print(f"wrote {session.file('session_summary.md')}, {session.file('metrics_global.json')} and "
           f"{', '.join(charts.values())}")

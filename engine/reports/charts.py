@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.events import latest_plans, read_events
+from engine.events import AllocationEvent, AuditEvent, latest_plans
+from engine.jsonl import read_document, read_jsonl
 from engine.leaderboard import LeaderboardRow
-from engine.session import ALLOCATION, AUDIT, PLANS, SessionDir, parse_test_id
+from engine.reports.documents import ConfigFacts
+from engine.session import ALLOCATION, AUDIT, CONFIG, PLANS, SessionDir, parse_test_id
 from engine.standings import StandingsBook
-from engine.targets import TARGETS, target_values
+from engine.targets import TARGETS, Targets, target_values
 
 CHARTS = {"equity": "equity.png", "targets": "targets.png", "allocation": "allocation.png"}
 
@@ -63,7 +65,7 @@ def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 
     plt.close(fig)
 
 
-def targets_chart(path: Path, rows: list[LeaderboardRow], targets: dict, tests: int, decisions: list[dict]) -> None:
+def targets_chart(path: Path, rows: list[LeaderboardRow], targets: Targets, tests: int, decisions: list[dict]) -> None:
     plt = _plt()
     research = [r for r in rows if r.role in ("chosen", "ensemble")]
     firsts: dict[str, LeaderboardRow] = {}
@@ -94,17 +96,17 @@ def targets_chart(path: Path, rows: list[LeaderboardRow], targets: dict, tests: 
     plt.close(fig)
 
 
-def allocation_chart(path: Path, events: list[dict]) -> None:
+def allocation_chart(path: Path, events: list[AllocationEvent]) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 4), dpi=110)
     by_strategy: dict[str, list[tuple[str, float]]] = {}
     for e in events:
-        if not e.get("override"):
-            by_strategy.setdefault(e["strategy"], []).append((e["ts"], e["allocation"]))
+        if not e.override:
+            by_strategy.setdefault(e.strategy, []).append((e.ts, e.allocation))
     for name, points in sorted(by_strategy.items()):
         points.sort()
         ax.step(range(len(points)), [a for _, a in points], where="post", label=name[:40])
-    overrides = sum(1 for e in events if e.get("override"))
+    overrides = sum(1 for e in events if e.override)
     ax.set_title(f"Allocation per strategy at each decision ({overrides} systemic-risk overrides)")
     ax.set_ylabel("share of capital")
     ax.set_xlabel("allocation decision (in order)")
@@ -114,18 +116,18 @@ def allocation_chart(path: Path, events: list[dict]) -> None:
     plt.close(fig)
 
 
-def write_charts(session: SessionDir, rows: list[LeaderboardRow], config: dict) -> dict[str, str]:
+def write_charts(session: SessionDir, rows: list[LeaderboardRow]) -> dict[str, str]:
     """Write the three PNGs next to the summary; returns {chart: file name}."""
-    tests = config["settings"]["tests"]
-    targets = config["settings"]["targets"]
+    settings = read_document(session.file(CONFIG), ConfigFacts).settings
+    tests, targets = settings.tests, settings.targets
     latest = latest_plans(session.file(PLANS))
-    applied_at = {a["plan_id"]: a["details"]["from_index"] for a in read_events(session.file(AUDIT)).records
-                  if a["action"] == "patch_applied"}
+    applied_at = {a.plan_id: a.details["from_index"] for a in read_jsonl(session.file(AUDIT), AuditEvent).records
+                  if a.action == "patch_applied"}
     decisions = [
         {"status": p.status, "x": applied_at.get(pid, _test_index(p.test_id, tests) if p.test_id else 0)}
         for pid, p in latest.items() if p.status in ("applied", "vetoed", "pending")
     ]
     equity_chart(session.file(CHARTS["equity"]), rows, tests)
     targets_chart(session.file(CHARTS["targets"]), rows, targets, tests, decisions)
-    allocation_chart(session.file(CHARTS["allocation"]), read_events(session.file(ALLOCATION)).records)
+    allocation_chart(session.file(CHARTS["allocation"]), read_jsonl(session.file(ALLOCATION), AllocationEvent).records)
     return dict(CHARTS)

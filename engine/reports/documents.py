@@ -22,6 +22,23 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class ConfigFacts(BaseModel):
+    """What the reports read of session_config.json (its schema: agents/documents.py SessionConfigDoc)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    class Settings(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        segments: int
+        tests: int
+        targets: Targets
+
+    settings: Settings
+    agents: dict[str, str] = Field(default_factory=dict)
+    windows: dict[str, Any] | None = None  # engine.windows.TestPlan as JSON; None: a session from before fitting
+    base_origin: str = ""
+
+
 def checked(schema: type[Document], document: dict[str, Any]) -> dict[str, Any]:
     """`document` itself, once it passes `schema` (pydantic.ValidationError if not)."""
     schema.model_validate(document)

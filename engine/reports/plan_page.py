@@ -2,38 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from engine.jsonl import read_json
+from engine.jsonl import read_document
+from engine.reports.documents import PhaseFigures, SegmentResultsDoc
 from engine.reports.global_metrics import session_rows
 from engine.session import SEGMENT_RESULTS, SessionDir
 from engine.standings import standings
 from engine.text import visible
 
 
-def _fmt_metrics(m: Mapping[str, Any]) -> str:
+def _fmt_metrics(m: PhaseFigures) -> str:
     return (
-        f"{m.get('n_trades', 0)} trades, hit {m.get('hit', 0):.3f}, payoff {m.get('payoff', 0):.2f}, "
-        f"pnl {m.get('total_pnl', 0):,.0f} USD, worst test drawdown {m.get('maxdd', 0):,.0f} USD, "
-        f"blunders {m.get('blunders_per_100', 0):.1f}/100, high-vol share {m.get('high_vol_share', 0):.0%}"
+        f"{m.n_trades} trades, hit {m.hit:.3f}, payoff {m.payoff:.2f}, "
+        f"pnl {m.total_pnl:,.0f} USD, worst test drawdown {m.maxdd:,.0f} USD, "
+        f"blunders {m.blunders_per_100:.1f}/100, high-vol share {m.high_vol_share:.0%}"
     )
 
 
 def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
     """The one-page plan written after segments 2 and 4: where the research stands, what comes next."""
-    res = read_json(session.segment_dir(segment) / SEGMENT_RESULTS)
+    res = read_document(session.segment_dir(segment) / SEGMENT_RESULTS, SegmentResultsDoc)
     rows = session_rows(session, up_to_segment=segment)  # as it stood then, even when rewritten later
     top = standings(rows)[:3]
     lines = [
         f"# Plan after segment {segment} of {segments}",
         "",
-        f"Session `{session.session_id}`. Research config of segment {segment} ({res['role']}):",
+        f"Session `{session.session_id}`. Research config of segment {segment} ({res.role}):",
         "",
-        f"- validation: {_fmt_metrics(res['chosen']['validation'])}",
-        f"- holdout: {_fmt_metrics(res['chosen']['holdout'])}",
+        f"- validation: {_fmt_metrics(res.chosen['validation'])}",
+        f"- holdout: {_fmt_metrics(res.chosen['holdout'])}",
         "",
-        "Targets: " + ", ".join(f"{k} {'met' if ok else 'missed'}" for k, ok in res["targets_met"].items()) + ".",
+        "Targets: " + ", ".join(f"{k} {'met' if ok else 'missed'}" for k, ok in res.targets_met.items()) + ".",
         "",
         "## Best configs so far (validation only)",
         "",
@@ -48,8 +46,8 @@ def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
     nxt = {2: "segment 3 tries the methods not yet researched, with the exits and gates learned so far",
            4: "segment 5 runs the best configs together as an ensemble under the allocation layer"}.get(segment, "")
     lines += ["", "## Next", "", f"- {nxt}." if nxt else "- the session ends.", ""]
-    if res["patches"]:
+    if res.patches:
         lines += ["## Changes applied in this segment", ""]
-        lines += [f"- {p['change']} (from {p['from_test']}, {p['who']})" for p in res["patches"]]
+        lines += [f"- {p.change} (from {p.from_test}, {p.who})" for p in res.patches]
         lines.append("")
     return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence
