@@ -1,0 +1,354 @@
+"""Checking a strategy's signal function for look-ahead and for dependence on where its data starts.
+
+A signal function `signal(bars, params) -> array` gives, at each bar's close, +1 long, −1 short,
+0 none: len(bars) integer values, no NaN. Its backtest is honest only if
+
+- it does not look ahead: the signal at a bar depends on that bar and the bars before it only.
+  `check_lookahead` cuts the series at bars c spread over it; the signals at every bar up to c,
+  all of them and not only those that fired, must be identical when the bars after c are
+  removed and when they are replaced by other bars (the continuation mirrored around the close
+  at c, so rises become falls of the same size);
+- it does not depend on how much history came before (recursion): past its declared warm-up,
+  a signal is the same whether the series starts here or earlier. `check_recursion` drops the
+  first k bars for several k and compares the bars that are past the warm-up in both runs.
+
+Identical means identical, with no tolerance: a signal is an integer, and one that flips is a
+different trade. An indicator that reads back without end (an EMA, Wilder's ATR) started from
+its first input never forgets that start exactly; started k bars apart, two runs differ by a
+residue that shrinks by (1 − α) a bar, and their signals agree only once the residue is too
+small to flip a comparison. Such a strategy has to declare a warm-up several times its longest
+period (on the synthetic bars an EMA cross needed 5 to 8 slow periods; the tests declare 10),
+or start its indicators from a full window instead of from the first bar.
+
+The checks run the signal function many times on slices and variants of the bars; each stops at
+its first finding for a parameter set. `draw_param_sets` picks the parameter sets to check from
+a declared space: the defaults plus seeded draws on each parameter's step grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import numpy as np
+
+from engine.data import Bars
+
+ParamValue = float | int | bool
+Signal = Callable[[Bars, Mapping[str, ParamValue]], np.ndarray]
+# name -> (default, lo, hi, step); the kind (bool, int or float) is the default's type
+ParamSpace = Mapping[str, tuple[ParamValue, float, float, float]]
+
+# 24 cuts, one in each 25th of the series after the first: a look-ahead that shows only at some
+# bars (an hourly resample at bars inside an hour, a series high before the global one) meets
+# one soon, while one parameter set costs at most 48 runs, ~36 runs' worth of the whole series
+# (the removed runs are prefixes, on average half of it).
+DEFAULT_CUTS = 24
+# 8 starts, geometric from 1 bar to half the series past the warm-up: small offsets leave a small
+# residue in a recursive indicator, large ones a residue the size of the price's swings.
+DEFAULT_STARTS = 8
+# the defaults and 4 draws: 5 parameter sets
+DEFAULT_DRAWS = 4
+
+_CUT_SEED = 20240105  # fixed: the same bars always get the same cuts
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class SignalError(ValueError):
+    """A signal function returned something that is not one +1/−1/0 per bar; str() is one line."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A signal that changed when it should not have: at `bar` (index into the bars checked),
+    `full` with all the bars, `changed` with the bars altered as `how` says."""
+
+    check: Literal["look-ahead", "recursion"]
+    how: Literal["removed", "replaced", "started later"]
+    bar: int
+    time_ms: int | None  # the bar's open time, ms since epoch UTC
+    params: Mapping[str, ParamValue]
+    full: int
+    changed: int
+    cut: int | None = None  # look-ahead: the last bar kept as it was
+    start: int | None = None  # recursion: bars dropped from the start
+    warmup: int | None = None  # recursion: the declared warm-up for these params, bars
+
+    def line(self) -> str:
+        """One line for a person: what changed, where, under which alteration and params."""
+        when = f" ({_time(self.time_ms)})" if self.time_ms is not None else ""
+        if self.how == "removed":
+            alteration = f"the bars after bar {self.cut} were removed"
+        elif self.how == "replaced":
+            alteration = f"the bars after bar {self.cut} were replaced by other bars"
+        else:
+            bars = "bar" if self.start == 1 else "bars"
+            alteration = f"the series started {self.start} {bars} later (declared warm-up {self.warmup} bars)"
+        return (
+            f"{self.check}: signal at bar {self.bar}{when} changed from {self.full} to {self.changed} "
+            f"when {alteration}; params {format_params(self.params)}"
+        )
+
+
+def check_signal_shape(signal_output: object, n: int) -> str | None:
+    """None when `signal_output` is `n` values in {−1, 0, 1} (integers, or floats that are); else
+    one line saying what is wrong and at which bar."""
+    try:
+        values = np.asarray(signal_output)
+    except Exception as err:  # noqa: BLE001 - anything the function returned; say what it was
+        return f"signal is a {type(signal_output).__name__} that is not an array of numbers ({err})"
+    if values.ndim != 1:
+        return f"signal has shape {values.shape}; it should be one value per bar, {n} values"
+    if len(values) != n:
+        return f"signal has {len(values)} values for {n} bars; it should have one per bar"
+    if values.dtype == np.bool_:
+        return "signal is True/False; it should be +1 (long), -1 (short) or 0 (none) at each bar"
+    if values.dtype.kind not in "iuf":
+        return f"signal values are of type {values.dtype}; they should be the numbers +1, -1 or 0"
+    if values.dtype.kind == "f":
+        nan = np.isnan(values)
+        if nan.any():
+            first = int(np.argmax(nan))
+            return f"signal is NaN at bar {first} ({int(nan.sum())} NaN in all); give 0 where there is no signal"
+    wrong = (values != 1) & (values != 0) & (values != -1)
+    if wrong.any():
+        first = int(np.argmax(wrong))
+        return f"signal is {values[first].item()!r} at bar {first}; it should be +1 (long), -1 (short) or 0 (none)"
+    return None
+
+
+def check_lookahead(
+    signal: Signal,
+    bars: Bars,
+    param_sets: Iterable[Mapping[str, ParamValue]],
+    cuts: int | Sequence[int] = DEFAULT_CUTS,
+) -> list[Finding]:
+    """At most one Finding per parameter set: at the first cut (in bar order) where a signal at a
+    bar ≤ cut changed when the bars after the cut were removed, or else replaced.
+
+    `cuts` is how many cut points to spread over the series, or the cut bars themselves (each
+    must leave a bar after it). Raises SignalError for a malformed signal (an exception the
+    signal function raises goes through), ValueError for cuts outside the bars.
+    """
+    cut_bars = _cuts(cuts, len(bars))
+    if not cut_bars:
+        raise ValueError(f"{len(bars)} bars leave no bar to cut after; the look-ahead check needs at least 2")
+    findings = []
+    for params in param_sets:
+        full = _signals(signal, bars, params, "all bars")
+        for cut in cut_bars:
+            finding = _lookahead_at(signal, bars, params, full, cut)
+            if finding is not None:
+                findings.append(finding)
+                break
+    return findings
+
+
+def check_recursion(
+    signal: Signal,
+    bars: Bars,
+    param_sets: Iterable[Mapping[str, ParamValue]],
+    warmup: Callable[[Mapping[str, ParamValue]], int],
+    starts: int | Sequence[int] = DEFAULT_STARTS,
+) -> list[Finding]:
+    """At most one Finding per parameter set: for the first start k (ascending) where a signal at a
+    bar at least `warmup(params)` bars after bar k changed when the first k bars were dropped.
+
+    `starts` is how many start offsets to spread geometrically from 1 bar to half the bars past the
+    warm-up, or the offsets themselves (those leaving no bar past the warm-up are skipped).
+    Raises SignalError for a malformed signal, ValueError for a negative warm-up or one that
+    leaves no bar to compare.
+    """
+    n = len(bars)
+    findings = []
+    for params in param_sets:
+        w = int(warmup(params))
+        if w < 0:
+            raise ValueError(f"warm-up is {w} bars for params {format_params(params)}; it must be 0 or more")
+        start_bars = _starts(starts, n, w)
+        if not start_bars:
+            raise ValueError(
+                f"a warm-up of {w} bars (params {format_params(params)}) leaves no bar to compare in {n} bars "
+                "from any start; give more bars"
+            )
+        full = _signals(signal, bars, params, "all bars")
+        for start in start_bars:
+            later = _signals(signal, bars.slice(start, n), params, f"bars {start}..{n - 1}, the first {start} dropped")
+            offset = _first_difference(full[start + w :], later[w:])
+            if offset is not None:
+                bar = start + w + offset
+                findings.append(Finding(
+                    "recursion", "started later", bar, int(bars.ts[bar]), dict(params),
+                    int(full[bar]), int(later[bar - start]), start=start, warmup=w,
+                ))
+                break
+    return findings
+
+
+def draw_param_sets(
+    space: ParamSpace,
+    draws: int = DEFAULT_DRAWS,
+    *,
+    seed: int = 0,
+    keep: Callable[[Mapping[str, ParamValue]], bool] | None = None,
+) -> list[dict[str, ParamValue]]:
+    """The defaults, then up to `draws` distinct sets drawn uniformly from each parameter's grid
+    lo, lo + step, … ≤ hi (bools: False or True), seeded so the same call gives the same sets.
+
+    A draw that `keep` rejects (e.g. a fast period not below the slow one) or that repeats one
+    already drawn is redrawn, 20 × draws tries in all; a small space may give fewer sets.
+    Raises ValueError naming the parameter for a bad space entry or defaults `keep` rejects.
+    """
+    grids = {name: _grid(name, *entry) for name, entry in space.items()}
+    defaults = {name: entry[0] for name, entry in space.items()}
+    if keep is not None and not keep(defaults):
+        raise ValueError(f"the defaults {format_params(defaults)} are not a valid parameter set")
+    rng = np.random.default_rng(seed)
+    sets = [defaults]
+    for _ in range(20 * draws):
+        if len(sets) > draws:
+            break
+        drawn = {name: grid[int(rng.integers(len(grid)))] for name, grid in grids.items()}
+        if drawn not in sets and (keep is None or keep(drawn)):
+            sets.append(drawn)
+    return sets
+
+
+def format_params(params: Mapping[str, ParamValue]) -> str:
+    """`ema_fast=12 ema_slow=48 use_gate=on`: names as given, floats in their shortest form."""
+    parts = []
+    for name, value in params.items():
+        if isinstance(value, (bool, np.bool_)):
+            text = "on" if value else "off"
+        elif isinstance(value, (float, np.floating)):
+            text = f"{float(value):g}" if float(value) == float(f"{float(value):g}") else repr(float(value))
+        else:
+            text = str(value)
+        parts.append(f"{name}={text}")
+    return " ".join(parts) if parts else "(none)"
+
+
+# ------------------------------------------------------------------------------- internals
+
+
+def _lookahead_at(
+    signal: Signal, bars: Bars, params: Mapping[str, ParamValue], full: np.ndarray, cut: int
+) -> Finding | None:
+    """The finding at `cut`, if any: the bars after it removed first, then (only if that changed
+    nothing) replaced, so the cheaper prefix run answers most look-aheads."""
+    variants = (
+        ("removed", lambda: bars.slice(0, cut + 1), f"bars 0..{cut}, those after removed"),
+        ("replaced", lambda: _mirrored_after(bars, cut), f"all bars, those after {cut} replaced"),
+    )
+    for how, altered, what in variants:
+        changed = _signals(signal, altered(), params, what)
+        bar = _first_difference(full[: cut + 1], changed[: cut + 1])
+        if bar is not None:
+            return Finding("look-ahead", how, bar, int(bars.ts[bar]), dict(params), int(full[bar]), int(changed[bar]), cut=cut)
+    return None
+
+
+def _signals(signal: Signal, bars: Bars, params: Mapping[str, ParamValue], what: str) -> np.ndarray:
+    """The signal on `bars` as int8, or SignalError naming the run and the params."""
+    out = signal(bars, params)
+    problem = check_signal_shape(out, len(bars))
+    if problem is not None:
+        raise SignalError(f"{problem} (on {what}; params {format_params(params)})")
+    return np.asarray(out).astype(np.int8)
+
+
+def _first_difference(a: np.ndarray, b: np.ndarray) -> int | None:
+    differ = a != b
+    return int(np.argmax(differ)) if differ.any() else None
+
+
+def _cuts(cuts: int | Sequence[int], n: int) -> list[int]:
+    """Cut bars in ascending order, each with at least one bar after it."""
+    if isinstance(cuts, (int, np.integer)):
+        if cuts < 1:
+            raise ValueError(f"cuts must be at least 1, got {cuts}")
+        # one cut in each of `cuts` equal stretches after the first n / (cuts + 1) bars, at a
+        # seeded place in it: evenly spaced cuts would share a phase with the hours and days
+        # (n = 6000 puts every one at an hour's last bar, where an hourly resample hides)
+        k = int(cuts)
+        first = n // (k + 1)
+        width = (n - 1 - first) / k
+        places = np.random.default_rng(_CUT_SEED).random(k)
+        chosen = [first + int((i + places[i]) * width) for i in range(k)]
+    else:
+        chosen = [int(c) for c in cuts]
+        wrong = [c for c in chosen if not 0 <= c <= n - 2]
+        if wrong:
+            raise ValueError(f"cut {wrong[0]} is outside the bars: a cut must be in 0..{n - 2} for {n} bars")
+    return sorted({c for c in chosen if 0 <= c <= n - 2})
+
+
+def _starts(starts: int | Sequence[int], n: int, warmup: int) -> list[int]:
+    """Start offsets in ascending order that leave at least one bar past the warm-up."""
+    if isinstance(starts, (int, np.integer)):
+        if starts < 1:
+            raise ValueError(f"starts must be at least 1, got {starts}")
+        last = max(1, (n - warmup) // 2)
+        chosen = [int(round(s)) for s in np.geomspace(1, last, int(starts))]
+    else:
+        chosen = [int(s) for s in starts]
+        wrong = [s for s in chosen if s < 1]
+        if wrong:
+            raise ValueError(f"start {wrong[0]} drops no bars; a start must be 1 or more")
+    return sorted({s for s in chosen if s + warmup < n})
+
+
+def _mirrored_after(bars: Bars, cut: int) -> Bars:
+    """`bars` with every bar after `cut` mirrored around the close at `cut` (a price p becomes
+    close² / p: each rise a fall of the same size, high and low swapping roles) and its volumes
+    in reverse order, buyers and sellers swapped. Still valid bars: p → close² / p reverses the
+    order of prices, so the mirrored low is the new high."""
+    pivot = float(bars.close[cut]) ** 2
+    after = slice(cut + 1, None)
+
+    def mirrored(prices: np.ndarray) -> np.ndarray:
+        out = prices.copy()
+        out[after] = pivot / prices[after]
+        return out
+
+    high, low = bars.high.copy(), bars.low.copy()
+    high[after] = pivot / bars.low[after]
+    low[after] = pivot / bars.high[after]
+    volume = bars.volume.copy()
+    volume[after] = bars.volume[after][::-1]
+    taker = bars.taker_buy_volume
+    if taker is not None:
+        taker = taker.copy()
+        taker[after] = (bars.volume[after] - bars.taker_buy_volume[after])[::-1]
+    return dataclasses.replace(
+        bars, open=mirrored(bars.open), high=high, low=low, close=mirrored(bars.close),
+        volume=volume, taker_buy_volume=taker,
+    )
+
+
+def _grid(name: str, default: ParamValue, lo: float, hi: float, step: float) -> list[ParamValue]:
+    """The values a parameter may take: lo, lo + step, … ≤ hi, of the default's kind."""
+    if isinstance(default, (bool, np.bool_)):
+        return [False, True]
+    numbers = (default, lo, hi, step)
+    if not all(isinstance(x, (int, float, np.integer, np.floating)) and math.isfinite(x) for x in numbers):
+        raise ValueError(f"{name}: default, lo, hi and step must be finite numbers, got {numbers}")
+    if step <= 0 or lo > hi or not lo <= default <= hi:
+        raise ValueError(f"{name}: need lo <= default <= hi and step > 0, got default {default}, lo {lo}, hi {hi}, step {step}")
+    count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+    if isinstance(default, (int, np.integer)):
+        if any(float(x) != int(x) for x in (lo, hi, step)):
+            raise ValueError(f"{name}: an int parameter needs whole lo, hi and step, got {lo}, {hi}, {step}")
+        return [int(lo) + k * int(step) for k in range(count)]
+    # rounded so that 0.1 + 2 × 0.1 reads 0.3, as the trader typed the grid
+    return [round(float(lo) + k * float(step), 12) for k in range(count)]
+
+
+def _time(ms: int) -> str:
+    """2024-01-05 10:15 UTC (seconds shown only when the time has them)."""
+    moment = _EPOCH + timedelta(milliseconds=int(ms))
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if ms % 60_000 else "%Y-%m-%d %H:%M UTC")
