@@ -26,6 +26,7 @@ from engine.allocation import (
     AllocationSettings,
     Controller,
     Decision,
+    NonceLedger,
     decided_positions,
     new_identity,
     run_portfolio,
@@ -147,6 +148,13 @@ def ensemble_portfolio(
     equity = result.portfolio_equity
     rets = np.diff(equity, prepend=0.0) / capital
     records: list[Record] = []
+    ledger = NonceLedger()
+
+    def identity(strategy: str) -> dict[str, str]:
+        who = new_identity("ensemble", strategy, session_id)
+        ledger.spend(who)
+        return {"agent_id": who.agent_id, "nonce": who.nonce}
+
     previous = [None] * len(members)
     prev_alloc = [1.0 / len(members)] * len(members)
     for r, bar in enumerate(result.rebalance_bars.tolist()):
@@ -160,7 +168,7 @@ def ensemble_portfolio(
                     **event_fields("allocation", session_id),
                     "ts": iso(start + bar), "strategy": name, "sharpe": None if math.isnan(sharpe) else float(sharpe),
                     "mode": mode, "allocation": alloc, "previous_allocation": prev_alloc[k],
-                    "reason": f"ensemble: {rated} -> {mode}", "agent_id": f"ensemble/{name}",
+                    "reason": f"ensemble: {rated} -> {mode}", **identity(name),
                 }))
                 previous[k] = mode
             prev_alloc[k] = alloc
@@ -171,6 +179,7 @@ def ensemble_portfolio(
             "ts": iso(start + bar), "strategy": "systemic-risk", "sharpe": None, "mode": "ACTIVE", "allocation": 0.0,
             "previous_allocation": 0.0, "override": True, "signals_changed": held,
             "reason": f"at least {settings.systemic_sells} strategies signalled SELL: BUY held for {', '.join(held)}",
+            **identity("systemic-risk"),
         }))
     results = {
         "members": names,

@@ -6,10 +6,12 @@ Modes, per strategy, from the trailing Sharpe of its out-of-sample returns:
   Sharpe < 0.5 → SHADOW (zero, still paper-traded so it can come back);
   too little history → ACTIVE. Thresholds, window, factor and base allocations are settings.
 Systemic risk: when at least 3 strategies (a setting) signal SELL on the same bar, every BUY
-on that bar becomes HOLD, and the signal says why.
-Identity: every signal and every applied change carries agent_id (environment + strategy),
-a fresh nonce and the session_id; a ledger spends each nonce once and refuses a BUY that
-would spend buying power already committed on that bar. Refusals are logged, never silent.
+on that bar becomes HOLD (`simulate_portfolio`, the one place it is decided).
+Buying power: the base allocations sum to at most 1 and a mode only lowers a base, so the
+BUYs of one bar never commit more than the capital (`run_portfolio` refuses bases above 1).
+Identity: every allocation decision and every override carries agent_id (environment +
+strategy), a fresh nonce and the session_id; a ledger spends each nonce once, and a refusal
+is logged, never silent.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ log = logging.getLogger("maestro.allocation")
 Mode = Literal["ACTIVE", "REDUCED", "SHADOW"]
 MODES = ("ACTIVE", "REDUCED", "SHADOW")
 ACTIVE, REDUCED, SHADOW = 0, 1, 2
-BUY, HOLD, SELL = 1, 0, -1
-SIGNAL_NAMES = {BUY: "BUY", HOLD: "HOLD", SELL: "SELL"}
 
 
 class AllocationSettings(BaseModel):
@@ -89,21 +89,6 @@ def new_identity(environment: str, strategy: str, session_id: str) -> Identity:
 
 
 @dataclass(frozen=True)
-class Signal:
-    """A strategy's signal on a bar, after the systemic override, with its identity."""
-
-    strategy: str
-    raw: int  # BUY, HOLD, SELL
-    final: int
-    identity: Identity
-    reason: str = ""
-
-    @property
-    def name(self) -> str:
-        return SIGNAL_NAMES[self.final]
-
-
-@dataclass(frozen=True)
 class Decision:
     """What the controller decided for one strategy at one rebalance."""
 
@@ -117,32 +102,21 @@ class Decision:
 
 
 class NonceLedger:
-    """Spends each nonce once and each bar's buying power once; every refusal is logged and kept."""
+    """Spends each nonce once; a refusal is logged and kept (DESIGN.md §8: a nonce is consumed once)."""
 
     def __init__(self) -> None:
         self.spent: set[str] = set()
-        self.committed: dict[int, float] = {}  # bar -> capital fraction already committed
         self.refusals: list[str] = []
 
-    def spend(self, identity: Identity, *, bar: int | None = None, amount: float = 0.0, capacity: float = 1.0) -> bool:
-        """Spend `identity.nonce` (and `amount` of the bar's buying power); False, logged, if refused."""
+    def spend(self, identity: Identity) -> bool:
+        """Spend `identity.nonce`; False, logged, if it was spent before."""
         if identity.nonce in self.spent:
-            return self._refuse(f"nonce {identity.nonce} of {identity.agent_id} already spent (double spend refused)")
-        if bar is not None and amount > 0:
-            used = self.committed.get(bar, 0.0)
-            if used + amount > capacity + 1e-12:
-                return self._refuse(
-                    f"{identity.agent_id} would spend {amount:.2f} of bar {bar}'s buying power, "
-                    f"{used:.2f} of {capacity:.2f} already committed"
-                )
-            self.committed[bar] = used + amount
+            why = f"nonce {identity.nonce} of {identity.agent_id} already spent (double spend refused)"
+            self.refusals.append(why)
+            log.warning("ledger refused: %s", why)
+            return False
         self.spent.add(identity.nonce)
         return True
-
-    def _refuse(self, why: str) -> bool:
-        self.refusals.append(why)
-        log.warning("ledger refused: %s", why)
-        return False
 
 
 class Controller:
@@ -181,27 +155,6 @@ class Controller:
             self.modes[name] = mode
         return out
 
-    def signals(self, raw: dict[str, int], bar: int) -> list[Signal]:
-        """Apply the systemic-risk override to one bar's raw signals; each gets a fresh identity."""
-        sells = [k for k, v in raw.items() if v == SELL]
-        systemic = len(sells) >= self.settings.systemic_sells
-        out = []
-        for name, value in raw.items():
-            identity = new_identity(self.environment, name, self.session_id)
-            final, reason = value, ""
-            if systemic and value == BUY:
-                final = HOLD
-                reason = (f"systemic risk: {len(sells)} strategies signal SELL on this bar "
-                          f"({', '.join(sells)}); BUY held")
-            elif value == BUY and self.modes.get(name) == "SHADOW":
-                reason = "shadow: paper trade only"
-            if final == BUY and self.modes.get(name) != "SHADOW":
-                if not self.ledger.spend(identity, bar=bar, amount=self.allocations.get(name, 0.0)):
-                    final, reason = HOLD, self.ledger.refusals[-1]
-            else:
-                self.ledger.spend(identity)
-            out.append(Signal(name, value, final, identity, reason))
-        return out
 
 
 # ---------------------------------------------------------------- portfolio simulation
@@ -350,6 +303,8 @@ def run_portfolio(
 ) -> PortfolioResult:
     """Simulate the strategies' decided positions as one portfolio; with `compare`, also report
     the PnL with equal weights (no controller) and without the systemic override."""
+    if float(np.sum(bases)) > 1.0 + 1e-9:
+        raise ValueError(f"base allocations sum to {float(np.sum(bases)):.4f}: more than the capital (at most 1)")
     bars_per_day = 86_400_000 / interval_ms
     window = max(2, int(round(settings.window_days * bars_per_day)))
     min_history = int(round(settings.min_history_days * bars_per_day))

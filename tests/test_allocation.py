@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 
 from engine.allocation import (
-    BUY,
-    HOLD,
     MODES,
-    SELL,
     AllocationSettings,
     Controller,
     NonceLedger,
@@ -30,13 +27,10 @@ def test_worked_example_of_the_original_design():
     decisions = ctl.rebalance({"A": 1.52, "B": 0.82, "C": 0.35, "D": 1.21})
     assert [d.allocation for d in decisions] == pytest.approx([0.50, 0.15, 0.00, 0.30])
     assert [d.mode for d in decisions] == ["ACTIVE", "REDUCED", "SHADOW", "ACTIVE"]
-    signals = ctl.signals({"A": SELL, "B": SELL, "C": BUY, "D": SELL}, bar=100)
-    assert [s.name for s in signals] == ["SELL", "SELL", "HOLD", "SELL"]
-    held = signals[2]
-    assert held.raw == BUY and "systemic risk" in held.reason and "3 strategies signal SELL" in held.reason
-    identities = [s.identity for s in signals]
+    identities = [d.identity for d in decisions]
     assert len({i.nonce for i in identities}) == 4 and len({i.agent_id for i in identities}) == 4
     assert all(i.session_id == "s-1" for i in identities)
+    assert ctl.ledger.spent == {i.nonce for i in identities} and not ctl.ledger.refusals
 
 
 @pytest.mark.parametrize(
@@ -53,12 +47,6 @@ def test_too_little_history_keeps_a_strategy_active_at_its_base():
     assert (d.mode, d.allocation) == ("ACTIVE", 0.4) and "too little history" in d.reason
 
 
-def test_two_sells_do_not_trigger_the_override():
-    ctl = Controller({"A": 0.3, "B": 0.3, "C": 0.3}, S, session_id="s")
-    signals = ctl.signals({"A": SELL, "B": SELL, "C": BUY}, bar=1)
-    assert signals[2].final == BUY
-
-
 def test_a_reused_nonce_is_refused_and_logged(caplog):
     ledger = NonceLedger()
     ident = new_identity("research", "A", "s")
@@ -68,11 +56,10 @@ def test_a_reused_nonce_is_refused_and_logged(caplog):
     assert "already spent" in ledger.refusals[-1] and "double spend" in caplog.text
 
 
-def test_buying_power_already_committed_on_a_bar_is_refused():
-    ctl = Controller({"A": 0.6, "B": 0.6}, S, session_id="s")
-    a, b = ctl.signals({"A": BUY, "B": BUY}, bar=7)
-    assert a.final == BUY and b.final == HOLD and "already committed" in b.reason
-    assert ctl.ledger.refusals
+def test_bases_above_the_capital_are_refused():
+    close = np.linspace(100, 101, 5)
+    with pytest.raises(ValueError, match=r"sum to 1\.2000: more than the capital"):
+        run_portfolio(close, np.zeros((2, 5)), ["A", "B"], np.array([0.6, 0.6]), S, 300_000)
 
 
 # ---------------------------------------------------------------- the portfolio kernel
@@ -200,6 +187,19 @@ def test_override_events_name_the_strategies_held():
     result = run_portfolio(close, decided, ["A", "B", "C", "D"], np.full(4, 0.25), AllocationSettings(), 300_000,
                            compare=False)
     assert result.override_bars() == [(5, ["D"])]
+    assert not result.strategy_equity[3].any()  # the held BUY left D flat (and paid no cost) while prices rose
+
+
+def test_two_sells_do_not_trigger_the_override():
+    n = 10
+    close = np.linspace(100, 110, n)
+    decided = np.zeros((3, n))
+    decided[:2, 2:] = 1
+    decided[:2, 5:] = -1  # two strategies sell at bar 5
+    decided[2, 5:] = 1    # the third buys on that bar: not held
+    result = run_portfolio(close, decided, ["A", "B", "C"], np.full(3, 1 / 3), AllocationSettings(), 300_000,
+                           compare=False)
+    assert result.override_bars() == [] and result.strategy_equity[2, -1] > 0
 
 
 def test_decided_positions_follow_the_trades():

@@ -98,7 +98,10 @@ def test_default_session_writes_every_file_and_every_line_validates(full_session
     # the allocation layer rated the method families and ran the ensemble as a portfolio
     allocations = read_jsonl(s / "allocation.jsonl").records
     assert {a["strategy"] for a in allocations} >= {"ema_crossover", "macd_trend", "trend_breakout"}
-    assert all(a["nonce"] for a in allocations if a.get("agent_id", "").startswith("research/"))
+    # every allocation decision and every override carries its identity, each nonce spent once
+    assert all(a.get("agent_id") and a.get("nonce") for a in allocations)
+    assert len({a["nonce"] for a in allocations}) == len(allocations)
+    assert any(a["agent_id"].startswith("ensemble/") for a in allocations)
     summaries = [a for a in read_jsonl(s / "audit.jsonl").records if a["action"] == "allocation_decision"]
     assert summaries and "trailing Sharpe" in summaries[0]["why"] and "allocation" in summaries[0]["why"]
     ensemble = read_json(s / "segment_5" / "segment_results.json")["ensemble_portfolio"]
