@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
 import threading
 import time
 import traceback
@@ -44,10 +43,11 @@ from agents.session_start import build_agents, load_source
 from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
+from agents.wakeups import Wakeups
 from engine.allocation import warm_up_portfolio
-from engine.events import PlanEvent, fold_plan_line, read_events, utc_now_iso
+from engine.events import utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool
-from engine.jsonl import SessionFileError, read_json, read_jsonl
+from engine.jsonl import SessionFileError, read_json
 from engine.methods import METHODS
 from engine.params import Params
 from engine.reports.summary import write_reports
@@ -57,7 +57,6 @@ from engine.session import (
     CONDUCTOR_LOG,
     CONFIG,
     DECISIONS,
-    PLANS,
     SUMMARY,
     ConductorState,
     SessionDir,
@@ -123,6 +122,8 @@ class Conductor:
                                  self.desk, self.strategist, self.critic, Params.model_validate(self.config["base_params"]),
                                  echo, self.analyzer, self._write_records)
         self.next_unstarted = 0  # global index of the first test not yet started
+        self.runner: TestRunner | None = None  # the worker pool, from run() on
+        self._dask_client: Any = None  # settings.dask: the cluster's client, made with the first executor
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ what the gate asks of its host (agents.gate.Host)
@@ -180,19 +181,6 @@ class Conductor:
 
                 log.error("conductor.json not updated to failed: %s", os_error_line(err))
 
-    def _load_written(self) -> None:
-        """What an earlier run wrote: the journal's keys, the plan book, the patch timeline, the decisions spent."""
-        latest: dict[str, PlanEvent] = {}
-        for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:  # read once: keys and the fold
-            self.journal.mark(PLANS, f"{event.plan_id}:{'outcome' if event.outcome is not None else event.status}")
-            fold_plan_line(latest, event.plan_id, event)
-        self.gate.load_plans(latest)
-        for rec in read_events(self.session.file(AUDIT)).records:
-            try:
-                self.gate.load_audited(rec)
-            except (KeyError, TypeError, ValueError) as err:  # valid as an event, not as what its action needs
-                log.warning("audit.jsonl: a %s record skipped: %s %s", rec.get("action"), type(err).__name__, err)
-
     def _note(self, text: str) -> None:
         """An LLM turn fell back to the offline agent, or a role went offline: say so in the conversation."""
         self.notes += 1
@@ -204,23 +192,6 @@ class Conductor:
                          MaestroMessage(turno=5, acao="offline fallback", detalhes=text, status="recorded"),
                          ref=f"note{self.notes}")
 
-    def _watch_decisions(self, stop: threading.Event) -> None:
-        import watchfiles
-
-        target = str(self.session.file(DECISIONS))
-        for _changes in watchfiles.watch(
-            self.session.root, stop_event=stop, watch_filter=lambda _c, path: path == target,
-            debounce=50, step=20, yield_on_timeout=False, rust_timeout=1000,
-        ):
-            self.events.put(("decisions", None))
-
-    def _ticker(self, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
-            self.events.put(("tick", None))
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        self.events.put(("stop", signum))
-
     # ------------------------------------------------------------ the run
 
     def run(self) -> int:
@@ -229,14 +200,11 @@ class Conductor:
         handler.setFormatter(VisibleFormatter("%(asctime)s %(levelname)s %(message)s"))
         logging.getLogger("maestro").addHandler(handler)
         logging.getLogger("maestro").setLevel(logging.INFO)
-        stop_threads = threading.Event()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: self.events.put(("pause", None)))
-        self.runner: TestRunner | None = None
+        wakeups = Wakeups(self.events, self.session.file(DECISIONS))
         code = EXIT_FAILED
         try:
             self._write_state("starting")
-            self._load_written()
+            self.gate.load_written()
             self.journal.open()
             self.gate.finish_audited()
             plan = self.schedule.place(load_source(self.config["data"]), self.config.get("windows"),
@@ -248,12 +216,7 @@ class Conductor:
                 detalhes={"baseline": self.config["base_origin"], "windows": plan.summary()},
                 status="reusing windows" if plan.reused_tests else "windows fitted" if plan.fitted else "ready",
             ))
-            threads = [
-                threading.Thread(target=self._watch_decisions, args=(stop_threads,), daemon=True, name="decisions"),
-                threading.Thread(target=self._ticker, args=(stop_threads,), daemon=True, name="ticker"),
-            ]
-            for t in threads:
-                t.start()
+            wakeups.start()
             self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
             # compile the portfolio kernel (segment 5) while the worker pool compiles its own
             threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
@@ -300,14 +263,12 @@ class Conductor:
                           one_line=True), file=sys.stderr)
             code = EXIT_FAILED
         finally:
-            stop_threads.set()
+            wakeups.stop()
             if self.runner is not None:
                 self.runner.shutdown(cancel=True)
-            if getattr(self, "_dask_client", None) is not None:
+            if self._dask_client is not None:
                 self._dask_client.close()
             self.journal.close()
-            for s, h in previous.items():
-                signal.signal(s, h)
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
             logging.getLogger("maestro").removeHandler(handler)
             try:
@@ -320,7 +281,7 @@ class Conductor:
         if self.settings.dask:
             from distributed import Client
 
-            self._dask_client = getattr(self, "_dask_client", None) or Client(self.settings.dask)
+            self._dask_client = self._dask_client or Client(self.settings.dask)
             return self._dask_client.get_executor()
         return process_pool(self.settings.effective_workers())
 

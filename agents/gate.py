@@ -29,10 +29,10 @@ from agents.rules import RULE_METRIC, Analyzer, Check, RuleFiring
 from agents.schedule import Schedule
 from agents.settings import Settings
 from engine.configs import config_id, config_label, params_json
-from engine.events import DecisionEvent, PatchItem, PlanEvent, utc_now_iso
-from engine.jsonl import JsonlTail
+from engine.events import DecisionEvent, PatchItem, PlanEvent, fold_plan_line, read_events, utc_now_iso
+from engine.jsonl import JsonlTail, read_jsonl
 from engine.params import Params
-from engine.session import DECISIONS, PLANS, SessionDir, parse_test_id, test_id
+from engine.session import AUDIT, DECISIONS, PLANS, SessionDir, parse_test_id, test_id
 
 log = logging.getLogger("maestro.gate")
 
@@ -102,11 +102,20 @@ class Gate:
 
     # ------------------------------------------------------------ reading back an earlier run
 
-    def load_plans(self, latest: dict[str, PlanEvent]) -> None:
-        """The plans an earlier run wrote, each as its latest line says (engine.events.latest_plans)."""
-        for plan_id, event in latest.items():
+    def load_written(self) -> None:
+        """What an earlier run wrote: the journal's keys, the plan book, the patch timeline, the decisions spent."""
+        latest: dict[str, PlanEvent] = {}
+        for event in read_jsonl(self.session.file(PLANS), PlanEvent).records:  # read once: keys and the fold
+            self.journal.mark(PLANS, f"{event.plan_id}:{'outcome' if event.outcome is not None else event.status}")
+            fold_plan_line(latest, event.plan_id, event)
+        for plan_id, event in latest.items():  # each plan as its latest line says
             seg, t = parse_test_id(event.test_id or "seg1_test001")
             self.book.plans[plan_id] = PlanRecord(event, seg, self.schedule.index(seg, t))
+        for rec in read_events(self.session.file(AUDIT)).records:
+            try:
+                self.load_audited(rec)
+            except (KeyError, TypeError, ValueError) as err:  # valid as an event, not as what its action needs
+                log.warning("audit.jsonl: a %s record skipped: %s %s", rec.get("action"), type(err).__name__, err)
 
     def load_audited(self, rec: dict[str, Any]) -> None:
         """What one audit record of an earlier run tells: spent nonces and offsets, patches, vetoes."""
