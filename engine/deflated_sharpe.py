@@ -32,7 +32,7 @@ import math
 from collections.abc import Sequence
 from statistics import NormalDist
 
-import numpy as np
+from engine.metrics import per_test_sharpe, return_moments
 
 EULER_GAMMA = 0.5772156649
 # Floor for the variance term of the DSR denominator (see the module docstring, "Guards").
@@ -75,22 +75,9 @@ def deflated_sharpe(sr: float, t: int, skew: float, kurt: float, n_trials: int, 
 
 
 def return_stats(returns: Sequence[float]) -> tuple[float, float, float]:
-    """(Sharpe = mean / sample sd, skewness, kurtosis) of returns; (0, 0, 3) when the sd is 0.
-
-    Two passes: the mean first, then exact sums (fsum) of the deviations' powers; the
-    element-wise products run in numpy, bit for bit what Python's floats give.
-    """
-    n = len(returns)
-    if n < 2:
+    """(per-test Sharpe, skewness, kurtosis) of returns (engine.metrics.per_test_sharpe); (0, 0, 3) when flat."""
+    moments = return_moments(returns)
+    if moments is None:
         return 0.0, 0.0, 3.0
-    mean = math.fsum(returns) / n
-    dev = np.asarray(returns, dtype=np.float64) - mean
-    d2 = dev * dev
-    m2 = math.fsum(d2.tolist()) / n
-    # relative threshold: returns equal up to rounding have no spread worth a ratio
-    if m2 <= (1e-12 * max(map(abs, returns))) ** 2:
-        return 0.0, 0.0, 3.0
-    m3 = math.fsum((d2 * dev).tolist()) / n
-    m4 = math.fsum((d2 * d2).tolist()) / n
-    sd_sample = math.sqrt(m2 * n / (n - 1))
-    return mean / sd_sample, m3 / m2**1.5, m4 / (m2 * m2)
+    _, m2, m3, m4 = moments
+    return per_test_sharpe(returns), m3 / m2**1.5, m4 / (m2 * m2)

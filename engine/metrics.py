@@ -13,6 +13,10 @@
 - high-vol share: trades in the high vol_bin / trades.
 - Sharpe: mean / sd of per-bar returns (equity change / notional_usd), × sqrt(bars per year),
   365-day crypto year; 0 when the sd is 0.
+- per-test Sharpe: mean / sample sd of a config's per-test returns (validation PnL /
+  notional_usd, one per walk-forward test), not annualised; 0 when the returns are equal up
+  to rounding (population variance ≤ (1e-12 · max |r|)²). The deflated Sharpe, PBO and the
+  significance counts all start from it.
 - score (0–100): 100 × (0.30·s_hit + 0.30·s_payoff + 0.25·s_dd + 0.15·s_clean) with
   s_hit = clip((hit − 0.30) / 0.40), s_payoff = clip((payoff − 0.5) / 1.5),
   s_dd = clip(1 + maxdd / (2 % of notional_usd)), s_clean = 1 − blunders / trades;
@@ -22,7 +26,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +94,37 @@ def chained_drawdown(parts: Iterable[tuple[float, float]]) -> float:
         peak = max(peak, equity)
         worst = min(worst, equity - peak)
     return worst
+
+
+SD_ZERO_RELATIVE = 1e-12  # relative floor under which a spread of returns counts as none
+
+
+def return_moments(returns: Sequence[float]) -> tuple[float, float, float, float] | None:
+    """(mean, m2, m3, m4): the mean and the central moments (population) of `returns`; None when flat.
+
+    Two passes: the mean first, then exact sums (fsum) of the deviations' powers; the
+    element-wise products run in numpy, bit for bit what Python's floats give. Flat: fewer
+    than 2 returns, or m2 ≤ (SD_ZERO_RELATIVE · max |r|)² (equal up to rounding).
+    """
+    n = len(returns)
+    if n < 2:
+        return None
+    mean = math.fsum(returns) / n
+    dev = np.asarray(returns, dtype=np.float64) - mean
+    d2 = dev * dev
+    m2 = math.fsum(d2.tolist()) / n
+    if m2 <= (SD_ZERO_RELATIVE * max(map(abs, returns))) ** 2:
+        return None
+    return mean, m2, math.fsum((d2 * dev).tolist()) / n, math.fsum((d2 * d2).tolist()) / n
+
+
+def per_test_sharpe(returns: Sequence[float]) -> float:
+    """Mean / sample sd of per-test returns, not annualised; 0 when flat (return_moments)."""
+    moments = return_moments(returns)
+    if moments is None:
+        return 0.0
+    n = len(returns)
+    return moments[0] / math.sqrt(moments[1] * n / (n - 1))
 
 
 def annualised_sharpe(returns: np.ndarray, periods_per_year: float) -> float:

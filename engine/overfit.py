@@ -76,8 +76,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Relative floor under which a sd counts as 0 (as in engine.deflated_sharpe.return_stats).
-SD_ZERO_RELATIVE = 1e-12
+from engine.metrics import SD_ZERO_RELATIVE, per_test_sharpe
+
 MIN_TESTS = 4
 MIN_CONFIGS = 2
 
@@ -269,14 +269,11 @@ def chance_profitable(returns: np.ndarray, holdout_pnl: np.ndarray, alpha: float
     profitable = np.nansum(returns, axis=0) > 0.0
     significant = np.zeros(n_configs, dtype=bool)
     for j in np.flatnonzero(counts >= 2):
-        r = returns[ran[:, j], j]
-        k = len(r)
-        mean = r.mean()
-        m2 = float(((r - mean) ** 2).mean())
-        if m2 <= (SD_ZERO_RELATIVE * float(np.abs(r).max())) ** 2:
+        r = returns[ran[:, j], j].tolist()
+        sharpe = per_test_sharpe(r)
+        if sharpe == 0.0:  # flat, or a mean of exactly 0: no evidence either way
             continue
-        t = mean / math.sqrt(m2 * k / (k - 1)) * math.sqrt(k)
-        significant[j] = t_upper_tail(t, k - 1) <= alpha
+        significant[j] = t_upper_tail(sharpe * math.sqrt(len(r)), len(r) - 1) <= alpha
     holdout_profitable = holdout_pnl > 0.0  # NaN compares False: no holdout, not profitable
     return ChanceCounts(
         configs=n_configs,
