@@ -26,6 +26,7 @@ from engine.allocation import (
     AllocationSettings,
     Controller,
     Decision,
+    Mode,
     NonceLedger,
     decided_positions,
     new_identity,
@@ -71,9 +72,9 @@ class AllocationDesk:
         self.families = families
         self.window = max(2, int(round(settings.window_days / STEP_DAYS)))
         self.min_history = max(2, int(math.ceil(settings.min_history_days / STEP_DAYS)))
-        self.returns = {f: deque(maxlen=self.window) for f in families}
+        self.returns: dict[str, deque[float]] = {f: deque(maxlen=self.window) for f in families}
         self.controller = Controller({f: 1.0 / len(families) for f in families}, settings, session_id)
-        self.modes = dict.fromkeys(families, "ACTIVE")
+        self.modes: dict[str, Mode] = dict.fromkeys(families, "ACTIVE")
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {
@@ -119,7 +120,7 @@ class AllocationDesk:
         for name in self.families:
             sharpe = trailing_sharpe(np.array(self.returns[name]), 365.0 / STEP_DAYS, self.min_history)
             alloc = self.controller.allocations[name]
-            d = Decision(name, sharpe, self.modes[name], alloc, alloc,  # type: ignore[arg-type]
+            d = Decision(name, sharpe, self.modes[name], alloc, alloc,
                          new_identity("research", name, self.session_id), f"end of segment {segment}")
             out.append(Record("allocation.jsonl", f"segment{segment}:{name}", self._event(d, ts, d.reason)))
         return out
@@ -155,7 +156,7 @@ def ensemble_portfolio(
         ledger.spend(who)
         return {"agent_id": who.agent_id, "nonce": who.nonce}
 
-    previous = [None] * len(members)
+    previous: list[str | None] = [None] * len(members)
     prev_alloc = [1.0 / len(members)] * len(members)
     for r, bar in enumerate(result.rebalance_bars.tolist()):
         for k, name in enumerate(names):

@@ -121,7 +121,7 @@ def record_decision(
             raise DecisionError(f"decision must be approve, edit or veto, not {kind!r}")
         decision = DecisionEvent(
             session_id=session_root.name, emitted_at=utc_now_iso(), plan_id=plan_id, nonce=plan.nonce,
-            decision=kind, patch=patch, by=by, note=note,  # type: ignore[arg-type]
+            decision=kind, patch=patch, by=by, note=note,
         )
         offset = path.stat().st_size if path.exists() else 0
         if offset and path.read_bytes()[-1:] != b"\n":

@@ -156,7 +156,7 @@ class Conductor:
                 pid=os.getpid(),
                 pid_start=self.pid_start,
                 host=this_host(),
-                state=state,  # type: ignore[arg-type]
+                state=state,
                 waiting_for=self.waiting_for,
                 heartbeat=utc_now_iso(),
                 started_at=self.config["created_at"],

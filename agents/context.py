@@ -21,7 +21,8 @@ def segment_role(segment: int) -> Role:
     4 walk-forward validation of the best, 5 (and later) the ensemble."""
     if segment <= 2:
         return "explore"
-    return {3: "new_methods", 4: "validate"}.get(segment, "ensemble")  # type: ignore[return-value]
+    later: dict[int, Role] = {3: "new_methods", 4: "validate"}
+    return later.get(segment, "ensemble")
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ class BaselineDoc(Document):
 class SessionConfigDoc(Document):
     """session_config.json: the values the session actually runs with (never an API key)."""
 
-    v: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]
+    v: Literal[SCHEMA_VERSION]  # type: ignore[valid-type]  # mypy takes no named constant in Literal[]
     session_id: str
     created_at: str
     settings: Settings

@@ -58,7 +58,8 @@ def with_patches(params: Params, patches: list[Patch]) -> Params:
 class Host(Protocol):
     """What the gate asks of the conductor running it."""
 
-    segment: int  # the segment being run
+    @property
+    def segment(self) -> int: ...  # the segment being run (the gate only reads it)
     next_unstarted: int  # global index of the first test not yet started
 
     def research(self) -> Params: ...  # the segment's research config as chosen (patches come on top)
@@ -365,7 +366,9 @@ class Gate:
         for bad in got.bad_lines:
             self.journal.audit("decision_refused", "maestro", f"unreadable decisions.jsonl line {bad.line_no}: {bad.reason}",
                         decision_offset=bad.byte_offset)
-        offsets = self.decisions.offsets[len(self.decisions.offsets) - len(got.records):]
+        known = self.decisions.offsets
+        assert known is not None  # the tail is opened with index=True
+        offsets = known[len(known) - len(got.records):]
         for decision, offset in zip(got.records, offsets):
             self.decide(decision, offset)
 

@@ -16,6 +16,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,6 +119,8 @@ class LLMClient:
         kw: dict[str, Any] = {"timeout": settings.timeout_s, "max_retries": settings.max_retries}
         if http_client is not None:
             kw["http_client"] = http_client
+        self._sdk: ModuleType  # the provider's SDK, for its error classes
+        self.client: Any  # anthropic.Anthropic or openai.OpenAI, as self.provider says; `ask` calls it by provider
         if provider == "anthropic":
             import anthropic
 

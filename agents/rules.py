@@ -252,7 +252,8 @@ def _stepped(name: str, value: float, step: float) -> float | int:
     bound = PARAM_BOUNDS[name]
     if bound.max_step is not None:  # settings are checked against it too; this keeps the rule honest regardless
         step = max(-bound.max_step, min(bound.max_step, step))
-    new = min(max(value + step, bound.lo), bound.hi)  # type: ignore[type-var]
+    assert bound.lo is not None and bound.hi is not None  # the rules step numeric parameters, all bounded
+    new = min(max(value + step, bound.lo), bound.hi)
     return int(round(new)) if bound.kind == "int" else round(new, 6)
 
 

@@ -225,6 +225,7 @@ class Segments:
         w = self.schedule.window(g)
         tid = test_id(seg.number, t)
         rows = rank_test_rows(outcome.rows) if outcome.ok else []
+        assert self.schedule.bars is not None  # set before the first test is submitted
         files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.session.session_id, rows)
         write_test_dir(self.session, seg.number, t, files)
         crash_point("after_test")

@@ -32,7 +32,8 @@ def changes(base: Params, other: Params) -> dict[str, float | int | bool | str]:
 
 def clip(name: str, value: float) -> float:
     bound = PARAM_BOUNDS[name]
-    return min(max(value, bound.lo), bound.hi)  # type: ignore[type-var]
+    assert bound.lo is not None and bound.hi is not None  # clipped are the methods' periods, all bounded
+    return min(max(value, bound.lo), bound.hi)
 
 
 def _scaled_periods(p: Params, factor: float) -> Params:

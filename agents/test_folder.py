@@ -69,6 +69,8 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
 def score_records(outcome: TestOutcome, tid: str, sid: str) -> list[dict[str, Any]]:
     """The ScoreEvents of a finished test: one per episode."""
     head = event_fields("score", sid)
+    names = outcome.episodes.dtype.names
+    assert names is not None  # episodes are a structured array: its fields are named
     return [
         {
             **head,
@@ -77,7 +79,7 @@ def score_records(outcome: TestOutcome, tid: str, sid: str) -> list[dict[str, An
             "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
             "phase": PHASES[e["phase"]],
         }
-        for e in (dict(zip(outcome.episodes.dtype.names, rec)) for rec in outcome.episodes.tolist())
+        for e in (dict(zip(names, rec)) for rec in outcome.episodes.tolist())
     ]
 
 def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow]) -> str:

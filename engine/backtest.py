@@ -6,6 +6,7 @@ cached on the Params instance, so the per-call Python overhead stays a few micro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -84,7 +85,7 @@ class KernelArgs:
     """Everything the kernel needs from Params, as arrays (`ip` with the warm-up for data with
     taker-buy volume; `warmup_without_taker` for data without)."""
 
-    signals: object
+    signals: Callable[..., np.ndarray]  # the method's kernel: (open, high, low, close, method_p) -> int8 signals
     method_p: np.ndarray
     fp: np.ndarray
     ip: np.ndarray

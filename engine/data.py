@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,9 +33,9 @@ class _LazyModule:
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._module = None
+        self._module: ModuleType | None = None
 
-    def __getattr__(self, attr: str):
+    def __getattr__(self, attr: str) -> Any:
         if self._module is None:
             import importlib
 
@@ -41,11 +43,18 @@ class _LazyModule:
         return getattr(self._module, attr)
 
 
-pd = _LazyModule("pandas")
-pa = _LazyModule("pyarrow")
-pc = _LazyModule("pyarrow.compute")
-pa_csv = _LazyModule("pyarrow.csv")
-pq = _LazyModule("pyarrow.parquet")
+if TYPE_CHECKING:  # the checker reads the modules the lazy ones stand for
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+else:
+    pd = _LazyModule("pandas")
+    pa = _LazyModule("pyarrow")
+    pc = _LazyModule("pyarrow.compute")
+    pa_csv = _LazyModule("pyarrow.csv")
+    pq = _LazyModule("pyarrow.parquet")
 
 __all__ = ["Bars", "DataError", "Gap", "bars_from_arrays", "load_bars", "validate_bars"]
 
@@ -103,7 +112,7 @@ class DataError(ValueError):
 class Gap:
     """Bars missing from the grid: `missing_bars` whole intervals between two bars."""
 
-    row: int  # 1-based row (as in DataError) of the first bar AFTER the gap
+    row: int | np.integer  # 1-based row (as in DataError) of the first bar AFTER the gap; np.int64 from the checks
     after_ts: int  # ms, open time of the bar before the gap
     before_ts: int  # ms, open time of the bar after the gap
     missing_bars: int
@@ -200,16 +209,16 @@ def validate_bars(bars: Bars) -> None:
             source, None, "interval_ms", f"must be a positive number of milliseconds, got {interval!r}"
         )
     n = _check_array(source, "ts", bars.ts, np.int64, None)
-    fields = []
-    for name in ("open", "high", "low", "close", "volume", "taker_buy_volume"):
+
+    def checked(name: str) -> _Field:
         values = getattr(bars, name)
-        if values is None and name == "taker_buy_volume":
-            fields.append(None)
-            continue
         _check_array(source, name, values, np.float64, n)
-        fields.append(_float_field(name, values))
+        return _float_field(name, values)
+
+    o, h, lo, c, v = (checked(name) for name in ("open", "high", "low", "close", "volume"))
+    taker = None if bars.taker_buy_volume is None else checked("taker_buy_volume")
     ts_field = _Field("ts", bars.ts, np.zeros(n, dtype=bool), lambda i: "missing time")
-    _check_rows(source, 1, ts_field, *fields, interval_ms=int(interval), strict_interval=False)
+    _check_rows(source, 1, ts_field, o, h, lo, c, v, taker, interval_ms=int(interval), strict_interval=False)
 
 
 def bars_from_arrays(
@@ -232,26 +241,23 @@ def bars_from_arrays(
     _check_interval_argument(interval_ms)
     ts_field = _ms_array_field(source, ts)
     n = len(ts_field.values)
-    fields: list[_Field | None] = []
-    named = {
-        "open": open, "high": high, "low": low, "close": close, "volume": volume,
-        "taker_buy_volume": taker_buy_volume,
-    }
-    for name, values in named.items():
-        if values is None and name == "taker_buy_volume":
-            fields.append(None)
-            continue
+
+    def checked(name: str, values: np.ndarray) -> _Field:
         try:
             array = np.ascontiguousarray(values, dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise DataError(source, None, name, f"cannot read as numbers ({err})") from err
         _check_array(source, name, array, np.float64, n)
-        fields.append(_float_field(name, array))
+        return _float_field(name, array)
+
+    named = {"open": open, "high": high, "low": low, "close": close, "volume": volume}
+    o, h, lo, c, v = (checked(name, values) for name, values in named.items())
+    taker = None if taker_buy_volume is None else checked("taker_buy_volume", taker_buy_volume)
     interval, gaps = _check_rows(
-        source, 1, ts_field, *fields, interval_ms=interval_ms, strict_interval=interval_ms is not None
+        source, 1, ts_field, o, h, lo, c, v, taker, interval_ms=interval_ms, strict_interval=interval_ms is not None
     )
-    o, h, lo, c, v, t = (f.values if f is not None else None for f in fields)
-    return Bars(ts_field.values, o, h, lo, c, v, t, interval, source, gaps)
+    t = None if taker is None else taker.values
+    return Bars(ts_field.values, o.values, h.values, lo.values, c.values, v.values, t, interval, source, gaps)
 
 
 # ---------------------------------------------------------------------- reading the file
@@ -460,20 +466,20 @@ def _bars_from_table(name: str, source: _Table, interval_ms: int | None) -> Bars
         return explain_time(i)
 
     time.explain = explain_blank_line
-    fields: list[_Field | None] = [
-        _number_field(names[c], table.column(names[c])) for c in ("open", "high", "low", "close", "volume")
-    ]
-    taker = names.get("taker_buy_volume")
-    fields.append(None if taker is None else _number_field(taker, table.column(taker)))
+    o, h, lo, c, v = (
+        _number_field(names[k], table.column(names[k])) for k in ("open", "high", "low", "close", "volume")
+    )
+    taker_name = names.get("taker_buy_volume")
+    taker = None if taker_name is None else _number_field(taker_name, table.column(taker_name))
     interval, gaps = _check_rows(
-        name, source.first_row, time, *fields,
+        name, source.first_row, time, o, h, lo, c, v, taker,
         interval_ms=interval_ms, strict_interval=interval_ms is not None,
         complete=source.bad_line is None,
     )
     if source.bad_line is not None:
         raise DataError(name, source.bad_line[0], None, source.bad_line[1])
-    o, h, lo, c, v, t = (f.values if f is not None else None for f in fields)
-    return Bars(time.values, o, h, lo, c, v, t, interval, name, gaps)
+    t = None if taker is None else taker.values
+    return Bars(time.values, o.values, h.values, lo.values, c.values, v.values, t, interval, name, gaps)
 
 
 # --------------------------------------------------------------------- columns to arrays
@@ -705,10 +711,11 @@ def _check_rows(
 
     o, h, lo, c, v = open_.values, high.values, low.values, close.values, volume.values
     for field in (open_, high, low, close):
-        checks.append((
-            field.values <= 0, field.name,
-            lambda i, x=field.values: f"price must be positive, got {_num(x[i])}",
-        ))
+
+        def not_positive(i: int, x: np.ndarray = field.values) -> str:
+            return f"price must be positive, got {_num(x[i])}"
+
+        checks.append((field.values <= 0, field.name, not_positive))
     checks.append((h < lo, high.name, lambda i: f"high {_num(h[i])} is below low {_num(lo[i])}"))
     checks.append((
         (h < o) | (h < c), high.name,

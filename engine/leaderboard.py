@@ -250,7 +250,7 @@ def _fast_row(cells: list[str]) -> LeaderboardRow | None:
     if len(cells) != len(CSV_COLUMNS):
         return None
     try:
-        values = [conv(text) for conv, text in zip(_CONVERTERS, cells)]
+        values: list[Any] = [conv(text) for conv, text in zip(_CONVERTERS, cells)]  # int, float or str by column
     except ValueError:
         return None
     if min(values[i] for i in _INT_AT) < 0 or not math.isfinite(sum([values[i] for i in _FLOAT_AT])):

@@ -172,4 +172,7 @@ METHODS: dict[str, Method] = {
     # the channel over the breakout_lookback bars before a bar is complete from bar breakout_lookback
     "trend_breakout": Method("trend_breakout", trend_breakout, ("breakout_lookback",), lambda p: p.breakout_lookback),
 }
-MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]  # a registered method's name, as Params.method takes it
+if TYPE_CHECKING:  # a Literal built from the registry is beyond a static checker: to it, a name is a str
+    MethodName = str
+else:
+    MethodName = Literal[tuple(METHODS)]  # a registered method's name, as Params.method takes it

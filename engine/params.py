@@ -106,13 +106,16 @@ class ParamError(ValueError):
 def _bounds() -> dict[str, ParamBound]:
     table: dict[str, ParamBound] = {}
     for name, info in Params.model_fields.items():
-        extra = info.json_schema_extra or {}
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         lo = hi = None
         for meta in info.metadata:
             lo = getattr(meta, "ge", lo)
             hi = getattr(meta, "le", hi)
-        kind = "method" if name == "method" else info.annotation.__name__  # type: ignore[union-attr]
-        table[name] = ParamBound(name, kind, lo, hi, extra.get("max_step"), extra.get("unit", ""), info.description or "")
+        assert info.annotation is not None  # every field of Params is annotated
+        kind = "method" if name == "method" else info.annotation.__name__
+        step, unit = extra.get("max_step"), extra.get("unit", "")
+        assert (step is None or isinstance(step, (int, float))) and isinstance(unit, str)  # as _p and _switch set them
+        table[name] = ParamBound(name, kind, lo, hi, step, unit, info.description or "")
     return table
 
 

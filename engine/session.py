@@ -15,6 +15,7 @@ import re
 import shutil
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -319,7 +320,7 @@ def session_status(session: SessionDir) -> str:
 # ---------------------------------------------------------------- test folders
 
 
-def write_test_dir(session: SessionDir, segment: int, test: int, files: dict[str, str | bytes]) -> Path:
+def write_test_dir(session: SessionDir, segment: int, test: int, files: Mapping[str, str | bytes]) -> Path:
     """Write a test's files under a hidden name, then rename it into place (all or nothing).
 
     When the OS refuses (disk full…), the hidden folder is removed again, giving its space

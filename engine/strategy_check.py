@@ -240,7 +240,7 @@ def _lookahead_at(
 ) -> Finding | None:
     """The finding at `cut`, if any: the bars after it removed first, then (only if that changed
     nothing) replaced, so the cheaper prefix run answers most look-aheads."""
-    variants = (
+    variants: tuple[tuple[Literal["removed", "replaced"], Callable[[], Bars], str], ...] = (
         ("removed", lambda: bars.slice(0, cut + 1), f"bars 0..{cut}, those after removed"),
         ("replaced", lambda: _mirrored_after(bars, cut), f"all bars, those after {cut} replaced"),
     )
@@ -323,7 +323,7 @@ def _mirrored_after(bars: Bars, cut: int) -> Bars:
     taker = bars.taker_buy_volume
     if taker is not None:
         taker = taker.copy()
-        taker[after] = (bars.volume[after] - bars.taker_buy_volume[after])[::-1]
+        taker[after] = (bars.volume[after] - taker[after])[::-1]
     return dataclasses.replace(
         bars, open=mirrored(bars.open), high=high, low=low, close=mirrored(bars.close),
         volume=volume, taker_buy_volume=taker,
