@@ -176,18 +176,18 @@ class MaestroApp(App):
         """Notify new plans and the conductor's verdict on decisions; say so if the conductor died."""
         for plan_id, plan in self.view.plans.items():
             before = self._known_status.get(plan_id)
-            status = plan["status"]
+            status = plan.status
             if before == status:
                 continue
             self._known_status[plan_id] = status
             if status == "pending" and before is None:
-                self.notify(f"new plan {plan_id}: {', '.join(f'{k} {v}' for k, v in plan['change'].items())}",
+                self.notify(f"new plan {plan_id}: {', '.join(f'{k} {v}' for k, v in plan.change.items())}",
                             title="plan pending", timeout=6)
                 if self.bell_on_plan:
                     self.bell()
             elif before == "pending" and status in ("applied", "edited", "vetoed", "expired"):
                 applied = self.view.applied.get(plan_id)
-                where = f" from {applied['details']['from_test']}" if applied else ""
+                where = f" from {applied.details['from_test']}" if applied else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
         if self.view.bad_lines > self._bad_told:
             new = self.view.bad_lines - self._bad_told
@@ -214,7 +214,7 @@ class MaestroApp(App):
         self.push_screen(ReviewScreen(
             plan, v.reasoning_of(plan_id), self.read_only,
             proposed=v.proposals.get(plan_id), earlier=v.earlier_plans_on(plan_id),
-            in_force=self._research_in_force() if plan["status"] == "pending" else None,
+            in_force=self._research_in_force() if plan.status == "pending" else None,
             targets=(v.config or {}).get("settings", {}).get("targets", {}),
         ))
 
@@ -267,8 +267,8 @@ class MaestroApp(App):
         import json
 
         if self.focused is self.w_plans:
-            plan_id = self.w_plans.selected_plan()
-            text = json.dumps(self.view.plans.get(plan_id, {}))
+            plan = self.view.plans.get(self.w_plans.selected_plan())
+            text = json.dumps(plan.model_dump() if plan else {})  # the plan's latest line
         else:
             config_id = self.w_board.selected_config()
             match = next((s for s in self.view.standings() if s.config_id == config_id), None)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.events import Event
 from engine.session import SessionDir, parse_test_id, session_status
 from engine.standings import StandingsBook
 from maestro_tui.ingest import SessionFeed
@@ -148,8 +149,8 @@ class ReplayFeed:
             if item.kind == "test":
                 # the folder appears when the conductor renames it in; its mtime is that moment
                 return p.scores_path.parent.stat().st_mtime if p.scores_path else None
-            if isinstance(p, dict) and isinstance(p.get("emitted_at"), str):
-                return _seconds(p["emitted_at"])
+            if isinstance(p, Event):
+                return _seconds(p.emitted_at)
         except (OSError, KeyError, ValueError):
             return None
         return None
@@ -361,6 +362,6 @@ class ReplayApp(MaestroApp):
             self.fold([s.item for s in timeline[:position]])
             self.w_conversation.clear()
             self.w_conversation._seen = 0
-        self._known_status = {pid: p["status"] for pid, p in self.view.plans.items()}  # no toasts for the past
+        self._known_status = {pid: p.status for pid, p in self.view.plans.items()}  # no toasts for the past
         self._drawn = -1
         self.tick()
