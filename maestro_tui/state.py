@@ -9,10 +9,14 @@ A line that breaks its model never gets here: the feed skipped and counted it wh
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from agents.documents import BaselineDoc, WindowsDoc
 from engine.events import (
     AllocationEvent,
     AuditEvent,
@@ -24,6 +28,7 @@ from engine.events import (
 )
 from engine.jsonl import SessionFileError, read_jsonl
 from engine.leaderboard import LeaderboardRow
+from engine.session import ConductorState, conductor_alive
 from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
@@ -65,6 +70,114 @@ class TestDone:
         """Drop the episodes again (they can be re-read): the replay keeps memory flat."""
         if self.scores_path is not None:
             self._scores = None
+
+
+def _field(doc: Mapping[str, Any] | None, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+    """`doc[key]` when it is a `kind`, else `default` (no document yet, an older writer, a value of another type)."""
+    value = doc.get(key) if isinstance(doc, Mapping) else None
+    if isinstance(value, bool):  # an int to isinstance(), but no count, pid or amount
+        return default
+    return value if isinstance(value, kind) else default
+
+
+def _doc(model: type[BaseModel], value: Any) -> Any:
+    """`value` as `model` (the writer's own schema), or None when it is absent or not that shape."""
+    try:
+        return model.model_validate(value) if value is not None else None
+    except ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What the console reads of session_config.json (agents.documents.SessionConfigDoc).
+
+    Read field by field: a field missing or of another type takes its default, so a document
+    from another version of the writer still shows what it can. `SessionConfig.of(None)` is
+    "no session config read yet".
+    """
+
+    present: bool = False  # a document was read
+    session_id: str = ""
+    created_at: str | None = None
+    segments: int = 0  # settings.segments, and settings.tests per segment
+    tests: int = 0
+    approval: str = "?"
+    targets: Mapping[str, Any] = field(default_factory=dict)  # settings.targets as recorded (engine.targets reads it)
+    agents: Mapping[str, str] = field(default_factory=dict)  # role -> provider
+    baseline: BaselineDoc | None = None  # where the starting config came from
+    windows: WindowsDoc | None = None  # how the tests sit on the data's windows
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any] | None) -> SessionConfig:
+        settings = _field(doc, "settings", Mapping, {})
+        return cls(
+            present=bool(doc),
+            session_id=_field(doc, "session_id", str, ""),
+            created_at=_field(doc, "created_at", str, None),
+            segments=_field(settings, "segments", int, 0),
+            tests=_field(settings, "tests", int, 0),
+            approval=_field(settings, "approval", str, "?"),
+            targets=_field(settings, "targets", Mapping, {}),
+            agents=_field(doc, "agents", Mapping, {}),
+            baseline=_doc(BaselineDoc, _field(doc, "baseline", Mapping, None)),
+            windows=_doc(WindowsDoc, _field(doc, "windows", Mapping, None)),
+        )
+
+
+@dataclass(frozen=True)
+class ConductorStatus:
+    """What the console reads of conductor.json (engine.session.ConductorState), or of the replay's stand-in.
+
+    Read field by field like SessionConfig: the console shows a state half-written or from
+    another version as far as it can, and whether the conductor still runs only from a
+    document that is a whole ConductorState (`alive`).
+    """
+
+    present: bool = False
+    state: str = "starting"
+    pid: int | None = None
+    segment: int = 0
+    segments: int = 0
+    tests_done: int | None = None  # None: not said (the console counts the tests it has read)
+    tests_total: int = 0
+    approval: str = "?"
+    providers: Mapping[str, str] = field(default_factory=dict)  # role -> provider, "offline (why)" after a failure
+    llm_calls: int = 0
+    llm_cost_usd: float = 0.0
+    waiting_for: str | None = None
+    recorded: str | None = None  # a replay's: what the recorded session is (running, finished, …)
+    document: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, doc: Mapping[str, Any] | None) -> ConductorStatus:
+        llm = _field(doc, "llm", Mapping, {})
+        return cls(
+            present=bool(doc),
+            state=_field(doc, "state", str, "starting"),
+            pid=_field(doc, "pid", int, None),
+            segment=_field(doc, "segment", int, 0),
+            segments=_field(doc, "segments", int, 0),
+            tests_done=_field(doc, "tests_done", int, None),
+            tests_total=_field(doc, "tests_total", int, 0),
+            approval=_field(doc, "approval", str, "?"),
+            providers=_field(doc, "providers", Mapping, {}),
+            llm_calls=_field(llm, "calls", int, 0),
+            llm_cost_usd=_field(llm, "cost_usd", (int, float), 0.0),
+            waiting_for=_field(doc, "waiting_for", str, None),
+            recorded=_field(doc, "recorded", str, None),
+            document=doc or {},
+        )
+
+    def alive(self) -> bool:
+        """False only when the document is a whole ConductorState whose conductor no longer runs."""
+        written = _doc(ConductorState, self.document) if self.present and self.state != "replay" else None
+        if written is None:
+            return True  # no state, a replay's, or one half-written: unknown shows as alive
+        try:
+            return conductor_alive(written)
+        except Exception:  # noqa: BLE001 - a heartbeat or pid the system cannot read: unknown, as above
+            return True
 
 
 @dataclass
@@ -151,6 +264,16 @@ class SessionView:
             self.bad_details.extend(p)
 
     # ------------------------------------------------------------ derived
+
+    @property
+    def session_config(self) -> SessionConfig:
+        """session_config.json as the console reads it (empty before it is read)."""
+        return SessionConfig.of(self.config)
+
+    @property
+    def conductor_status(self) -> ConductorStatus:
+        """conductor.json (or a replay's stand-in) as the console reads it (empty before it is read)."""
+        return ConductorStatus.of(self.conductor)
 
     def standings(self) -> list[Standing]:
         return self.book.table()

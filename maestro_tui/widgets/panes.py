@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -63,7 +65,8 @@ class EpisodesTable(SyncedTable):
         self.cursor_type = "row"
         self.add_columns("test", "ep", "phase", "trades", "hit", "payoff", "pnl USD", "maxdd", "score", "vol")
 
-    def show(self, view: SessionView, targets: dict) -> None:
+    def show(self, view: SessionView, targets: Mapping[str, Any]) -> None:
+        """`targets`: the session's settings.targets (SessionConfig.targets); a threshold not there takes its default."""
         limits = thresholds(targets)
 
         def met(metric: str, value: float) -> bool:
@@ -203,7 +206,7 @@ class PlansTable(SyncedTable):
         self.add_columns(*self.COLUMNS)
 
     def show(self, view: SessionView) -> None:
-        finished = (view.conductor or {}).get("state") == "finished"
+        finished = view.conductor_status.state == "finished"
         rows = []
         for p in view.plans_newest_first()[: self.MAX_ROWS]:
             rows.append((p.plan_id, [  # made visible by the table itself (SyncedTable)
@@ -240,7 +243,7 @@ class TargetsPanel(Static):
     """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
 
     def show(self, view: SessionView) -> None:
-        t = (view.config or {}).get("settings", {}).get("targets", {})
+        t = view.session_config.targets
         if not t:  # no session config yet (or a replay back at its start): nothing to measure against
             show_text(self, "")
             return
