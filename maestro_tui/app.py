@@ -156,10 +156,9 @@ class MaestroApp(App):
 
     def redraw(self) -> None:
         v = self.view
-        targets = (v.config or {}).get("settings", {}).get("targets", {})
         self.w_status.refresh_from(v, self.read_only)
         self.w_plans.show(v)
-        self.w_episodes.show(v, targets)
+        self.w_episodes.show(v, v.session_config.targets)
         self.w_board.show(v)
         self.w_allocation.show(v)
         self.w_targets.show(v)
@@ -176,18 +175,18 @@ class MaestroApp(App):
         """Notify new plans and the conductor's verdict on decisions; say so if the conductor died."""
         for plan_id, plan in self.view.plans.items():
             before = self._known_status.get(plan_id)
-            status = plan["status"]
+            status = plan.status
             if before == status:
                 continue
             self._known_status[plan_id] = status
             if status == "pending" and before is None:
-                self.notify(f"new plan {plan_id}: {', '.join(f'{k} {v}' for k, v in plan['change'].items())}",
+                self.notify(f"new plan {plan_id}: {', '.join(f'{k} {v}' for k, v in plan.change.items())}",
                             title="plan pending", timeout=6)
                 if self.bell_on_plan:
                     self.bell()
             elif before == "pending" and status in ("applied", "edited", "vetoed", "expired"):
                 applied = self.view.applied.get(plan_id)
-                where = f" from {applied['details']['from_test']}" if applied else ""
+                where = f" from {applied.details['from_test']}" if applied else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
         if self.view.bad_lines > self._bad_told:
             new = self.view.bad_lines - self._bad_told
@@ -214,8 +213,8 @@ class MaestroApp(App):
         self.push_screen(ReviewScreen(
             plan, v.reasoning_of(plan_id), self.read_only,
             proposed=v.proposals.get(plan_id), earlier=v.earlier_plans_on(plan_id),
-            in_force=self._research_in_force() if plan["status"] == "pending" else None,
-            targets=(v.config or {}).get("settings", {}).get("targets", {}),
+            in_force=self._research_in_force() if plan.status == "pending" else None,
+            targets=v.session_config.targets,
         ))
 
     def _research_in_force(self) -> Params | None:
@@ -223,7 +222,7 @@ class MaestroApp(App):
 
         A replay's view is behind its files (they hold the end of the session), so it has none.
         """
-        if (self.view.conductor or {}).get("state") == "replay":
+        if self.view.conductor_status.state == "replay":
             return None
         try:
             return research_in_force(self.session_root)
@@ -267,8 +266,8 @@ class MaestroApp(App):
         import json
 
         if self.focused is self.w_plans:
-            plan_id = self.w_plans.selected_plan()
-            text = json.dumps(self.view.plans.get(plan_id, {}))
+            plan = self.view.plans.get(self.w_plans.selected_plan())
+            text = json.dumps(plan.model_dump() if plan else {})  # the plan's latest line
         else:
             config_id = self.w_board.selected_config()
             match = next((s for s in self.view.standings() if s.config_id == config_id), None)
@@ -295,12 +294,12 @@ class MaestroApp(App):
 
     def action_pause(self) -> None:
         """Pause or resume starting new tests (SIGUSR1 to the conductor; tests running finish)."""
-        pid = (self.view.conductor or {}).get("pid")
+        pid = self.view.conductor_status.pid
         if self.read_only or not pid:
             self.notify("read-only attach: cannot pause" if self.read_only else "no conductor", severity="error")
             return
         try:
-            os.kill(int(pid), signal.SIGUSR1)
+            os.kill(pid, signal.SIGUSR1)
         except ProcessLookupError:
             self.notify("the conductor is not running", severity="error")
             return
@@ -340,10 +339,10 @@ class MaestroApp(App):
 
     def stop_conductor(self) -> None:
         """SIGTERM the conductor (it stops after the tests already running)."""
-        pid = (self.view.conductor or {}).get("pid")
+        pid = self.view.conductor_status.pid
         if pid and not self.read_only:
             try:
-                os.kill(int(pid), signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 

@@ -17,8 +17,8 @@ class SessionCommands(Provider):
         app = self.app
         out = []
         for plan in app.view.pending():
-            change = ", ".join(f"{k} {v}" for k, v in plan["change"].items())
-            out.append((f"decide plan {plan['plan_id']}", partial(app.open_review, plan["plan_id"]), change))
+            change = ", ".join(f"{k} {v}" for k, v in plan.change.items())
+            out.append((f"decide plan {plan.plan_id}", partial(app.open_review, plan.plan_id), change))
         out.append(("pause / resume the session", app.action_pause, "stop or restart starting new tests"))
         out.append(("copy config as JSON", app.action_copy, "the selected leaderboard config, through OSC 52"))
         for theme in [t.name for t in THEMES] + ["ansi-dark", "ansi-light"]:

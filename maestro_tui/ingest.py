@@ -3,8 +3,9 @@
 A background thread waits on watchfiles for changes (no polling), tails each JSON Lines
 file from its last byte offset (a torn last line waits for its end; corrupt lines are
 counted, never raised), re-reads JSON documents, and reads a test folder once it appears
-(it appears whole: the conductor renames it into place). Parsed items go into a deque that
-the console drains a capped batch at a time on a timer.
+(it appears whole: the conductor renames it into place). Parsed items — each JSONL line as
+its event model (engine.events) — go into a deque that the console drains a capped batch at a
+time on a timer.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class SessionFeed:
         self._session = SessionDir(self.root)
         self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
-        # each line checked against its event model: a record that breaks it is skipped and counted, not shown
+        # each line checked against its event model: a record that breaks it is skipped and counted, not shown;
+        # a record that passes is handed on as that model, which every reader after this one trusts
         self._tails = {name: JsonlTail(self.root / name, EVENT_FILES[name]) for name in TAILED}
         self._tests_seen: set[str] = set()
         self._lock = threading.Lock()
@@ -64,7 +66,7 @@ class SessionFeed:
             for name, kind in TAILED.items():
                 got = self._tails[name].read_new(final=final)
                 for rec in got.records:
-                    self.items.append(Item(kind, rec.model_dump()))
+                    self.items.append(Item(kind, rec))
                 if got.bad_lines:
                     self.items.append(Item("bad", [f"{name} line {b.line_no}: {b.reason}" for b in got.bad_lines]))
             self._tests()

@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.events import Event
 from engine.session import SessionDir, parse_test_id, session_status
 from engine.standings import StandingsBook
 from maestro_tui.ingest import SessionFeed
-from maestro_tui.state import Item, SessionView
+from maestro_tui.state import Item, SessionConfig, SessionView
 
 SPEEDS = (1, 10, 100, 1000, float("inf"))
 RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (~36 each; the pane shows 40)
@@ -144,13 +145,14 @@ class ReplayFeed:
         p = item.payload
         try:
             if item.kind == "config":
-                return _seconds(p["created_at"])
+                created = SessionConfig.of(p).created_at
+                return _seconds(created) if created else None
             if item.kind == "test":
                 # the folder appears when the conductor renames it in; its mtime is that moment
                 return p.scores_path.parent.stat().st_mtime if p.scores_path else None
-            if isinstance(p, dict) and isinstance(p.get("emitted_at"), str):
-                return _seconds(p["emitted_at"])
-        except (OSError, KeyError, ValueError):
+            if isinstance(p, Event):
+                return _seconds(p.emitted_at)
+        except (OSError, ValueError):
             return None
         return None
 
@@ -313,13 +315,13 @@ class ReplayApp(MaestroApp):
         self.view.bad_details.extend(self.feed.bad[-self.view.bad_details.maxlen:])
 
     def _synth_status(self) -> None:
-        cfg = (self.view.config or self.feed.config or {}).get("settings", {})
+        shown = SessionConfig.of(self.view.config)  # the config as of the position: none before it was written
+        cfg = shown if shown.present else SessionConfig.of(self.feed.config)
         segment = parse_test_id(self.view.research[-1].test_id)[0] if self.view.research else 0
-        self.view.conductor = {
+        self.view.conductor = {  # a stand-in for conductor.json, read as one (state.ConductorStatus)
             "state": "replay", "recorded": self.feed.recorded, "tests_done": self.view.tests_seen,
-            "tests_total": cfg.get("segments", 0) * cfg.get("tests", 0),
-            "segment": segment, "segments": cfg.get("segments", 0),
-            "approval": cfg.get("approval", "?"), "providers": (self.view.config or {}).get("agents", {}),
+            "tests_total": cfg.segments * cfg.tests, "segment": segment, "segments": cfg.segments,
+            "approval": cfg.approval, "providers": shown.agents,
         }
         self.w_status.refresh_from(self.view, True)
 
@@ -361,6 +363,6 @@ class ReplayApp(MaestroApp):
             self.fold([s.item for s in timeline[:position]])
             self.w_conversation.clear()
             self.w_conversation._seen = 0
-        self._known_status = {pid: p["status"] for pid, p in self.view.plans.items()}  # no toasts for the past
+        self._known_status = {pid: p.status for pid, p in self.view.plans.items()}  # no toasts for the past
         self._drawn = -1
         self.tick()

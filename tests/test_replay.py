@@ -349,7 +349,7 @@ async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tm
             await pilot.pause(0.2)
             await pilot.press("G")
             before = len(app.feed.timeline)
-            assert app.view.plans[plan["plan_id"]]["status"] == "pending"
+            assert app.view.plans[plan["plan_id"]].status == "pending"
             approved: set[str] = set()
             for _ in range(1200):  # approve each plan as it comes; the replay reads the folder every 2 s meanwhile
                 for pending in pending_plans(session):
@@ -363,7 +363,7 @@ async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tm
             assert len(app.feed.timeline) > before and app.feed.recorded == "finished"
             await pilot.press("G")
             assert app.view.tests_seen == 24
-            assert app.view.plans[plan["plan_id"]]["status"] == "applied"
+            assert app.view.plans[plan["plan_id"]].status == "applied"
             assert_panes_show(app, rebuild(session, app.feed.end))
     finally:
         if proc.poll() is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -55,6 +55,10 @@ def _visible(value: Any) -> Any:
     """`value` with every string in it (keys too) made safe to show, for display only."""
     if isinstance(value, str):
         return visible(value)
+    if isinstance(value, BaseModel):
+        # a display copy of the same model (model_copy does not validate it again): what a
+        # decision names and the checks read stay the plan as read, never this copy
+        return value.model_copy(update={name: _visible(getattr(value, name)) for name in type(value).model_fields})
     if isinstance(value, dict):
         return {_visible(k): _visible(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -105,14 +109,14 @@ class ReviewScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        plan: dict,
+        plan: PlanEvent,
         reasoning: list[str],
         read_only: bool,
         *,
-        proposed: dict | None = None,
+        proposed: PlanEvent | None = None,
         in_force: Params | None = None,
         targets: Mapping[str, Any] | None = None,
-        earlier: list[dict] | None = None,
+        earlier: list[PlanEvent] | None = None,
     ) -> None:
         """`plan` is the plan's latest line and `proposed` its first; `in_force` the research params the next
         test would run with (None when unknown: a replay, or a settled plan); `earlier` the plans written
@@ -120,18 +124,18 @@ class ReviewScreen(ModalScreen[None]):
         super().__init__()
         self.plan = plan  # as read: what a decision names and the checks validate
         # what the screen shows: every string made visible (escapes, bidi controls), see engine.text
-        self.shown: dict = _visible(plan)
-        self.proposed: dict = _visible(proposed or plan)
+        self.shown: PlanEvent = _visible(plan)
+        self.proposed: PlanEvent = _visible(proposed or plan)
         self.reasoning: list[str] = _visible(reasoning)
         self.read_only = read_only
         self.in_force = in_force
         self.targets = targets or {}
-        self.earlier: list[dict] = _visible(earlier or [])
+        self.earlier: list[PlanEvent] = _visible(earlier or [])
         self.editing = False
 
     @property
     def pending(self) -> bool:
-        return self.plan.get("status") == "pending"
+        return self.plan.status == "pending"
 
     # ------------------------------------------------------------ what it says
 
@@ -144,15 +148,15 @@ class ReviewScreen(ModalScreen[None]):
             yield Static(self._why(), id="why")
             if self.earlier:
                 yield Static(self._history(), id="history")
-            if p.get("status") in ("applied", "approved", "edited"):
+            if p.status in ("applied", "approved", "edited"):
                 yield Static(self._effect(), id="effect")
             with Vertical(id="edit-form", classes="hidden"):
-                for item in self.plan.get("patch", []):
-                    name = item["parameter"]
+                for item in self.plan.patch:
+                    name = item.parameter
                     if name not in PARAM_BOUNDS:  # no field (nor widget id) for a name outside the schema
                         continue
                     yield Static(self._field_label(name), classes="field")
-                    new = item["new_value"]
+                    new = item.new_value
                     yield Input(("on" if new else "off") if isinstance(new, bool) else str(new), id=f"edit-{name}")
                     yield self._refusal_line(name)
                 yield self._refusal_line("form")
@@ -160,10 +164,10 @@ class ReviewScreen(ModalScreen[None]):
 
     def _title(self) -> Text:
         p = self.shown
-        status = str(p.get("status", "?"))
-        title = Text.assemble((f"Plan {p.get('plan_id')} ", "bold"), (status, STATUS_STYLE.get(status, "bold")),
+        status = p.status
+        title = Text.assemble((f"Plan {p.plan_id} ", "bold"), (status, STATUS_STYLE.get(status, "bold")),
                               ("  ", ""), (plan_change(p), "bold"))
-        scope = p.get("scope") or {}
+        scope = p.scope or {}
         label, method, config = scope.get("label"), scope.get("method"), scope.get("config_id")
         title.append("\nchanges ")
         if label or config:
@@ -175,14 +179,14 @@ class ReviewScreen(ModalScreen[None]):
             title.append("the research config")
         if self.pending:
             title.append("; applies to the tests that start after the decision")
-        elif p.get("applied_from"):
-            title.append(f"; applied from {p['applied_from']}", style="bold")
+        elif p.applied_from:
+            title.append(f"; applied from {p.applied_from}", style="bold")
         return title
 
     def _changes(self) -> Group:
         """Per parameter: the value before (in force now, for a pending plan), proposed, applied; bounds and step."""
-        p, status = self.shown, self.shown.get("status")
-        proposed = {i.get("parameter"): i.get("new_value") for i in self.proposed.get("patch", [])}
+        p, status = self.shown, self.shown.status
+        proposed = {i.parameter: i.new_value for i in self.proposed.patch}
         if self.pending:
             before = "in force now" if self.in_force is not None else "when proposed"
             heads = ("parameter", before, "proposed")
@@ -194,10 +198,10 @@ class ReviewScreen(ModalScreen[None]):
             heads = ("parameter", "was", "proposed")
         table = _table(*heads, "bounds", "max step", "unit")
         notes: list[Text] = []
-        for item in p.get("patch", []):
-            name = item.get("parameter")
+        for item in p.patch:
+            name = item.parameter
             bound = PARAM_BOUNDS.get(name)
-            old = item.get("old_value")
+            old = item.old_value
             if self.pending and self.in_force is not None and hasattr(self.in_force, name):
                 now = getattr(self.in_force, name)
                 if now != old:
@@ -207,7 +211,7 @@ class ReviewScreen(ModalScreen[None]):
             values = [Text(value_text(old), style="red")]
             if status == "edited":
                 values.append(Text(value_text(proposed.get(name))))
-            values.append(Text(value_text(item.get("new_value")), style="green"))
+            values.append(Text(value_text(item.new_value), style="green"))
             if bound is None:
                 limits = [Text("unknown parameter", style="red"), Text(""), Text("")]
             elif bound.kind == "bool":
@@ -216,9 +220,9 @@ class ReviewScreen(ModalScreen[None]):
                 limits = [Text(f"[{value_text(bound.lo)} … {value_text(bound.hi)}]"),
                           Text(value_text(bound.max_step)), Text(bound.unit)]
             table.add_row(Text(str(name), style="bold"), *values, *limits)
-            if item.get("shown_old_value") is not None:
-                notes.append(Text(f"{name}: the plan showed {value_text(item['shown_old_value'])} as the old value; "
-                                  f"{value_text(item.get('old_value'))} was in force when it applied", style="yellow"))
+            if item.shown_old_value is not None:
+                notes.append(Text(f"{name}: the plan showed {value_text(item.shown_old_value)} as the old value; "
+                                  f"{value_text(item.old_value)} was in force when it applied", style="yellow"))
             if bound is not None and bound.doc:
                 notes.append(Text(f"{name}: {bound.doc}", style="dim"))
         refusal = self._approve_refusal()
@@ -231,18 +235,16 @@ class ReviewScreen(ModalScreen[None]):
         if not self.pending or self.in_force is None:
             return ""
         try:
-            checked_patch(PlanEvent.model_validate(self.plan).patch, self.in_force)
+            checked_patch(self.plan.patch, self.in_force)
         except PlanError as err:
             return visible(str(err))
-        except ValidationError:
-            return ""
         return ""
 
     def _evidence(self) -> Group:
         """The metrics that triggered the plan, against the session's targets, and what they cover."""
         p = self.shown
-        evidence = p.get("evidence") or {}
-        scope = p.get("scope") or {}
+        evidence = p.evidence
+        scope = p.scope or {}
         episodes, trades = scope.get("episodes", evidence.get("episodes")), scope.get("trades", evidence.get("trades"))
         line = Text("evidence: ", style="bold")
         if scope:
@@ -251,7 +253,7 @@ class ReviewScreen(ModalScreen[None]):
         line.append(f"{episodes if episodes is not None else '?'} episodes, {trades if trades is not None else '?'} trades")
         if "maxdd" in evidence:
             line.append("; maxdd = worst single test's drawdown (as in the targets pane)", style="dim")
-        watched = RULE_METRIC.get(p.get("rule") or "", ("", 0))[0]
+        watched = RULE_METRIC.get(p.rule or "", ("", 0))[0]
         table = _table("metric", "value", "target", "")
         keys = [k for k in EVIDENCE if k in evidence] + [k for k in evidence if k not in EVIDENCE and k not in IN_SCOPE_LINE]
         for key in keys:
@@ -271,45 +273,44 @@ class ReviewScreen(ModalScreen[None]):
     def _why(self) -> Text:
         p = self.shown
         why = Text("why: ", style="bold")
-        if p.get("rule"):
-            why.append(f"rule {p['rule']}", style="bold")
-            why.append(f" ({p.get('agent')})" if p.get("agent") else "")
+        if p.rule:
+            why.append(f"rule {p.rule}", style="bold")
+            why.append(f" ({p.agent})")
         else:
-            why.append(f"agent {p.get('agent')}", style="bold")
+            why.append(f"agent {p.agent}", style="bold")
         why.append(" — ")
-        why.append(str(p.get("reason") or ""))
-        if p.get("vetoed_before"):
-            why.append(f"\nvetoed before: {p['vetoed_before']}", style="bold yellow")
-        if p.get("superseded_by"):
-            why.append(f"\nsuperseded by {p['superseded_by']}", style="dim")
-        if p.get("note") and p.get("status") in ("vetoed", "superseded", "expired"):
-            why.append(f"\nnote: {p['note']}", style="dim")
+        why.append(p.reason)
+        if p.vetoed_before:
+            why.append(f"\nvetoed before: {p.vetoed_before}", style="bold yellow")
+        if p.superseded_by:
+            why.append(f"\nsuperseded by {p.superseded_by}", style="dim")
+        if p.note and p.status in ("vetoed", "superseded", "expired"):
+            why.append(f"\nnote: {p.note}", style="dim")
         for line in self.reasoning[-4:]:
             why.append("\n")
             why.append(line, style="dim")
         return why
 
     def _history(self) -> Text:
-        names = ", ".join(i.get("parameter", "?") for i in self.shown.get("patch", []))
+        names = ", ".join(i.parameter for i in self.shown.patch)
         out = _heading(f"earlier plans on {names}:")
         for e in self.earlier:
-            status = str(e.get("status", "?"))
             out.append("\n  ")
-            out.append(f"{e.get('plan_id')} ", style="bold")
-            out.append(status, style=STATUS_STYLE.get(status, ""))
+            out.append(f"{e.plan_id} ", style="bold")
+            out.append(e.status, style=STATUS_STYLE.get(e.status, ""))
             out.append(f"  {plan_change(e)}")
-            if e.get("outcome"):
-                out.append(f"  {describe_outcome(e['outcome'])}", style="green" if e["outcome"].get("improved") else "red")
-            elif status in ("applied", "edited") and e.get("applied_from"):
-                out.append(f"  from {e['applied_from']}, effect not measured yet", style="dim")
-            elif e.get("note"):
-                out.append(f"  {e['note']}", style="dim")
+            if e.outcome:
+                out.append(f"  {describe_outcome(e.outcome)}", style="green" if e.outcome.get("improved") else "red")
+            elif e.status in ("applied", "edited") and e.applied_from:
+                out.append(f"  from {e.applied_from}, effect not measured yet", style="dim")
+            elif e.note:
+                out.append(f"  {e.note}", style="dim")
         return out
 
     def _effect(self) -> Group | Text:
         p = self.shown
-        o = p.get("outcome")
-        head = _heading(f"effect (applied from {p.get('applied_from') or '?'}): ")
+        o = p.outcome
+        head = _heading(f"effect (applied from {p.applied_from or '?'}): ")
         if not o:
             head.append("measuring: needs a window of tests run with the patch", style="yellow")
             return head
@@ -342,8 +343,8 @@ class ReviewScreen(ModalScreen[None]):
 
     def _hint(self) -> Text:
         if not self.pending:
-            what = SETTLED_HINT.get(str(self.shown.get("status")), str(self.shown.get("status")))
-            return Text(f"{self.shown.get('plan_id')} is {what}: nothing to decide   esc close", style="dim")
+            what = SETTLED_HINT.get(self.shown.status, self.shown.status)
+            return Text(f"{self.shown.plan_id} is {what}: nothing to decide   esc close", style="dim")
         if self.read_only:
             return Text("read-only: decisions are disabled", style="bold red")
         return Text("a approve   e edit   v veto   esc close", style="dim")
@@ -352,7 +353,7 @@ class ReviewScreen(ModalScreen[None]):
 
     def _can_decide(self) -> bool:
         if not self.pending:
-            self.notify(f"{self.shown.get('plan_id')} is {self.shown.get('status')}: nothing to decide", severity="warning",
+            self.notify(f"{self.shown.plan_id} is {self.shown.status}: nothing to decide", severity="warning",
                         markup=False)
             return False
         if self.read_only:
@@ -362,7 +363,7 @@ class ReviewScreen(ModalScreen[None]):
 
     def _decide(self, decision: str, values: dict[str, str] | None = None) -> None:
         if self._can_decide():
-            self.post_message(self.Decided(self.plan["plan_id"], decision, values or {}))
+            self.post_message(self.Decided(self.plan.plan_id, decision, values or {}))
             self.dismiss()
 
     def action_approve(self) -> None:
@@ -386,7 +387,7 @@ class ReviewScreen(ModalScreen[None]):
     @on(Input.Submitted)
     def submit_edit(self) -> None:
         """Check the edit as the conductor will (bounds, max step from the value in force); refusals go under the field."""
-        names = [item["parameter"] for item in self.plan.get("patch", []) if item["parameter"] in PARAM_BOUNDS]
+        names = [item.parameter for item in self.plan.patch if item.parameter in PARAM_BOUNDS]
         values = {name: self.query_one(f"#edit-{name}", Input).value.strip() for name in names}
         for name in [*names, "form"]:
             self._refusal(name, "")
@@ -413,13 +414,9 @@ class ReviewScreen(ModalScreen[None]):
 
     def _edit_problem(self, values: dict[str, str]) -> tuple[str, str] | None:
         """(parameter, why) when the edit would be refused, else None."""
-        try:
-            plan = PlanEvent.model_validate(self.plan)
-        except ValidationError:
-            plan = None
-        if plan is not None and self.in_force is not None:
+        if self.in_force is not None:
             try:
-                edited_patch(plan, values, self.in_force)
+                edited_patch(self.plan, values, self.in_force)
             except PlanError as err:
                 return str(err).split(":", 1)[0], str(err)
             return None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -10,6 +12,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Log, Static
 
+from engine.events import PlanEvent
 from engine.reports.summary import describe_outcome
 from engine.targets import TARGET_OF, TARGETS, thresholds
 from engine.text import visible
@@ -62,7 +65,8 @@ class EpisodesTable(SyncedTable):
         self.cursor_type = "row"
         self.add_columns("test", "ep", "phase", "trades", "hit", "payoff", "pnl USD", "maxdd", "score", "vol")
 
-    def show(self, view: SessionView, targets: dict) -> None:
+    def show(self, view: SessionView, targets: Mapping[str, Any]) -> None:
+        """`targets`: the session's settings.targets (SessionConfig.targets); a threshold not there takes its default."""
         limits = thresholds(targets)
 
         def met(metric: str, value: float) -> bool:
@@ -70,14 +74,14 @@ class EpisodesTable(SyncedTable):
 
         rows = []
         for s in reversed(list(view.episodes)[-self.MAX_ROWS:]):
-            key = f"{s['test_id']}:{s['episode_id']}"
+            key = f"{s.test_id}:{s.episode_id}"
             rows.append((key, [
-                s["test_id"], str(s["episode_id"]), s["phase"][:5], str(s["n_trades"]),
-                _ok(met("hit", s["hit"]) or not s["n_trades"], f"{s['hit']:.2f}"),
-                _ok(met("payoff", s["payoff"]) or not s["n_trades"], f"{s['payoff']:.2f}"),
-                _ok(s["total_pnl"] >= 0, f"{s['total_pnl']:,.0f}"),
-                _ok(met("maxdd", s["maxdd"]), f"{s['maxdd']:,.0f}"),
-                f"{s['score']:.0f}", s["vol_regime"],
+                s.test_id, str(s.episode_id), s.phase[:5], str(s.n_trades),
+                _ok(met("hit", s.hit) or not s.n_trades, f"{s.hit:.2f}"),
+                _ok(met("payoff", s.payoff) or not s.n_trades, f"{s.payoff:.2f}"),
+                _ok(s.total_pnl >= 0, f"{s.total_pnl:,.0f}"),
+                _ok(met("maxdd", s.maxdd), f"{s.maxdd:,.0f}"),
+                f"{s.score:.0f}", s.vol_regime,
             ]))
         self.sync(rows)
 
@@ -135,25 +139,26 @@ def value_text(value: object) -> str:
     return "—" if value is None else str(value)
 
 
-def plan_change(plan: dict) -> str:
-    """`atr_stop_mult 1.5 → 1.8`, with `(was 1.2)` where the plan showed another old value than the one in force."""
+def plan_change(plan: PlanEvent) -> str:
+    """`atr_stop_mult 1.5 → 1.8`, with `(was 1.2)` where the plan showed another old value than the one in force.
+
+    From the patch, which a PlanEvent never has empty; its `change` is the same in the files' spelling (`->`).
+    """
     parts = []
-    for item in plan.get("patch") or []:
-        text = f"{item.get('parameter')} {value_text(item.get('old_value'))} → {value_text(item.get('new_value'))}"
-        if item.get("shown_old_value") is not None:
-            text += f" (was {value_text(item['shown_old_value'])})"
+    for item in plan.patch:
+        text = f"{item.parameter} {value_text(item.old_value)} → {value_text(item.new_value)}"
+        if item.shown_old_value is not None:
+            text += f" (was {value_text(item.shown_old_value)})"
         parts.append(text)
-    if not parts:  # no readable patch: the display form the plan carries
-        parts = [f"{name} {str(change).replace(' -> ', ' → ')}" for name, change in (plan.get("change") or {}).items()]
     return ", ".join(parts)
 
 
-def plan_effect(plan: dict, finished: bool = False) -> Text:
+def plan_effect(plan: PlanEvent, finished: bool = False) -> Text:
     """What an applied or edited plan did to the metric that triggered it (`hit 0.3→0.58 ✓`), or that it is being measured."""
-    outcome = plan.get("outcome")
+    outcome = plan.outcome
     if outcome:
         return Text(describe_outcome(outcome).split(", score")[0], style="green" if outcome.get("improved") else "red")
-    if plan.get("status") in ("applied", "edited") and plan.get("applied_from"):
+    if plan.status in ("applied", "edited") and plan.applied_from:
         return Text("not measured" if finished else "measuring…", style="dim")
     return Text("")
 
@@ -201,13 +206,12 @@ class PlansTable(SyncedTable):
         self.add_columns(*self.COLUMNS)
 
     def show(self, view: SessionView) -> None:
-        finished = (view.conductor or {}).get("state") == "finished"
+        finished = view.conductor_status.state == "finished"
         rows = []
         for p in view.plans_newest_first()[: self.MAX_ROWS]:
-            status = str(p.get("status", ""))
-            rows.append((p["plan_id"], [  # made visible by the table itself (SyncedTable)
-                p["plan_id"], Text(status, style=STATUS_STYLE.get(status, "")), plan_change(p),
-                plan_effect(p, finished), one_line(p.get("reason"), self.REASON_CHARS), p.get("test_id") or "",
+            rows.append((p.plan_id, [  # made visible by the table itself (SyncedTable)
+                p.plan_id, Text(p.status, style=STATUS_STYLE.get(p.status, "")), plan_change(p),
+                plan_effect(p, finished), one_line(p.reason, self.REASON_CHARS), p.test_id or "",
             ]))
         self.sync(rows)
 
@@ -225,13 +229,13 @@ class AllocationTable(SyncedTable):
     def show(self, view: SessionView) -> None:
         rows = []
         for name, a in sorted(view.allocation.items()):
-            mode_style = {"ACTIVE": "bold black on green", "REDUCED": "bold black on yellow", "SHADOW": "bold white on grey37"}[a["mode"]]
-            sharpe = "—" if a["sharpe"] is None else f"{a['sharpe']:.2f}"
-            rows.append((name, [name[:28], sharpe, Text(f" {a['mode']} ", style=mode_style), f"{a['allocation']:.0%}", a["reason"][:50]]))
+            mode_style = {"ACTIVE": "bold black on green", "REDUCED": "bold black on yellow", "SHADOW": "bold white on grey37"}[a.mode]
+            sharpe = "—" if a.sharpe is None else f"{a.sharpe:.2f}"
+            rows.append((name, [name[:28], sharpe, Text(f" {a.mode} ", style=mode_style), f"{a.allocation:.0%}", a.reason[:50]]))
         if view.overrides:
             last = view.overrides[-1]
             rows.append(("__systemic__", ["systemic risk", "", Text(" OVERRIDE ", style="bold white on red"),
-                                          f"{len(view.overrides)}x", last["reason"][:50]]))
+                                          f"{len(view.overrides)}x", last.reason[:50]]))
         self.sync(rows)
 
 
@@ -239,7 +243,7 @@ class TargetsPanel(Static):
     """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
 
     def show(self, view: SessionView) -> None:
-        t = (view.config or {}).get("settings", {}).get("targets", {})
+        t = view.session_config.targets
         if not t:  # no session config yet (or a replay back at its start): nothing to measure against
             show_text(self, "")
             return
@@ -292,10 +296,10 @@ class Conversation(Log):
         seen = getattr(self, "_seen", 0)
         new = view.conversation[max(seen, len(view.conversation) - self.max_lines):] if self.max_lines else view.conversation[seen:]
         if new:  # one write: a replay seek can bring hundreds of lines, each write_line would scroll
-            self.write_lines([visible(f"[s{m['segment']}] {m['agent']:10s} ({m['provider']}) {m['text']}", one_line=True)
+            self.write_lines([visible(f"[s{m.segment}] {m.agent:10s} ({m.provider}) {m.text}", one_line=True)
                               for m in new])
         self._seen = len(view.conversation)
 
     def full_json(self, view: SessionView) -> str:
-        return json.dumps(view.conversation[-1]["message"], indent=2, ensure_ascii=False) if view.conversation else ""
+        return json.dumps(view.conversation[-1].message, indent=2, ensure_ascii=False) if view.conversation else ""
 
