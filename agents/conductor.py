@@ -39,7 +39,7 @@ from agents.notify import Notifier, hooks_in_force
 from agents.rules import Analyzer, RuleFiring
 from agents.schedule import Schedule
 from agents.segments import Segments, SegmentState
-from agents.session_start import build_agents, load_source
+from agents.session_start import build_agents, load_session_strategies, load_source, strategy_files
 from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
@@ -48,7 +48,6 @@ from engine.allocation import warm_up_portfolio
 from engine.events import utc_now_iso
 from engine.executor import TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json
-from engine.methods import METHODS
 from engine.params import Params
 from engine.reports.summary import write_reports
 from engine.session import (
@@ -91,6 +90,7 @@ class Conductor:
         self.config = read_json(session.file(CONFIG))
         self.settings = Settings.model_validate(self.config["settings"])
         self.approval: str = self.config["settings"]["approval"]
+        self.methods = load_session_strategies(self.config)  # the trader's files registered again (StrategyError)
         self.echo = echo
         self.sid = session.session_id
         self.notes = 0
@@ -114,13 +114,14 @@ class Conductor:
         self.schedule = Schedule(self.S, self.T)
         self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars)
         self.journal = Journal(session)
-        self.desk = AllocationDesk(list(METHODS), self.settings.allocation, self.sid)
+        self.desk = AllocationDesk(list(self.methods), self.settings.allocation, self.sid)
         self.gate = Gate(self, session, self.schedule, self.journal, self.settings, self.approval, self.analyzer,
                          self.notifier, echo)
         self.book = self.gate.book  # the plans, read by the state line and the segment's wait
         self.segments = Segments(session, self.settings, self.journal, self.schedule, self.gate, self.ranking, self.trials,
                                  self.desk, self.strategist, self.critic, Params.model_validate(self.config["base_params"]),
-                                 echo, self.analyzer, self._write_records)
+                                 echo, self.analyzer, self._write_records,
+                                 methods=self.methods, strategy_files=strategy_files(self.config))
         self.next_unstarted = 0  # global index of the first test not yet started
         self.runner: TestRunner | None = None  # the worker pool, from run() on
         self._dask_client: Any = None  # settings.dask: the cluster's client, made with the first executor

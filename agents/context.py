@@ -52,6 +52,7 @@ class SegmentContext:
     targets: Targets
     seed: int
     standings: list[Standing] = field(default_factory=list)  # best first, validation only
+    methods: tuple[str, ...] = ()  # the session's strategies, by registered name
     # validation score of a config on recent, already-seen windows (no look-ahead); None: no such windows
     preflight: Callable[[Params], float | None] | None = None
 

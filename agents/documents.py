@@ -51,6 +51,15 @@ class BaselineDoc(Document):
     deflated_sharpe: float | None
 
 
+class StrategyRecord(Document):
+    """A strategy the session researches, and where it came from (agents.session_start.strategy_records)."""
+
+    name: str = Field(min_length=1)
+    origin: str
+    file: str | None = None  # the trader's file, loaded again on resume and in every worker
+    sha256: str | None = None
+
+
 class SessionConfigDoc(Document):
     """session_config.json: the values the session actually runs with (never an API key)."""
 
@@ -60,6 +69,7 @@ class SessionConfigDoc(Document):
     settings: Settings
     data: SyntheticSource | FileSource = Field(discriminator="kind")
     windows: WindowsDoc | None = None  # None: a session from before windows were fitted (they were reused in turn)
+    strategies: list[StrategyRecord] = Field(default_factory=list)  # empty: a session from before, on the built-ins
     base_params: Params
     base_origin: str
     baseline: BaselineDoc | None = None

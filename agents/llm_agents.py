@@ -24,7 +24,9 @@ from agents.messages import CriticMessage, StrategistMessage
 from agents.plans import PlanError, checked_patch
 from agents.rules import RuleFiring
 from agents.strategist import OfflineStrategist
-from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.params import ParamError, Params, bounds_for, coerce_value
+from engine.strategies import get as get_strategy
+from engine.strategy import StrategyError
 from engine.targets import thresholds
 
 log = logging.getLogger("maestro.llm")
@@ -35,19 +37,28 @@ class Invalid(ValueError):
     """An answer that breaks the schema; the message is quoted back to the model once."""
 
 
-def check_change(base: Params, name: str, value: Any) -> Any:
-    """One parameter change: known, typed, in bounds, within its max step of the base value."""
-    if name not in PARAM_BOUNDS or name == "method":
-        raise Invalid(f"{name}: not an allowed parameter")
+def check_change(base: Params, method: str, name: str, value: Any) -> Any:
+    """One parameter change of a config of `method`: a parameter that strategy reads (or a shared
+    one), typed, in bounds, within its max step of the base value (the strategy's default when
+    the method changes)."""
     try:
-        typed = coerce_value(name, value)
+        bounds = bounds_for(method)
+    except StrategyError as err:
+        raise Invalid(str(err)) from None
+    if name not in bounds or name == "method":
+        raise Invalid(f"{name}: not a parameter of {method} (its own: {', '.join(get_strategy(method).names) or 'none'}; "
+                      f"or a shared one)")
+    try:
+        typed = coerce_value(name, value, bounds)
     except ParamError as err:
         raise Invalid(str(err)) from None
-    b = PARAM_BOUNDS[name]
-    if b.lo is not None and not (b.lo <= typed <= b.hi):
+    b = bounds[name]
+    if b.lo is not None and b.hi is not None and not (b.lo <= typed <= b.hi):
         raise Invalid(f"{name}: {typed} is outside {b.lo:g} … {b.hi:g}")
     if b.kind in ("int", "float") and b.max_step is not None:
-        step = abs(typed - getattr(base, name))
+        own = get_strategy(method).parameter(name)
+        old = base.value(name) if own is None or method == base.method else own.default
+        step = abs(typed - old)
         if step > b.max_step + 1e-9:
             raise Invalid(f"{name}: a change of {step:g} is more than the {b.max_step:g} one plan may make")
     return typed
@@ -55,7 +66,7 @@ def check_change(base: Params, name: str, value: Any) -> Any:
 
 def checked_params(base: Params, method: str, changes: dict[str, Any]) -> Params:
     """base with `changes` (each checked), and the cross-field rules."""
-    values = {name: check_change(base, name, v) for name, v in changes.items()}
+    values = {name: check_change(base, method, name, v) for name, v in changes.items()}
     try:
         return base.with_changes(method=method, **values)
     except ParamError as err:
@@ -158,7 +169,7 @@ class LLMStrategist(LLMRole):
                 checked_params(ctx.base, p.metodo, p.parametros)
             return message.model_copy(update={"turno": 0})
 
-        got = self.ask("strategist_proposals", prompts.strategist_system(), prompts.strategist_user(ctx),
+        got = self.ask("strategist_proposals", prompts.strategist_system(ctx.methods), prompts.strategist_user(ctx),
                        StrategistMessage, validate)
         return got if got is not None else self.offline.propose(ctx)
 
@@ -175,7 +186,7 @@ class LLMCritic(LLMRole):
             return self.offline.choose(ctx, proposals)  # the ensemble takes all three by definition
         candidates = proposal_params(ctx.base, proposals)
         scores = [ctx.preflight(p) if ctx.preflight else None for p in candidates]
-        got = self.ask("critic_choice", prompts.critic_system(),
+        got = self.ask("critic_choice", prompts.critic_system(ctx.methods),
                        prompts.choose_user(ctx, [p.model_dump() for p in proposals.proposta], scores),
                        _Choose, lambda c: c)
         if got is None:
@@ -196,13 +207,13 @@ class LLMCritic(LLMRole):
                 changes = r.changes or [_Change(parameter=firing.parameter, new_value=firing.new_value)]
                 checked_params(current, current.method, {c.parameter: c.new_value for c in changes})
                 try:  # bounds and the max step from the value in force, like every applied value
-                    checked_patch([{"parameter": c.parameter, "old_value": getattr(current, c.parameter),
+                    checked_patch([{"parameter": c.parameter, "old_value": current.value(c.parameter),
                                     "new_value": c.new_value} for c in changes], current)
                 except PlanError as err:
                     raise Invalid(str(err)) from None
             return r
 
-        got = self.ask("critic_review", prompts.critic_system(), prompts.review_user(ctx, firing, current),
+        got = self.ask("critic_review", prompts.critic_system(ctx.methods), prompts.review_user(ctx, firing, current),
                        _Review, validate)
         if got is None:
             return self.offline.review(ctx, firing)
@@ -212,13 +223,13 @@ class LLMCritic(LLMRole):
         changes = got.changes if got.decision == "reshape" else [_Change(parameter=firing.parameter,
                                                                          new_value=firing.new_value)]
         typed = checked_params(current, current.method, {c.parameter: c.new_value for c in changes})
-        patch = [{"parameter": c.parameter, "old_value": getattr(current, c.parameter),
-                  "new_value": getattr(typed, c.parameter)} for c in changes]
+        patch = [{"parameter": c.parameter, "old_value": current.value(c.parameter),
+                  "new_value": typed.value(c.parameter)} for c in changes]
         return Review(patch, CriticMessage(turno=0, veredito=f"{got.decision} {firing.parameter}", analise=got.reason,
                                            ajuste_proposto=patch))
 
     def judge(self, ctx: SegmentContext, results: dict[str, Any]) -> CriticMessage:
-        got = self.ask("critic_verdict", prompts.critic_system(), prompts.judge_user(ctx, results), _Judge, lambda j: j)
+        got = self.ask("critic_verdict", prompts.critic_system(ctx.methods), prompts.judge_user(ctx, results), _Judge, lambda j: j)
         if got is None:
             return self.offline.judge(ctx, results)
         return CriticMessage(turno=2, veredito=got.verdict, analise=got.analysis, ajuste_proposto=None)

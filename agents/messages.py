@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from engine.methods import MethodName
+from engine.strategies import registered
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -25,9 +25,17 @@ class Proposal(BaseModel):
     model_config = _CONFIG
 
     nome: str = Field(min_length=1, max_length=40)
-    metodo: MethodName
+    metodo: str = Field(json_schema_extra=lambda schema: schema.update(enum=list(registered())))  # tool schemas name them
     parametros: dict[str, float | int | bool | str] = Field(default_factory=dict)
     racional: str = Field("", max_length=600)
+
+    @field_validator("metodo")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        """Only a registered strategy may be proposed: agents choose among them, never write one."""
+        if name not in registered():
+            raise ValueError(f"no strategy named {name!r}; registered: {', '.join(registered())}")
+        return name
 
 
 class StrategistMessage(BaseModel):

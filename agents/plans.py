@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from engine.events import DecisionEvent, PatchItem, PlanEvent
-from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.params import ParamError, Params, coerce_value
 
 FINAL = frozenset({"applied", "edited", "vetoed", "superseded", "expired"})
 NEXT: dict[str, frozenset[str]] = {
@@ -76,21 +76,22 @@ def checked_patch(items: Iterable[PatchItem | Mapping[str, Any]], in_force: Para
     """
     out: list[PatchItem] = []
     values: dict[str, Any] = {}
+    bounds = in_force.bounds()  # shared, and the config's own strategy's: no other strategy's parameter
     for raw in items:
         item = raw if isinstance(raw, PatchItem) else PatchItem.model_validate(raw)
         name = item.parameter
         if name in values:
             raise PlanError(f"{name} is named twice")
-        bound = PARAM_BOUNDS.get(name)
+        bound = bounds.get(name)
         if bound is None:
-            raise PlanError(f"{name}: unknown parameter")
+            raise PlanError(f"{name}: not a parameter of {in_force.method} (nor a shared one)")
         if bound.kind == "method":
             raise PlanError("method: a plan does not change the method (a segment's Strategist does)")
         try:
-            value = coerce_value(name, item.new_value)
+            value = coerce_value(name, item.new_value, bounds)
         except ParamError as err:
             raise PlanError(f"{name}: {err.problem}") from None
-        old = getattr(in_force, name)
+        old = in_force.value(name)
         if bound.kind != "bool":
             if not bound.lo <= value <= bound.hi:
                 raise PlanError(f"{name}: {_fmt(value)} is outside its bounds {_fmt(bound.lo)} … {_fmt(bound.hi)}")

@@ -34,7 +34,7 @@ from typing import Any
 
 from agents.settings import Rules
 from engine.metrics import TradeTally, chained_drawdown, payoff_ratio
-from engine.params import PARAM_BOUNDS, Params
+from engine.params import SHARED_BOUNDS, Params
 
 
 @dataclass(frozen=True)
@@ -249,7 +249,7 @@ class RuleFiring:
 
 def _stepped(name: str, value: float, step: float) -> float | int:
     """`value` moved by `step`, within the parameter's max step and bounds."""
-    bound = PARAM_BOUNDS[name]
+    bound = SHARED_BOUNDS[name]
     if bound.max_step is not None:  # settings are checked against it too; this keeps the rule honest regardless
         step = max(-bound.max_step, min(bound.max_step, step))
     assert bound.lo is not None and bound.hi is not None  # the rules step numeric parameters, all bounded

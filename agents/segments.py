@@ -41,7 +41,6 @@ from engine.events import PlanEvent, read_events
 from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
-from engine.methods import METHODS
 from engine.params import Params
 from engine.reports.documents import SegmentResultsDoc, checked
 from engine.reports.plan_page import plan_after_segment
@@ -83,7 +82,8 @@ class Segments:
     def __init__(self, session: SessionDir, settings: Settings, journal: Journal, schedule: Schedule, gate: Gate,
                  ranking: StandingsBook, trials: TrialMatrix, desk: AllocationDesk,
                  strategist: Strategist, critic: Critic, base: Params, echo: Callable[[str], None],
-                 analyzer: Analyzer, write_records: Callable[[list[Record]], None]) -> None:
+                 analyzer: Analyzer, write_records: Callable[[list[Record]], None], *,
+                 methods: tuple[str, ...], strategy_files: tuple[str, ...] = ()) -> None:
         self.session = session
         self.settings = settings
         self.journal = journal
@@ -98,6 +98,8 @@ class Segments:
         self.echo = echo
         self.analyzer = analyzer
         self.write_records = write_records  # allocation and audit records, in the journal
+        self.methods = methods  # the session's strategies: each runs as a baseline in every test
+        self.strategy_files = strategy_files  # the trader's, loaded by the workers too
         self.tests_done = 0
         self.tests_failed = 0
 
@@ -112,7 +114,7 @@ class Segments:
         return SegmentContext(
             segment=segment, segments=self.schedule.S, role=segment_role(segment), base=base,
             targets=self.settings.targets, seed=self.settings.seed, standings=stand,
-            preflight=self._preflight(segment),
+            preflight=self._preflight(segment), methods=self.methods,
         )
 
     def _preflight(self, segment: int) -> Callable[[Params], float | None]:
@@ -177,7 +179,7 @@ class Segments:
         return SegmentState(
             segment, plan["role"], Params.model_validate_json(plan["research_params_json"]),
             [Params.model_validate_json(j) for j in plan["ensemble_params_json"]],
-            [Params(method=m) for m in METHODS], plan,
+            [Params(method=m) for m in self.methods], plan,
         )
 
     def _plan(self, segment: int, base: Params, ctx: SegmentContext) -> dict[str, Any]:
@@ -216,7 +218,7 @@ class Segments:
         specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
         return TestTask(test_id(seg.number, t), seg.number, t, w.index, s.bars.slice(w.start, w.end),
                         w.train_bars, w.train_bars + w.validation_bars, specs,
-                        self.settings.episode_bars, self.settings.blunder_bars)
+                        self.settings.episode_bars, self.settings.blunder_bars, strategy_files=self.strategy_files)
 
     def absorb(self, seg: SegmentState, outcome: TestOutcome) -> None:
         """Write a finished test's folder, then account for it (in test order)."""

@@ -23,8 +23,12 @@ from agents.settings import Settings
 from agents.strategist import OfflineStrategist, Strategist
 from engine.data import Bars, load_bars
 from engine.events import SCHEMA_VERSION, utc_now_iso
+from engine.params import Params
 from engine.reports.documents import checked
 from engine.session import LLM_RECORDS, SessionDir
+from engine.strategies import get as get_strategy
+from engine.strategies import load_entry_points, load_file, registered
+from engine.strategy import Strategy
 from engine.synthetic import synthetic_bars
 from engine.windows import DAY_MS, NoWindow, TestPlan, bars_needed, fit_tests, walk_forward_windows, window_need
 
@@ -58,17 +62,63 @@ def plan_tests(n_bars: int, interval_ms: int, source: str, settings: Settings) -
     return fit_tests(windows, settings.segments, settings.tests, settings.allow_reuse)
 
 
+def session_strategies(settings: Settings) -> list[Strategy]:
+    """What the session researches: `settings.strategies` in order (a file — the trader's own code,
+    loaded because they named it — or a registered name); none named: every registered strategy,
+    the built-ins and the installed packages'. StrategyError (one line) for a file that fails."""
+    load_entry_points()
+    if not settings.strategies:
+        return list(registered().values())
+    out: dict[str, Strategy] = {}
+    for item in settings.strategies:
+        found = (get_strategy(item),) if item in registered() and not Path(item).suffix else load_file(item)
+        out.update((s.name, s) for s in found)
+    return list(out.values())
+
+
+def strategy_records(strategies: list[Strategy]) -> list[dict[str, Any]]:
+    """session_config.json's `strategies`: each name and where it came from (a file with its SHA-256)."""
+    out = []
+    for s in strategies:
+        path = Path(s.origin) if s.origin.endswith(".py") else None
+        out.append({"name": s.name, "origin": s.origin, "file": str(path.resolve()) if path else None,
+                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None})
+    return out
+
+
+def load_session_strategies(config: dict[str, Any]) -> tuple[str, ...]:
+    """Register the strategies a session's config names (their files, again) and return their names.
+
+    A session from before strategies were declared names none: it researched the built-ins."""
+    records = config.get("strategies")
+    if not records:
+        return tuple(s.name for s in registered().values() if s.origin == "built-in")
+    load_entry_points()
+    for r in records:
+        if r.get("file"):
+            load_file(r["file"])
+    return tuple(get_strategy(r["name"]).name for r in records)
+
+
+def strategy_files(config: dict[str, Any]) -> tuple[str, ...]:
+    """The files of the trader's strategies a session's config names (the workers load them too)."""
+    return tuple(r["file"] for r in config.get("strategies") or () if r.get("file"))
+
+
 @dataclass(frozen=True)
 class SessionStart:
-    """What a new session is decided on before its folder exists: the data, its tests, its baseline."""
+    """What a new session is decided on before its folder exists: the data, its tests, its strategies, its baseline."""
 
     data: dict[str, Any]
     tests: TestPlan
     baseline: Baseline
+    strategies: list[Strategy]
 
 
 def session_start(settings: Settings) -> SessionStart:
-    """Read the data and choose tests and baseline; DataError, NoWindow or ValueError (one line) on bad input."""
+    """Read the data, the strategies, and choose tests and baseline; DataError, NoWindow, StrategyError or
+    ValueError (one line) on bad input."""
+    strategies = session_strategies(settings)
     data = data_source(settings)
     if data["kind"] == "file":
         bars = load_source(data)
@@ -76,7 +126,12 @@ def session_start(settings: Settings) -> SessionStart:
     else:
         tests = plan_tests(data["n_bars"], data["interval_ms"], "synthetic data", settings)
     base = choose_baseline(Path(settings.sessions_dir), data, settings.baseline, settings.baseline_min_dsr)
-    return SessionStart(data, tests, base)
+    names = [s.name for s in strategies]
+    if base.params.method not in names:  # the trader named other strategies: start from the first one's defaults
+        base = Baseline(Params(method=names[0], **base.params.model_dump(exclude={"method", "method_params"})),
+                        f"{names[0]} at its declared defaults (the first strategy named), the shared parameters "
+                        f"from {base.origin}")
+    return SessionStart(data, tests, base, strategies)
 
 
 def new_session_config(session: SessionDir, settings: Settings, approval: str,
@@ -99,6 +154,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str,
         "settings": values,
         "data": start.data,
         "windows": start.tests.to_json(),
+        "strategies": strategy_records(start.strategies),
         "base_params": start.baseline.params.model_dump(),
         "base_origin": start.baseline.origin,
         "baseline": start.baseline.to_json(),

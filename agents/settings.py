@@ -60,12 +60,12 @@ class Rules(_Section):
     @model_validator(mode="after")
     def _steps_within_max_step(self) -> Rules:
         # a rule's step is a plan's change: it keeps the parameter's max step like any other
-        from engine.params import PARAM_BOUNDS
+        from engine.params import SHARED_BOUNDS
 
         for name, value in self.model_dump().items():
             if "_step_" in name:
                 parameter = name.split("_step_", 1)[1]
-                limit = PARAM_BOUNDS[parameter].max_step
+                limit = SHARED_BOUNDS[parameter].max_step
                 if limit is not None and value > limit:
                     raise ValueError(f"{name} = {value:g} is more than {parameter}'s max step {limit:g}")
         return self
@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     )
     baseline_min_dsr: float = Field(
         0.95, ge=0, le=1, description="auto baseline: the deflated Sharpe an earlier session's best needs to be carried forward",
+    )
+    strategies: list[str] = Field(
+        default_factory=list,
+        description="what the session researches: strategy files (the trader's own) or registered names; "
+        "empty: every registered strategy (the built-ins and installed packages')",
     )
     workers: int = Field(0, ge=0, le=512, description="worker processes; 0 = one per core")
     approval: ApprovalMode | None = Field(None, description="None: auto when headless, manual in the console")

@@ -10,12 +10,8 @@ from typing import Protocol
 
 from agents.context import SegmentContext
 from agents.messages import Proposal, StrategistMessage
-from engine.methods import METHODS
-from engine.params import PARAM_BOUNDS, Params
+from engine.params import Params
 from engine.targets import thresholds
-
-# the method-specific periods; everything else (exits, gates, costs) is shared by all methods
-METHOD_FIELDS = {name: m.param_names for name, m in METHODS.items()}
 
 
 class Strategist(Protocol):
@@ -25,24 +21,30 @@ class Strategist(Protocol):
 
 
 def changes(base: Params, other: Params) -> dict[str, float | int | bool | str]:
-    """The fields of `other` that differ from `base` (a proposal's `parametros`)."""
-    a, b = base.model_dump(), other.model_dump()
-    return {k: v for k, v in b.items() if a[k] != v and k != "method"}
+    """The parameters of `other` that differ from `base` (a proposal's `parametros`), by flat name."""
+    a, b = base.flat(), other.flat()
+    return {k: v for k, v in b.items() if k != "method" and (k not in a or a[k] != v)}
 
 
-def clip(name: str, value: float) -> float:
-    bound = PARAM_BOUNDS[name]
-    assert bound.lo is not None and bound.hi is not None  # clipped are the methods' periods, all bounded
+def clip(params: Params, name: str, value: float) -> float:
+    bound = params.bounds()[name]
+    assert bound.lo is not None and bound.hi is not None  # clipped are bounded numbers
     return min(max(value, bound.lo), bound.hi)
 
 
 def _scaled_periods(p: Params, factor: float) -> Params:
-    """The same config with its method's periods scaled (kept ordered and in bounds)."""
-    values = {n: int(round(clip(n, getattr(p, n) * factor))) for n in METHOD_FIELDS[p.method]}
-    if "ema_fast" in values and values["ema_fast"] >= values["ema_slow"]:
-        values["ema_fast"] = max(2, values["ema_slow"] - 1)
-    if "macd_fast" in values and values["macd_fast"] >= values["macd_slow"]:
-        values["macd_fast"] = max(2, values["macd_slow"] - 1)
+    """The same config with its strategy's periods (its int parameters counted in bars) scaled, in
+    bounds; when that breaks the strategy's own rule (a fast period no longer below the slow one),
+    the first period steps down until the rule holds."""
+    strategy = p.strategy
+    periods = [q for q in strategy.parameters if q.kind == "int" and q.unit == "bars"]
+    values = {**p.method_params, **{q.name: int(round(clip(p, q.name, int(p.method_params[q.name]) * factor)))
+                                    for q in periods}}
+    if periods and strategy.check is not None:
+        first = periods[0]
+        assert first.lo is not None
+        while strategy.check(values) and values[first.name] > first.lo:
+            values[first.name] = int(values[first.name]) - 1
     return p.with_changes(**values)
 
 
@@ -56,8 +58,8 @@ class OfflineStrategist:
         base = ctx.base
         if ctx.role == "explore":
             wider = base.with_changes(
-                atr_stop_mult=round(clip("atr_stop_mult", base.atr_stop_mult + 0.3), 4),
-                hard_tp_usd=round(clip("hard_tp_usd", base.hard_tp_usd + 100.0), 4),
+                atr_stop_mult=round(clip(base, "atr_stop_mult", base.atr_stop_mult + 0.3), 4),
+                hard_tp_usd=round(clip(base, "hard_tp_usd", base.hard_tp_usd + 100.0), 4),
             )
             factor = 1.5 if ctx.segment % 2 == 1 else 0.75
             candidates = [
@@ -67,15 +69,17 @@ class OfflineStrategist:
             ]
             plan = f"explore around {base.method}: as is, wider exits, {'slower' if factor > 1 else 'faster'} periods"
         elif ctx.role == "new_methods":
-            others = [m for m in METHODS if m != base.method]
-            shared = {k: v for k, v in base.model_dump().items() if k not in sum(METHOD_FIELDS.values(), ()) and k != "method"}
+            others = [m for m in ctx.methods if m != base.method]
+            shared = base.model_dump(exclude={"method", "method_params"})
             fresh = [Params(method=m, **shared) for m in others]  # the method's default periods, our exits and gates
-            candidates = [
-                ("P1", fresh[0], f"{others[0]} with the exits and gates learned so far"),
-                ("P2", fresh[1], f"{others[1]} with the exits and gates learned so far"),
-                ("P3", _scaled_periods(fresh[0], 1.5), f"{others[0]}, slower"),
-            ]
-            plan = f"try the methods not yet researched: {', '.join(others)}"
+            pool = fresh[:2] or [Params(method=base.method, **shared)]  # one strategy: its own default periods
+            described = [(p, f"{p.method} with the exits and gates learned so far") for p in pool]
+            described.append((_scaled_periods(pool[0], 1.5), f"{pool[0].method}, slower"))
+            if len(described) < 3:
+                described.append((_scaled_periods(base, 0.75), f"{base.method}, faster"))
+            candidates = [(f"P{i + 1}", p, why) for i, (p, why) in enumerate(described)]
+            plan = (f"try the methods not yet researched: {', '.join(others)}" if others
+                    else f"{base.method} is the session's only strategy: its default periods, slower and faster")
         else:
             tops = [s.params for s in ctx.standings[:3]] or [base]
             while len(tops) < 3:

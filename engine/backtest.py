@@ -6,14 +6,12 @@ cached on the Params instance, so the per-call Python overhead stays a few micro
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
 
 from engine.data import Bars
-from engine.methods import METHODS
 from engine.metrics import PHASES, Metrics, summarize
 from engine.params import Params
 from engine.simulator import (
@@ -45,6 +43,7 @@ from engine.simulator import (
     N_INT,
     simulate,
 )
+from engine.strategy import Strategy
 from engine.windows import WalkForward
 
 EPISODE_BARS = 120
@@ -55,7 +54,8 @@ def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
     """First bar whose close may produce a signal: the first bar at which every indicator the
     config uses has its full lookback (the rule in engine/methods.py). In use, and full from:
 
-    - the method's indicators: `Method.warmup` (ema_slow; macd_slow + macd_signal; breakout_lookback);
+    - the strategy's indicators: its declared warm-up (engine/strategy.py; the built-ins': ema_slow;
+      macd_slow + macd_signal; breakout_lookback);
     - the ATR, always (the stop): atr_period + 1, since a true range needs the previous close
       and bar 1's is the first;
     - the atrz gate: atr_period + atr_z_window, its z-score window of atr_z_window ATR values
@@ -68,7 +68,7 @@ def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
     pass every signal unread: neither delays signals.
     """
     atr_full = params.atr_period + 1
-    first = [METHODS[params.method].warmup(params), atr_full]
+    first = [int(params.strategy.warmup(params.method_params)), atr_full]
     if params.gate_atrz:
         first.append(atr_full + params.atr_z_window - 1)
     if params.gate_vhf:
@@ -85,7 +85,7 @@ class KernelArgs:
     """Everything the kernel needs from Params, as arrays (`ip` with the warm-up for data with
     taker-buy volume; `warmup_without_taker` for data without)."""
 
-    signals: Callable[..., np.ndarray]  # the method's kernel: (open, high, low, close, method_p) -> int8 signals
+    strategy: Strategy  # gives the signals: Strategy.signals(bars, values, method_p)
     method_p: np.ndarray
     fp: np.ndarray
     ip: np.ndarray
@@ -96,7 +96,7 @@ def kernel_args(params: Params) -> KernelArgs:
     """The kernel vectors for `params` (cached on the instance: Params is immutable)."""
     if params._kernel_cache is not None:
         return params._kernel_cache
-    method = METHODS[params.method]
+    strategy = params.strategy
     fp = np.zeros(N_FLOAT)
     fp[F_STOP_MULT] = params.atr_stop_mult
     fp[F_TP_USD] = params.hard_tp_usd
@@ -118,7 +118,7 @@ def kernel_args(params: Params) -> KernelArgs:
     ip[I_GATE_ATRZ] = params.gate_atrz
     ip[I_GATE_VHF] = params.gate_vhf
     ip[I_WARMUP] = warmup_bars(params)
-    args = KernelArgs(method.signals, method.param_vector(params), fp, ip, warmup_bars(params, has_taker=False))
+    args = KernelArgs(strategy, strategy.vector(params.method_params), fp, ip, warmup_bars(params, has_taker=False))
     params._kernel_cache = args
     return args
 
@@ -206,7 +206,7 @@ def run_backtest(
     if taker is None:
         ip[I_WARMUP] = args.warmup_without_taker
         taker = bars.volume
-    signal = args.signals(bars.open, bars.high, bars.low, bars.close, args.method_p)
+    signal = args.strategy.signals(bars, params.method_params, args.method_p)
     trades, equity, episodes = simulate(
         bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signal, args.fp, ip
     )

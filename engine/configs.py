@@ -12,8 +12,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.methods import METHODS
 from engine.params import Params
+from engine.strategies import get as get_strategy
+from engine.strategy import StrategyError
 
 
 def params_json(params: Params) -> str:
@@ -38,12 +39,16 @@ def _number(x: Any) -> str:
 
 
 def label_of(values: Mapping[str, Any]) -> str:
-    """`config_label` of a config given as a dict of its parameters (e.g. a row's params_json, parsed)."""
+    """`config_label` of a config given as a dict of its parameters (a row's params_json, parsed):
+    the strategy's own parameters in declared order, then the stop and the take-profit."""
     method = str(values.get("method", "?"))
-    known = METHODS.get(method)
-    parts = [method]
-    if known is not None:
-        parts.append("/".join(_number(values[n]) for n in known.param_names if n in values))
+    own = values.get("method_params")
+    if not isinstance(own, Mapping):  # flat: a row written before strategies were declared
+        try:
+            own = {n: values[n] for n in get_strategy(method).names if n in values}
+        except StrategyError:
+            own = {}
+    parts = [method, "/".join(_number(v) for v in own.values())]
     if "atr_stop_mult" in values:
         parts.append(f"stop{_number(values['atr_stop_mult'])}")
     if "hard_tp_usd" in values:

@@ -32,6 +32,7 @@ from engine.leaderboard import LeaderboardRow, row_from_metrics
 from engine.params import Params
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
+from engine.strategies import load_files
 
 # Fault injection for tests of the retry path: "seg1_test003" makes the worker running that
 # test die with SIGKILL on every attempt; "seg1_test003@1" only on the first attempt.
@@ -62,6 +63,7 @@ class TestTask:
     episode_bars: int = 120
     blunder_bars: int = 3
     attempt: int = 1
+    strategy_files: tuple[str, ...] = ()  # the trader's strategy files the configs may name (engine.strategies)
 
 
 @dataclass
@@ -97,6 +99,7 @@ def _maybe_die(task: TestTask) -> None:
 def run_test(task: TestTask) -> TestOutcome:
     """Backtest every config of `task` on its window (runs in a worker process)."""
     _maybe_die(task)
+    load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
     for i, spec in enumerate(task.configs):
         params = _PARAMS.get(spec.params_json)

@@ -1,10 +1,10 @@
-"""Signal methods, registered by name.
+"""The three built-in strategies: their numba kernels and their declarations (`BUILT_INS`).
 
-A method is one numba function `(open, high, low, close, p) -> int8[n]` giving the
-signal at each bar's close (+1 long, −1 short, 0 none), plus one `METHODS` entry that
-names the `Params` fields it reads (in the order of `p`) and its warm-up. Signals are
-events (a cross, a breakout), not states: a position closed by its stop re-enters
-only on a fresh signal.
+They are declared through the same API as a trader's own (engine/strategy.py): a kernel
+`(open, high, low, close, volume, taker_buy, p) -> int8[n]` giving the signal at each bar's
+close (+1 long, −1 short, 0 none), its parameters and its warm-up. Signals are events (a
+cross, a breakout), not states: a position closed by its stop re-enters only on a fresh
+signal.
 
 The warm-up rule: the first bar whose close may produce a signal is the first bar at which
 every indicator the config uses has its full lookback, that is, every bar its value reads
@@ -19,15 +19,12 @@ bar for its own indicators; engine.backtest.warmup_bars adds the stop's ATR and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
 
-if TYPE_CHECKING:  # engine.params takes its method names from here (MethodName)
-    from engine.params import Params
+from engine.strategy import Parameter, ParamValue, Strategy
 
 
 @njit(cache=True, error_model="numpy")
@@ -45,7 +42,7 @@ def _cross(diff: float, prev: float) -> np.int8:
 
 
 @njit(cache=True, error_model="numpy")
-def ema_crossover(open_, high, low, close, p):
+def ema_crossover(open_, high, low, close, volume, taker_buy, p):
     """Long when EMA(p[0]) crosses above EMA(p[1]); short when it crosses below."""
     n = close.shape[0]
     sig = np.zeros(n, np.int8)
@@ -68,7 +65,7 @@ def ema_crossover(open_, high, low, close, p):
 
 
 @njit(cache=True, error_model="numpy")
-def macd_trend(open_, high, low, close, p):
+def macd_trend(open_, high, low, close, volume, taker_buy, p):
     """Long when the MACD(p[0], p[1], p[2]) histogram turns positive; short when it turns negative."""
     n = close.shape[0]
     sig = np.zeros(n, np.int8)
@@ -96,7 +93,7 @@ def macd_trend(open_, high, low, close, p):
 
 
 @njit(cache=True, error_model="numpy")
-def trend_breakout(open_, high, low, close, p):
+def trend_breakout(open_, high, low, close, volume, taker_buy, p):
     """Long when the close breaks above the prior p[0]-bar high; short below the prior p[0]-bar low.
 
     Equal to comparing with rolling_max(high)[i − 1] / rolling_min(low)[i − 1], in O(n)
@@ -147,32 +144,33 @@ def trend_breakout(open_, high, low, close, p):
     return sig
 
 
-@dataclass(frozen=True)
-class Method:
-    """A registered signal method: its kernel, the Params fields it reads, and its warm-up: the
-    first bar at which its own indicators have their full lookback (the module's rule)."""
-
-    name: str
-    signals: Callable
-    param_names: tuple[str, ...]
-    warmup: Callable[[Params], int]
-
-    def param_vector(self, params: Params) -> np.ndarray:
-        """The kernel's `p` array for these params."""
-        return np.array([float(getattr(params, n)) for n in self.param_names])
+def _below(fast: str, slow: str):
+    def check(p: Mapping[str, ParamValue]) -> str | None:
+        return f"{fast} ({p[fast]}) must be below {slow} ({p[slow]})" if p[fast] >= p[slow] else None
+    return check
 
 
-METHODS: dict[str, Method] = {
-    # EMA(ema_slow) is full at bar ema_slow (ema_slow bars of close before it); EMA(ema_fast) earlier
-    "ema_crossover": Method("ema_crossover", ema_crossover, ("ema_fast", "ema_slow"), lambda p: p.ema_slow),
-    # the MACD line is full at macd_slow, and its signal line, an EMA of it, macd_signal bars later
-    "macd_trend": Method(
-        "macd_trend", macd_trend, ("macd_fast", "macd_slow", "macd_signal"), lambda p: p.macd_slow + p.macd_signal
+# Each warm-up is the first bar at which the method's own indicators have their full lookback (the rule above).
+BUILT_INS: tuple[Strategy, ...] = (
+    Strategy(
+        "ema_crossover", "long when the fast EMA of the close crosses above the slow one, short when below",
+        (Parameter("ema_fast", 12, lo=2, hi=200, max_step=20, unit="bars", doc="fast EMA period"),
+         Parameter("ema_slow", 48, lo=3, hi=600, max_step=60, unit="bars", doc="slow EMA period")),
+        # EMA(ema_slow) is full at bar ema_slow (ema_slow bars of close before it); EMA(ema_fast) earlier
+        warmup=lambda p: int(p["ema_slow"]), signal=ema_crossover, check=_below("ema_fast", "ema_slow"),
     ),
-    # the channel over the breakout_lookback bars before a bar is complete from bar breakout_lookback
-    "trend_breakout": Method("trend_breakout", trend_breakout, ("breakout_lookback",), lambda p: p.breakout_lookback),
-}
-if TYPE_CHECKING:  # a Literal built from the registry is beyond a static checker: to it, a name is a str
-    MethodName = str
-else:
-    MethodName = Literal[tuple(METHODS)]  # a registered method's name, as Params.method takes it
+    Strategy(
+        "macd_trend", "long when the MACD histogram turns positive, short when it turns negative",
+        (Parameter("macd_fast", 12, lo=2, hi=100, max_step=10, unit="bars", doc="MACD fast EMA period"),
+         Parameter("macd_slow", 26, lo=3, hi=300, max_step=30, unit="bars", doc="MACD slow EMA period"),
+         Parameter("macd_signal", 9, lo=2, hi=100, max_step=10, unit="bars", doc="MACD signal EMA period")),
+        # the MACD line is full at macd_slow, and its signal line, an EMA of it, macd_signal bars later
+        warmup=lambda p: int(p["macd_slow"] + p["macd_signal"]), signal=macd_trend, check=_below("macd_fast", "macd_slow"),
+    ),
+    Strategy(
+        "trend_breakout", "long when the close breaks above the prior channel high, short below its low",
+        (Parameter("breakout_lookback", 48, lo=5, hi=500, max_step=48, unit="bars", doc="Donchian channel length"),),
+        # the channel over the breakout_lookback bars before a bar is complete from bar breakout_lookback
+        warmup=lambda p: int(p["breakout_lookback"]), signal=trend_breakout,
+    ),
+)

@@ -1,9 +1,16 @@
 """The parameter schema: every tunable of a micro-backtest, with its bounds.
 
-This model is the only thing agents and humans may change (DESIGN.md §6, §7): a
-PlanEvent's patch names fields of `Params`, and every value is validated here before
-it can reach a backtest. Bounds, types and the largest allowed step per change live
-on the fields, so prompts, the approval form and the validators all read one table.
+A config is one strategy (`method`, by registered name) with its own parameters
+(`method_params`, declared by the strategy: engine/strategy.py) and the parameters every
+strategy shares — exits, gates, costs and size — declared here. This model is the only
+thing agents and humans may change (DESIGN.md §6, §7): a PlanEvent's patch names
+parameters of `Params` (shared, or of the config's strategy), and every value is validated
+here before it can reach a backtest. `bounds_for(method)` is the one table of types, bounds
+and largest steps that prompts, tool schemas, the review form and the validators read.
+
+Flat input is accepted: `Params(method="macd_trend", macd_fast=8)` puts macd_fast into
+method_params, and a session written before strategies were declared (every built-in's
+parameters flat, side by side) reads back with the other methods' parameters left out.
 """
 
 from __future__ import annotations
@@ -14,7 +21,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from engine.methods import MethodName
+from engine.strategies import get as get_strategy
+from engine.strategies import registered
+from engine.strategy import Parameter, ParamValue, Strategy, StrategyError
+
+DEFAULT_METHOD = "ema_crossover"
 
 
 def _p(default: Any, lo: float, hi: float, step: float, doc: str, *, unit: str = "") -> Any:
@@ -31,16 +42,9 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, strict=False)
 
-    method: MethodName = Field("ema_crossover", description="signal method, by registered name")
-    # ema_crossover
-    ema_fast: int = _p(12, 2, 200, 20, "fast EMA period", unit="bars")
-    ema_slow: int = _p(48, 3, 600, 60, "slow EMA period", unit="bars")
-    # macd_trend
-    macd_fast: int = _p(12, 2, 100, 10, "MACD fast EMA period", unit="bars")
-    macd_slow: int = _p(26, 3, 300, 30, "MACD slow EMA period", unit="bars")
-    macd_signal: int = _p(9, 2, 100, 10, "MACD signal EMA period", unit="bars")
-    # trend_breakout
-    breakout_lookback: int = _p(48, 5, 500, 48, "Donchian channel length", unit="bars")
+    method: str = Field(DEFAULT_METHOD, description="signal method: a registered strategy, by name")
+    method_params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="the strategy's own parameters (its declaration fills the defaults)")
     # exits
     atr_period: int = _p(14, 2, 200, 14, "ATR period (Wilder)", unit="bars")
     atr_stop_mult: float = _p(1.5, 0.3, 10.0, 1.0, "stop distance in ATRs from the entry price")
@@ -66,17 +70,84 @@ class Params(BaseModel):
     # the kernel's vectors for these values, filled by engine.backtest (Params is immutable)
     _kernel_cache: Any = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _route_flat(cls, data: Any) -> Any:
+        """Flat names of the strategy's parameters go into method_params (module docstring)."""
+        if not isinstance(data, dict):
+            return data
+        try:
+            strategy = get_strategy(str(data.get("method", DEFAULT_METHOD)))
+        except StrategyError:
+            return data  # the after-validator says it, with the field
+        own = dict(data.get("method_params") or {})
+        out: dict[str, Any] = {}
+        for name, value in data.items():
+            if name in ("method", "method_params") or name in SHARED_FIELDS:
+                out[name] = value
+            elif strategy.parameter(name) is not None:
+                own[name] = value  # flat wins: Params.with_changes passes changes flat
+            elif name not in _BUILT_IN_NAMES:  # another built-in's, written flat by an older session: not this config's
+                out[name] = value  # refused as an unknown field
+        out["method_params"] = own
+        return out
+
     @model_validator(mode="after")
-    def _periods_are_ordered(self) -> Params:
-        if self.ema_fast >= self.ema_slow:
-            raise ValueError(f"ema_fast ({self.ema_fast}) must be below ema_slow ({self.ema_slow})")
-        if self.macd_fast >= self.macd_slow:
-            raise ValueError(f"macd_fast ({self.macd_fast}) must be below macd_slow ({self.macd_slow})")
+    def _method_params_are_the_strategys(self) -> Params:
+        strategy = get_strategy(self.method)
+        values = strategy.defaults()
+        for name, raw in self.method_params.items():
+            p = strategy.parameter(name)
+            if p is None:
+                raise ValueError(f"{name} is not a parameter of {self.method} (its parameters: {', '.join(strategy.names) or 'none'})")
+            values[name] = _checked(p, raw)
+        if strategy.check is not None:
+            why = strategy.check(values)
+            if why:
+                raise ValueError(why)
+        object.__setattr__(self, "method_params", values)
         return self
 
+    @property
+    def strategy(self) -> Strategy:
+        return get_strategy(self.method)
+
+    def value(self, name: str) -> ParamValue | str:
+        """The value of a parameter by name: shared, the method, or one of the strategy's own."""
+        if name in self.method_params:
+            return self.method_params[name]
+        if name == "method" or name in SHARED_FIELDS:
+            return getattr(self, name)
+        raise ParamError(name, f"not a parameter of {self.method} (nor a shared one)")
+
+    def bounds(self) -> dict[str, ParamBound]:
+        """Every parameter this config may change: shared, then its strategy's own."""
+        return bounds_for(self.method)
+
+    def flat(self) -> dict[str, Any]:
+        """method, the strategy's own parameters and the shared ones in one flat dict."""
+        shared = self.model_dump(exclude={"method_params"})
+        return {"method": self.method, **self.method_params, **{k: v for k, v in shared.items() if k != "method"}}
+
     def with_changes(self, **changes: Any) -> Params:
-        """A validated copy with `changes` applied; raises ParamError naming the field."""
-        return params_from_dict({**self.model_dump(), **changes}, where="patch")
+        """A validated copy with `changes` applied (flat names); raises ParamError naming the field.
+
+        A change of method starts the new strategy from its declared defaults (but for any of
+        its parameters named in `changes`)."""
+        base = self.model_dump()
+        if "method" in changes and changes["method"] != self.method:
+            base.pop("method_params")
+        return params_from_dict({**base, **changes}, where="patch")
+
+
+def _checked(p: Parameter, raw: Any) -> ParamValue:
+    """`raw` as the parameter's type, inside its bounds; ValueError naming it if not."""
+    value = coerce_to(p.name, bound_of(p), raw)
+    if p.kind != "bool":
+        assert p.lo is not None and p.hi is not None
+        if not p.lo <= value <= p.hi:
+            raise ValueError(f"{p.name}: {value:g} is outside [{p.lo:g}, {p.hi:g}]")
+    return value
 
 
 @dataclass(frozen=True)
@@ -103,30 +174,49 @@ class ParamError(ValueError):
         super().__init__(f"{prefix}{field}: {problem}")
 
 
-def _bounds() -> dict[str, ParamBound]:
+def _shared_bounds() -> dict[str, ParamBound]:
     table: dict[str, ParamBound] = {}
     for name, info in Params.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if name == "method_params":
+            continue
+        extra = info.json_schema_extra
+        assert extra is None or isinstance(extra, dict)  # the fields above give a dict or nothing
+        extra = extra or {}
         lo = hi = None
         for meta in info.metadata:
             lo = getattr(meta, "ge", lo)
             hi = getattr(meta, "le", hi)
-        assert info.annotation is not None  # every field of Params is annotated
-        kind = "method" if name == "method" else info.annotation.__name__
-        step, unit = extra.get("max_step"), extra.get("unit", "")
-        assert (step is None or isinstance(step, (int, float))) and isinstance(unit, str)  # as _p and _switch set them
-        table[name] = ParamBound(name, kind, lo, hi, step, unit, info.description or "")
+        annotation = info.annotation
+        assert annotation is not None
+        kind = "method" if name == "method" else annotation.__name__
+        step = extra.get("max_step")
+        table[name] = ParamBound(name, kind, lo, hi, float(step) if isinstance(step, int | float) else None,
+                                 str(extra.get("unit", "")), info.description or "")
     return table
 
 
-PARAM_BOUNDS: dict[str, ParamBound] = _bounds()
+def bound_of(p: Parameter) -> ParamBound:
+    """A strategy parameter's row of the bounds table."""
+    return ParamBound(p.name, p.kind, p.lo, p.hi, 1 if p.kind == "bool" else p.max_step, p.unit or ("on/off" if p.kind == "bool" else ""), p.doc)
 
 
-def coerce_value(name: str, raw: Any) -> Any:
-    """Turn a typed-in or JSON value into the field's type; ParamError when it cannot be."""
-    bound = PARAM_BOUNDS.get(name)
-    if bound is None:
-        raise ParamError(name, f"unknown parameter (allowed: {', '.join(sorted(PARAM_BOUNDS))})")
+SHARED_FIELDS: frozenset[str] = frozenset(n for n in Params.model_fields if n not in ("method", "method_params"))
+# the shared parameters (and `method`): what every strategy's config has
+SHARED_BOUNDS: dict[str, ParamBound] = _shared_bounds()
+# every built-in's parameter names: an older session wrote them all flat (Params._route_flat)
+_BUILT_IN_NAMES: frozenset[str] = frozenset(
+    p.name for s in registered().values() if s.origin == "built-in" for p in s.parameters)
+
+
+def bounds_for(method: str) -> dict[str, ParamBound]:
+    """The bounds table of a config of `method`: `method`, its strategy's own parameters, then the shared ones."""
+    strategy = get_strategy(method)
+    own = {p.name: bound_of(p) for p in strategy.parameters}
+    return {"method": SHARED_BOUNDS["method"], **own, **{k: v for k, v in SHARED_BOUNDS.items() if k != "method"}}
+
+
+def coerce_to(name: str, bound: ParamBound, raw: Any) -> Any:
+    """Turn a typed-in or JSON value into the parameter's type; ParamError when it cannot be."""
     if bound.kind == "method":
         return str(raw)
     if bound.kind == "bool":
@@ -151,10 +241,24 @@ def coerce_value(name: str, raw: Any) -> Any:
     return number
 
 
+def coerce_value(name: str, raw: Any, bounds: dict[str, ParamBound]) -> Any:
+    """`coerce_to` by the row of `bounds` (a config's table, `bounds_for`) that `name` names."""
+    bound = bounds.get(name)
+    if bound is None:
+        raise ParamError(name, f"unknown parameter (allowed: {', '.join(sorted(bounds))})")
+    return coerce_to(name, bound, raw)
+
+
 def params_from_dict(values: dict[str, Any], where: str = "") -> Params:
-    """Validate a full or partial parameter dict into Params; ParamError names the first bad field."""
+    """Validate a full or partial parameter dict (flat names) into Params; ParamError names the first bad field."""
+    method = str(values.get("method", DEFAULT_METHOD))
     try:
-        coerced = {name: coerce_value(name, raw) for name, raw in values.items()}
+        bounds = bounds_for(method)
+    except StrategyError as err:
+        raise ParamError("method", str(err), where) from None
+    try:
+        coerced = {name: raw if name == "method_params" else coerce_value(name, raw, bounds)
+                   for name, raw in values.items()}
     except ParamError as err:
         raise ParamError(err.field, err.problem, where) from None
     try:
@@ -163,5 +267,5 @@ def params_from_dict(values: dict[str, Any], where: str = "") -> Params:
         first = err.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
         # cross-field checks have no location; their message starts with the field name
-        field = ".".join(str(x) for x in first["loc"]) or message.split(" ", 1)[0]
+        field = ".".join(str(x) for x in first["loc"]) or message.split(" ", 1)[0].rstrip(":")
         raise ParamError(field, message, where) from None

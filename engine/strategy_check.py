@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 
 from engine.data import Bars
+from engine.strategy import ParamValue, SignalError, check_signal_shape
 
-ParamValue = float | int | bool
 Signal = Callable[[Bars, Mapping[str, ParamValue]], np.ndarray]
 # name -> (default, lo, hi, step); the kind (bool, int or float) is the default's type
 ParamSpace = Mapping[str, tuple[ParamValue, float, float, float]]
@@ -56,10 +56,6 @@ DEFAULT_DRAWS = 4
 
 _CUT_SEED = 20240105  # fixed: the same bars always get the same cuts
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class SignalError(ValueError):
-    """A signal function returned something that is not one +1/−1/0 per bar; str() is one line."""
 
 
 @dataclass(frozen=True)
@@ -92,33 +88,6 @@ class Finding:
             f"{self.check}: signal at bar {self.bar}{when} changed from {self.full} to {self.changed} "
             f"when {alteration}; params {format_params(self.params)}"
         )
-
-
-def check_signal_shape(signal_output: object, n: int) -> str | None:
-    """None when `signal_output` is `n` values in {−1, 0, 1} (integers, or floats that are); else
-    one line saying what is wrong and at which bar."""
-    try:
-        values = np.asarray(signal_output)
-    except Exception as err:  # noqa: BLE001 - anything the function returned; say what it was
-        return f"signal is a {type(signal_output).__name__} that is not an array of numbers ({err})"
-    if values.ndim != 1:
-        return f"signal has shape {values.shape}; it should be one value per bar, {n} values"
-    if len(values) != n:
-        return f"signal has {len(values)} values for {n} bars; it should have one per bar"
-    if values.dtype == np.bool_:
-        return "signal is True/False; it should be +1 (long), -1 (short) or 0 (none) at each bar"
-    if values.dtype.kind not in "iuf":
-        return f"signal values are of type {values.dtype}; they should be the numbers +1, -1 or 0"
-    if values.dtype.kind == "f":
-        nan = np.isnan(values)
-        if nan.any():
-            first = int(np.argmax(nan))
-            return f"signal is NaN at bar {first} ({int(nan.sum())} NaN in all); give 0 where there is no signal"
-    wrong = (values != 1) & (values != 0) & (values != -1)
-    if wrong.any():
-        first = int(np.argmax(wrong))
-        return f"signal is {values[first].item()!r} at bar {first}; it should be +1 (long), -1 (short) or 0 (none)"
-    return None
 
 
 def check_lookahead(

@@ -19,7 +19,6 @@ from textual.containers import Grid
 from textual.widgets import DataTable, Footer
 
 from agents.approval import DecisionError, record_decision, research_in_force
-from engine.methods import METHODS
 from engine.params import Params
 from engine.text import visible
 from maestro_tui.commands import SessionCommands
@@ -43,7 +42,6 @@ from themes import DEFAULT_THEME, THEMES
 PANES = ("plans", "episodes", "leaderboard", "allocation", "targets", "equity", "conversation")
 DRAIN_PER_TICK = 400  # items folded into the view per tick: bounded work per frame
 TICK_S = 0.2  # 5 Hz
-METHOD_FILTERS = (None, *METHODS)  # the leaderboard's method filter cycles through these
 
 
 class MaestroApp(App):
@@ -257,7 +255,9 @@ class MaestroApp(App):
 
     def action_filter(self) -> None:
         board = self.w_board
-        board.method_filter = METHOD_FILTERS[(METHOD_FILTERS.index(board.method_filter) + 1) % len(METHOD_FILTERS)]
+        filters = (None, *self.view.session_config.methods)  # the filter cycles through the session's strategies
+        at = filters.index(board.method_filter) if board.method_filter in filters else -1
+        board.method_filter = filters[(at + 1) % len(filters)]
         self.notify(f"leaderboard: {board.method_filter or 'all methods'}")
         board.show(self.view)
 

@@ -154,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from engine import DataError
     from engine.jsonl import SessionFileError, os_error_line
+    from engine.strategy import StrategyError
 
     handlers = {
         "run": _run, "attach": _attach, "replay": _replay, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except DataError as err:
         print(visible(f"maestro-tui: bad market data: {err}", one_line=True), file=sys.stderr)
-    except (BadInput, SessionFileError) as err:
+    except (BadInput, SessionFileError, StrategyError) as err:
         print(visible(f"maestro-tui: {err}", one_line=True), file=sys.stderr)
     except OSError as err:  # a path the OS refuses (a file for a folder, read-only, disk full…): its name and why
         print(visible(f"maestro-tui: {os_error_line(err)}", one_line=True), file=sys.stderr)
@@ -498,7 +499,7 @@ def _check_data(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from engine import METHODS, Params, bars_needed, load_bars, run_backtest, synthetic_bars, walk_forward_windows
+    from engine import Params, bars_needed, load_bars, registered, run_backtest, synthetic_bars, walk_forward_windows
 
     if args.windows < 1:
         raise BadInput("--windows must be at least 1")
@@ -508,7 +509,7 @@ def _backtest(args: argparse.Namespace) -> int:
         raise BadInput(f"{len(bars)} bars hold no full 15-day walk-forward window")
     print(f"{bars.source}: {len(bars)} bars, {len(windows)} walk-forward windows")
     print(f"{'method':16s} {'trades':>7s} {'hit':>6s} {'payoff':>7s} {'pnl USD':>11s} {'maxdd USD':>10s} {'score':>6s}  (validation)")
-    for name in METHODS:
+    for name in registered():
         params = Params(method=name)
         rows = [run_backtest(bars.slice(w.start, w.end), params).metrics("validation") for w in windows]
         trades = sum(m.n_trades for m in rows)

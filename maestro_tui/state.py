@@ -28,11 +28,13 @@ from engine.events import (
 )
 from engine.jsonl import SessionFileError, read_jsonl
 from engine.leaderboard import LeaderboardRow
+from engine.methods import BUILT_INS
 from engine.session import ConductorState, conductor_alive
 from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
+BUILT_IN_NAMES = tuple(s.name for s in BUILT_INS)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class SessionConfig:
     agents: Mapping[str, str] = field(default_factory=dict)  # role -> provider
     baseline: BaselineDoc | None = None  # where the starting config came from
     windows: WindowsDoc | None = None  # how the tests sit on the data's windows
+    methods: tuple[str, ...] = BUILT_IN_NAMES  # the session's strategies (a session from before: the built-ins)
 
     @classmethod
     def of(cls, doc: Mapping[str, Any] | None) -> SessionConfig:
@@ -122,6 +125,8 @@ class SessionConfig:
             agents=_field(doc, "agents", Mapping, {}),
             baseline=_doc(BaselineDoc, _field(doc, "baseline", Mapping, None)),
             windows=_doc(WindowsDoc, _field(doc, "windows", Mapping, None)),
+            methods=tuple(str(r["name"]) for r in _field(doc, "strategies", list, [])
+                          if isinstance(r, Mapping) and isinstance(r.get("name"), str)) or BUILT_IN_NAMES,
         )
 
 

@@ -66,13 +66,14 @@ def signals(p: Params, high, low, close) -> list[int]:
     """The method's signal at each close: crosses for the EMA methods, breakouts of the prior channel."""
     n = len(close)
     sig = [0] * n
+    m = p.method_params
     if p.method in ("ema_crossover", "macd_trend"):
         if p.method == "ema_crossover":
-            f, s = ema(close, p.ema_fast), ema(close, p.ema_slow)
+            f, s = ema(close, m["ema_fast"]), ema(close, m["ema_slow"])
             diff = [a - b for a, b in zip(f, s)]
         else:
-            line = [a - b for a, b in zip(ema(close, p.macd_fast), ema(close, p.macd_slow))]
-            sigl = ema(line, p.macd_signal)
+            line = [a - b for a, b in zip(ema(close, m["macd_fast"]), ema(close, m["macd_slow"]))]
+            sigl = ema(line, m["macd_signal"])
             diff = [a - b for a, b in zip(line, sigl)]
         for i in range(1, n):
             if diff[i] > 0 and diff[i - 1] <= 0:
@@ -80,7 +81,7 @@ def signals(p: Params, high, low, close) -> list[int]:
             elif diff[i] < 0 and diff[i - 1] >= 0:
                 sig[i] = -1
     else:
-        L = p.breakout_lookback
+        L = m["breakout_lookback"]
         for i in range(L, n):
             if close[i] > max(high[i - L : i]):
                 sig[i] = 1
@@ -96,11 +97,12 @@ def warmup(p: Params, has_taker: bool) -> int:
     window of w bars ending at the bar from w − 1, the prior-L-bar channel from L, an EMA or
     Wilder smoothing of period P from P bars after its input's first complete bar.
     """
+    m = p.method_params
     method = {
-        "ema_crossover": p.ema_slow,  # close is complete from bar 0
-        "macd_trend": p.macd_slow + p.macd_signal,  # the signal EMA's input, the line, is full from macd_slow
-        "trend_breakout": p.breakout_lookback,  # high[i - L : i] needs i - L >= 0
-    }[p.method]
+        "ema_crossover": lambda: m["ema_slow"],  # close is complete from bar 0
+        "macd_trend": lambda: m["macd_slow"] + m["macd_signal"],  # the signal EMA's input, the line, is full from macd_slow
+        "trend_breakout": lambda: m["breakout_lookback"],  # high[i - L : i] needs i - L >= 0
+    }[p.method]()
     atr_full = 1 + p.atr_period  # a true range needs close[i - 1]: complete from bar 1
     terms = [method, atr_full]
     if p.gate_atrz:

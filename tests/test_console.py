@@ -21,7 +21,7 @@ from textual.widgets import Static
 from agents.approval import research_in_force
 from engine.events import PlanEvent, utc_now_iso
 from engine.jsonl import read_jsonl
-from engine.params import PARAM_BOUNDS
+from engine.params import bounds_for
 from maestro_tui.app import MaestroApp
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
@@ -147,13 +147,14 @@ async def test_edit_refuses_an_out_of_range_value_under_the_field_then_accepts_a
 
 async def test_an_edit_beyond_the_max_step_is_refused_under_its_field_and_nothing_is_written(waiting_session: Path):
     plan = next((p for p in sorted(pending_plans(waiting_session), key=lambda p: p["plan_id"])
-                 if PARAM_BOUNDS[p["patch"][0]["parameter"]].max_step and PARAM_BOUNDS[p["patch"][0]["parameter"]].lo
-                 is not None), None)
+                 if (b := bounds_for(research_in_force(waiting_session).method)[p["patch"][0]["parameter"]]).max_step
+                 and b.lo is not None), None)
     if plan is None:
         pytest.skip("the session's plan switches a gate: no step to exceed")
     name = plan["patch"][0]["parameter"]
-    bound = PARAM_BOUNDS[name]
-    now = getattr(research_in_force(waiting_session), name)
+    in_force = research_in_force(waiting_session)
+    bound = in_force.bounds()[name]
+    now = in_force.value(name)
     far = now + 3 * bound.max_step if now + 3 * bound.max_step <= bound.hi else now - 3 * bound.max_step
     assert bound.lo <= far <= bound.hi  # inside the bounds: only the step is wrong
     app = MaestroApp(waiting_session)
@@ -173,7 +174,7 @@ async def test_the_review_of_a_pending_plan_says_what_it_changes_where_and_on_wh
     plan = first_pending(waiting_session)
     item = plan["patch"][0]
     name = item["parameter"]
-    bound = PARAM_BOUNDS[name]
+    bound = research_in_force(waiting_session).bounds()[name]
     scope = plan["scope"]
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -28,7 +28,7 @@ from engine.leaderboard import (
     write_leaderboard_csv,
 )
 from engine.metrics import Metrics
-from engine.params import PARAM_BOUNDS, Params, params_from_dict
+from engine.params import Params, bounds_for, params_from_dict
 from engine.standings import Standing, standings
 
 PHI = NormalDist()
@@ -64,8 +64,8 @@ def metrics(**values: Any) -> Metrics:
 
 
 def _changed_value(name: str, value: Any) -> Any:
-    """A valid value for field `name` different from `value` (keeps ema/macd fast < slow)."""
-    bound = PARAM_BOUNDS[name]
+    """A valid value for field `name` of an ema_crossover config different from `value` (keeps fast < slow)."""
+    bound = bounds_for("ema_crossover")[name]
     if bound.kind == "method":
         return "macd_trend" if value != "macd_trend" else "ema_crossover"
     if bound.kind == "bool":
@@ -96,12 +96,13 @@ def test_config_id_is_the_same_for_the_same_params_however_they_were_built() -> 
 def test_config_id_changes_when_any_single_parameter_changes() -> None:
     base = Params()
     seen = {config_id(base)}
-    for name in Params.model_fields:
-        changed = base.with_changes(**{name: _changed_value(name, getattr(base, name))})
+    names = list(base.bounds())  # method, the strategy's own parameters, the shared ones
+    for name in names:
+        changed = base.with_changes(**{name: _changed_value(name, base.value(name))})
         cid = config_id(changed)
         assert cid != config_id(base), name
         seen.add(cid)
-    assert len(seen) == len(Params.model_fields) + 1
+    assert len(seen) == len(names) + 1
 
 
 def test_config_label_names_method_its_periods_stop_and_take_profit() -> None:

@@ -20,7 +20,7 @@ from agents.llm_agents import LLMCritic, LLMStrategist
 from agents.rules import RuleFiring
 from agents.settings import Targets
 from engine.jsonl import read_jsonl
-from engine.params import PARAM_BOUNDS, Params
+from engine.params import SHARED_BOUNDS, Params
 from tests.llm_server import LLMServer, anthropic_reply, openai_reply, sensible
 from tests.sessions import cli, only_session
 
@@ -175,7 +175,7 @@ def test_prompt_injection_cannot_produce_a_plan_outside_the_schema():
                         {"hit": 0.4}, 3, 10)
     review = critic.review(ctx(), firing)
     assert review.patch == [{"parameter": "atr_stop_mult", "old_value": 1.5, "new_value": 1.8}]  # the offline rule's
-    b = PARAM_BOUNDS["atr_stop_mult"]
+    b = SHARED_BOUNDS["atr_stop_mult"]
     assert all(b.lo <= item["new_value"] <= b.hi for item in review.patch)
     # the prompt carries numbers: the planted text reached the model only as a rule's reason? no — not at all
     assert all("ignore your rules" not in json.dumps(r) for r in script.requests)

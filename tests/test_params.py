@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from engine import PARAM_BOUNDS, ParamError, Params, params_from_dict
+from engine import ParamError, Params, bounds_for, params_from_dict, registered
+
+# every parameter a config can have: the shared ones and each built-in's own, with the method it belongs to
+EVERY = {name: (method, bound) for method in registered() for name, bound in bounds_for(method).items()}
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def test_defaults_are_valid_and_every_tunable_has_bounds_and_a_step():
     Params()
-    for name, bound in PARAM_BOUNDS.items():
+    for name, (_, bound) in EVERY.items():
         if bound.kind in ("int", "float"):
             assert bound.lo is not None and bound.hi is not None and bound.lo < bound.hi, name
             assert bound.max_step and bound.max_step > 0, name
@@ -78,14 +81,13 @@ def test_params_are_immutable():
 
 def test_readme_documents_every_parameter_with_its_default_and_bounds():
     text = README.read_text()
-    for name in PARAM_BOUNDS:
+    for name, (method, bound) in EVERY.items():
         row = re.search(rf"^\| `{name}` \|(.*)$", text, re.M)
         assert row, f"README has no row for parameter {name}"
-        bound = PARAM_BOUNDS[name]
         if bound.kind in ("int", "float"):
             cells = row.group(1).replace(",", "").replace("−", "-")
             assert f"{plain(bound.lo)} – {plain(bound.hi)}" in cells, f"README bounds for {name}: {cells}"
-            default = getattr(Params(), name)
+            default = Params(method=method).value(name)
             assert plain(default) in cells.split("|")[0], f"README default for {name}: {cells}"
 
 

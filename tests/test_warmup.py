@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import METHODS, Params, bars_from_arrays, run_backtest, warmup_bars
+from engine import Params, bars_from_arrays, run_backtest, warmup_bars
 from tests import indicators as ind
 from tests import reference
 from tests.test_simulator import random_bars, random_params
@@ -53,8 +53,7 @@ def gate_on(gate: str, **window) -> Params:
 
 
 def signal_bars(bars, params: Params) -> list[int]:
-    method = METHODS[params.method]
-    sig = method.signals(bars.open, bars.high, bars.low, bars.close, method.param_vector(params))
+    sig = params.strategy.signals(bars, params.method_params)
     return [int(i) for i in np.flatnonzero(sig)]
 
 

@@ -25,8 +25,9 @@ from textual.widgets import Input, Static
 from agents.plans import PlanError, checked_patch, edited_patch
 from agents.rules import RULE_METRIC
 from engine.events import PlanEvent
-from engine.params import PARAM_BOUNDS, ParamError, Params, coerce_value
+from engine.params import SHARED_BOUNDS, ParamBound, ParamError, Params, bounds_for, coerce_value
 from engine.reports.summary import describe_outcome
+from engine.strategy import StrategyError
 from engine.targets import TARGET_OF, TARGETS
 from engine.text import visible
 from maestro_tui.widgets.panes import STATUS_STYLE, plan_change, value_text
@@ -129,6 +130,7 @@ class ReviewScreen(ModalScreen[None]):
         self.reasoning: list[str] = _visible(reasoning)
         self.read_only = read_only
         self.in_force = in_force
+        self.bounds = plan_bounds(plan, in_force)  # what the plan's parameters may be: its config's strategy's and the shared
         self.targets = targets or {}
         self.earlier: list[PlanEvent] = _visible(earlier or [])
         self.editing = False
@@ -153,7 +155,7 @@ class ReviewScreen(ModalScreen[None]):
             with Vertical(id="edit-form", classes="hidden"):
                 for item in self.plan.patch:
                     name = item.parameter
-                    if name not in PARAM_BOUNDS:  # no field (nor widget id) for a name outside the schema
+                    if name not in self.bounds:  # no field (nor widget id) for a name outside the schema
                         continue
                     yield Static(self._field_label(name), classes="field")
                     new = item.new_value
@@ -200,10 +202,10 @@ class ReviewScreen(ModalScreen[None]):
         notes: list[Text] = []
         for item in p.patch:
             name = item.parameter
-            bound = PARAM_BOUNDS.get(name)
+            bound = self.bounds.get(name)
             old = item.old_value
-            if self.pending and self.in_force is not None and hasattr(self.in_force, name):
-                now = getattr(self.in_force, name)
+            if self.pending and self.in_force is not None and name in self.bounds:
+                now = self.in_force.value(name)
                 if now != old:
                     notes.append(Text(f"{name}: the plan was made when it was {value_text(old)}; "
                                       f"{value_text(now)} is in force now", style="yellow"))
@@ -330,10 +332,10 @@ class ReviewScreen(ModalScreen[None]):
         return Group(head, table, verdict)
 
     def _field_label(self, name: str) -> Text:
-        bound = PARAM_BOUNDS.get(name)
+        bound = self.bounds.get(name)
         label = Text(name, style="bold")
-        if self.in_force is not None and hasattr(self.in_force, name):
-            label.append(f"  in force {value_text(getattr(self.in_force, name))}")
+        if self.in_force is not None and bound is not None:
+            label.append(f"  in force {value_text(self.in_force.value(name))}")
         if bound is not None and bound.kind not in ("bool", "method"):
             label.append(f"  [{value_text(bound.lo)} … {value_text(bound.hi)}], max step {value_text(bound.max_step)}"
                          f"{' ' + bound.unit if bound.unit else ''}", style="dim")
@@ -387,7 +389,7 @@ class ReviewScreen(ModalScreen[None]):
     @on(Input.Submitted)
     def submit_edit(self) -> None:
         """Check the edit as the conductor will (bounds, max step from the value in force); refusals go under the field."""
-        names = [item.parameter for item in self.plan.patch if item.parameter in PARAM_BOUNDS]
+        names = [item.parameter for item in self.plan.patch if item.parameter in self.bounds]
         values = {name: self.query_one(f"#edit-{name}", Input).value.strip() for name in names}
         for name in [*names, "form"]:
             self._refusal(name, "")
@@ -423,10 +425,22 @@ class ReviewScreen(ModalScreen[None]):
         # the values in force are unknown: the schema's bounds are all that can be checked here
         for name, raw in values.items():
             try:
-                value = coerce_value(name, raw)
-                bound = PARAM_BOUNDS[name]
+                value = coerce_value(name, raw, self.bounds)
+                bound = self.bounds[name]
                 if bound.lo is not None and bound.hi is not None and not bound.lo <= value <= bound.hi:
                     raise ParamError(name, f"{raw} is outside its bounds {value_text(bound.lo)} … {value_text(bound.hi)}")
             except ParamError as err:
                 return name, f"{name}: {err.problem}"
         return None
+
+
+def plan_bounds(plan: PlanEvent, in_force: Params | None) -> dict[str, ParamBound]:
+    """The bounds table of the config a plan changes: the one in force, else the method its scope names
+    (if registered here), else the shared parameters only."""
+    if in_force is not None:
+        return in_force.bounds()
+    method = (plan.scope or {}).get("method")
+    try:
+        return bounds_for(str(method)) if method else dict(SHARED_BOUNDS)
+    except StrategyError:  # a strategy this console has not loaded: its own parameters show without bounds
+        return dict(SHARED_BOUNDS)
