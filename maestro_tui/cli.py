@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed of the synthetic data and offline agents (default 7)")
     run.add_argument("--allow-reuse", action="store_true", default=None,
                      help="data with fewer windows than tests: reuse windows (every reused test marked) instead of fitting")
+    run.add_argument("--strategy", metavar="FILE|NAME", action="append", dest="strategies",
+                     help="research this strategy: a file of your own (checked first) or a registered name; "
+                     "repeatable (default: every registered strategy)")
     run.add_argument("--baseline", metavar="SESSION|defaults",
                      help="start from this session's best config, or the defaults (default: auto, see README)")
     run.add_argument("--pipeline-depth", type=int, help="tests started ahead of the one processed (default 8)")
@@ -193,7 +196,7 @@ def _session_arg(path: str, *, writing: bool = False):
 
 # `run` flags that are settings (flags win over MAESTRO_* variables and config.toml)
 _SETTING_FLAGS = ("data", "segments", "tests", "workers", "approval", "seed", "pipeline_depth", "dask", "record_llm",
-                  "allow_reuse", "baseline")
+                  "allow_reuse", "baseline", "strategies")
 
 
 def _settings(args: argparse.Namespace):
