@@ -20,7 +20,17 @@ from agents.plans import PlanError, edited_patch
 from engine.events import DecisionEvent, PatchItem, PlanEvent, latest_plans, read_events, utc_now_iso
 from engine.jsonl import JsonlTail, append_jsonl, read_json
 from engine.params import Params
-from engine.session import AUDIT, DECISIONS, PLANS, SEGMENT_PLAN, SessionDir, read_conductor_state, segment_folders
+from engine.session import (
+    AUDIT,
+    CONFIG,
+    DECISIONS,
+    PLANS,
+    SEGMENT_PLAN,
+    SessionDir,
+    read_conductor_state,
+    segment_folders,
+)
+from engine.strategies import load_recorded
 
 
 class DecisionError(ValueError):
@@ -49,6 +59,7 @@ def research_in_force(session_root: Path) -> Params:
     if not planned:
         raise DecisionError(f"{session_root}: no segment has started yet")
     segment, folder = planned[-1]
+    load_recorded(read_json(session_root / CONFIG).get("strategies"))  # the trader's files the session names, here too
     params = Params.model_validate_json(read_json(folder / SEGMENT_PLAN)["research_params_json"])
     for rec in read_events(session_root / AUDIT).records:
         if rec.get("action") == "patch_applied" and rec.get("details", {}).get("segment") == segment:

@@ -39,7 +39,7 @@ from agents.notify import Notifier, hooks_in_force
 from agents.rules import Analyzer, RuleFiring
 from agents.schedule import Schedule
 from agents.segments import Segments, SegmentState
-from agents.session_start import build_agents, load_session_strategies, load_source, strategy_files
+from agents.session_start import build_agents, load_source
 from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
@@ -65,6 +65,7 @@ from engine.session import (
     write_conductor_state,
 )
 from engine.standings import StandingsBook
+from engine.strategies import load_recorded, recorded_files
 from engine.text import VisibleFormatter, visible
 
 log = logging.getLogger("maestro.conductor")
@@ -90,7 +91,7 @@ class Conductor:
         self.config = read_json(session.file(CONFIG))
         self.settings = Settings.model_validate(self.config["settings"])
         self.approval: str = self.config["settings"]["approval"]
-        self.methods = load_session_strategies(self.config)  # the trader's files registered again (StrategyError)
+        self.methods = load_recorded(self.config.get("strategies"))  # the trader's files registered again (StrategyError)
         self.echo = echo
         self.sid = session.session_id
         self.notes = 0
@@ -121,7 +122,7 @@ class Conductor:
         self.segments = Segments(session, self.settings, self.journal, self.schedule, self.gate, self.ranking, self.trials,
                                  self.desk, self.strategist, self.critic, Params.model_validate(self.config["base_params"]),
                                  echo, self.analyzer, self._write_records,
-                                 methods=self.methods, strategy_files=strategy_files(self.config))
+                                 methods=self.methods, strategy_files=recorded_files(self.config.get("strategies")))
         self.next_unstarted = 0  # global index of the first test not yet started
         self.runner: TestRunner | None = None  # the worker pool, from run() on
         self._dask_client: Any = None  # settings.dask: the cluster's client, made with the first executor

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from agents.settings import Targets
 from engine.params import Params
+from engine.strategies import registered
 
 Role = Literal["explore", "new_methods", "validate", "ensemble"]
 
@@ -52,7 +53,8 @@ class SegmentContext:
     targets: Targets
     seed: int
     standings: list[Standing] = field(default_factory=list)  # best first, validation only
-    methods: tuple[str, ...] = ()  # the session's strategies, by registered name
+    # the session's strategies, by registered name (default: every registered one)
+    methods: tuple[str, ...] = field(default_factory=lambda: tuple(registered()))
     # validation score of a config on recent, already-seen windows (no look-ahead); None: no such windows
     preflight: Callable[[Params], float | None] | None = None
 

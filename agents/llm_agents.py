@@ -166,6 +166,8 @@ class LLMStrategist(LLMRole):
             if len(message.proposta) != 3:
                 raise Invalid(f"proposta: {len(message.proposta)} proposals, exactly 3 wanted")
             for p in message.proposta:
+                if p.metodo not in ctx.methods:
+                    raise Invalid(f"{p.metodo}: not one of this session's strategies ({', '.join(ctx.methods)})")
                 checked_params(ctx.base, p.metodo, p.parametros)
             return message.model_copy(update={"turno": 0})
 

@@ -86,25 +86,6 @@ def strategy_records(strategies: list[Strategy]) -> list[dict[str, Any]]:
     return out
 
 
-def load_session_strategies(config: dict[str, Any]) -> tuple[str, ...]:
-    """Register the strategies a session's config names (their files, again) and return their names.
-
-    A session from before strategies were declared names none: it researched the built-ins."""
-    records = config.get("strategies")
-    if not records:
-        return tuple(s.name for s in registered().values() if s.origin == "built-in")
-    load_entry_points()
-    for r in records:
-        if r.get("file"):
-            load_file(r["file"])
-    return tuple(get_strategy(r["name"]).name for r in records)
-
-
-def strategy_files(config: dict[str, Any]) -> tuple[str, ...]:
-    """The files of the trader's strategies a session's config names (the workers load them too)."""
-    return tuple(r["file"] for r in config.get("strategies") or () if r.get("file"))
-
-
 @dataclass(frozen=True)
 class SessionStart:
     """What a new session is decided on before its folder exists: the data, its tests, its strategies, its baseline."""

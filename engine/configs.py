@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.params import Params
@@ -43,12 +43,12 @@ def label_of(values: Mapping[str, Any]) -> str:
     the strategy's own parameters in declared order, then the stop and the take-profit."""
     method = str(values.get("method", "?"))
     own = values.get("method_params")
-    if not isinstance(own, Mapping):  # flat: a row written before strategies were declared
-        try:
-            own = {n: values[n] for n in get_strategy(method).names if n in values}
-        except StrategyError:
-            own = {}
-    parts = [method, "/".join(_number(v) for v in own.values())]
+    source = own if isinstance(own, Mapping) else values  # flat: a row written before strategies were declared
+    try:  # in declared order (the canonical JSON sorts the keys)
+        names: Iterable[str] = get_strategy(method).names
+    except StrategyError:  # not registered here: as recorded
+        names = own.keys() if isinstance(own, Mapping) else ()
+    parts = [method, "/".join(_number(source[n]) for n in names if n in source)]
     if "atr_stop_mult" in values:
         parts.append(f"stop{_number(values['atr_stop_mult'])}")
     if "hard_tp_usd" in values:

@@ -181,3 +181,33 @@ def load_entry_points() -> list[Strategy]:
             raise StrategyError(f"{where}: names a {type(obj).__name__}, not a Strategy or a module declaring one")
         out.extend(register(_with_origin(s, where)) for s in found)
     return out
+
+
+def load_recorded(records: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """Register the strategies a session's config records (session_config.json `strategies`: their
+    files, again) and return their names. A session from before strategies were declared records
+    none: it researched the built-ins."""
+    if not records:
+        return tuple(s.name for s in registered().values() if s.origin == "built-in")
+    load_entry_points()
+    for r in records:
+        if r.get("file"):
+            _check_unchanged(Path(r["file"]), r.get("sha256"))
+            load_file(r["file"])
+    return tuple(get(r["name"]).name for r in records)
+
+
+def _check_unchanged(path: Path, sha256: str | None) -> None:
+    """StrategyError when the file is gone or differs from the one the session started with."""
+    try:
+        now = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as err:
+        raise StrategyError(f"strategy file {path}: {err.strerror or err} (the session was started with it)") from None
+    if sha256 and now != sha256:
+        raise StrategyError(f"strategy file {path} changed since the session started: its results would mix two "
+                            f"versions; restore it (sha256 {sha256[:12]}…) or start a new session")
+
+
+def recorded_files(records: list[dict[str, Any]] | None) -> tuple[str, ...]:
+    """The trader's strategy files among a session's recorded strategies (the workers load them too)."""
+    return tuple(r["file"] for r in records or () if r.get("file"))

@@ -27,6 +27,7 @@ from agents.rules import RULE_METRIC
 from engine.events import PlanEvent
 from engine.params import SHARED_BOUNDS, ParamBound, ParamError, Params, bounds_for, coerce_value
 from engine.reports.summary import describe_outcome
+from engine.strategies import get as get_strategy
 from engine.strategy import StrategyError
 from engine.targets import TARGET_OF, TARGETS
 from engine.text import visible
@@ -146,6 +147,7 @@ class ReviewScreen(ModalScreen[None]):
         with VerticalScroll(id="review"):
             yield Static(self._title(), id="title")
             yield Static(self._changes(), id="changes")
+            yield Static(self._strategy(), id="strategy")
             yield Static(self._evidence(), id="evidence")
             yield Static(self._why(), id="why")
             if self.earlier:
@@ -241,6 +243,31 @@ class ReviewScreen(ModalScreen[None]):
         except PlanError as err:
             return visible(str(err))
         return ""
+
+    def _strategy(self) -> Text:
+        """The config's strategy and its own parameters — value in force (when known), bounds, unit — for context:
+        an edit decides the plan's parameters only."""
+        method = self.in_force.method if self.in_force is not None else (self.plan.scope or {}).get("method")
+        out = Text("strategy ", style="dim")
+        out.append(visible(str(method or "?")), style="bold")
+        try:
+            strategy = get_strategy(str(method))
+        except StrategyError:
+            return out.append("  (not loaded here: its parameters show without bounds)", style="dim")
+        if strategy.origin != "built-in":
+            out.append(f"  {visible(strategy.origin)}", style="dim")
+        for p in strategy.parameters:
+            b = self.bounds.get(p.name)
+            out.append("\n  ")
+            out.append(p.name, style="bold")
+            if self.in_force is not None:
+                out.append(f" {value_text(self.in_force.value(p.name))}")
+            if b is not None and b.kind != "bool":
+                out.append(f"  [{value_text(b.lo)} … {value_text(b.hi)}], max step {value_text(b.max_step)}"
+                           f"{' ' + b.unit if b.unit else ''}", style="dim")
+            if p.doc:
+                out.append(f"  {visible(p.doc)}", style="dim")
+        return out
 
     def _evidence(self) -> Group:
         """The metrics that triggered the plan, against the session's targets, and what they cover."""
