@@ -116,6 +116,38 @@ def test_invalid_answers_get_one_repair_then_the_offline_agent_answers(bad):
     assert agent.client.meter.calls == 2 and agent.client.meter.input_tokens == 300  # usage of failed answers too
 
 
+@pytest.mark.parametrize(
+    ("proposal", "refusal"),
+    [
+        ({"metodo": "macd_trend", "parametros": {"ema_fast": 8}}, "ema_fast: not a parameter of macd_trend"),
+        ({"metodo": "trend_breakout", "parametros": {"macd_signal": 5}}, "macd_signal: not a parameter of trend_breakout"),
+        ({"metodo": "rsi_from_nowhere", "parametros": {}}, "no strategy named 'rsi_from_nowhere'"),
+    ],
+    ids=["another-methods-parameter", "another-methods-parameter-2", "unregistered-method"],
+)
+def test_a_proposal_naming_a_parameter_its_strategy_lacks_is_refused(proposal, refusal):
+    bad = {**GOOD_PROPOSALS, "proposta": [{**p, **proposal} for p in GOOD_PROPOSALS["proposta"]]}
+    script = Script(bad)
+    agent = LLMStrategist(client("anthropic", script))
+    message = agent.propose(ctx())
+    assert len(script.requests) == 2 and refusal in script.requests[1]["messages"][0]["content"]
+    assert [p.nome for p in message.proposta] == ["P1", "P2", "P3"]  # refused twice: the offline Strategist's
+    # the model is told each method's own parameters, never one schema for all
+    system = script.requests[0]["system"]
+    assert '"macd_trend": {"description"' in system and '"shared_by_every_method"' in system
+
+
+def test_a_proposal_of_a_strategy_outside_the_session_is_refused():
+    session_of_one = SegmentContext(segment=2, segments=5, role="explore", base=Params(), targets=Targets(), seed=1,
+                                    methods=("ema_crossover",))
+    bad = {**GOOD_PROPOSALS, "proposta": [{**p, "metodo": "trend_breakout", "parametros": {}}
+                                          for p in GOOD_PROPOSALS["proposta"]]}
+    script = Script(bad)
+    message = LLMStrategist(client("anthropic", script)).propose(session_of_one)
+    assert "trend_breakout: not one of this session's strategies (ema_crossover)" in script.requests[1]["messages"][0]["content"]
+    assert {p.metodo for p in message.proposta} == {"ema_crossover"}  # the offline Strategist stays in the session
+
+
 def test_non_json_answer_is_repaired_then_falls_back():
     script = Script("this is not json", "still not json")
     critic = LLMCritic(client("openai", script))
