@@ -10,11 +10,14 @@ The warm-up rule: the first bar whose close may produce a signal is the first ba
 every indicator the config uses has its full lookback, that is, every bar its value reads
 back to is in the data with a complete input. A window of w bars ending at the bar is full
 w − 1 bars after its input's first complete bar; the Donchian channel, the L bars before
-the bar, at bar L. An exponential smoothing of period P (EMA, Wilder's ATR) reads back
-without end, so its lookback counts as the P bars before the bar, as the channel's does: it
-is full P bars after its input's first complete bar. (A cross also compares with the bar
-before; the rule asks for full values at the signal bar.) Each method's `warmup` is that
-bar for its own indicators; engine.backtest.warmup_bars adds the stop's ATR and the gates.
+the bar, at bar L. An exponential smoothing of period P (an EMA) reads back without end:
+two runs started at different bars give values that differ less and less, and their crosses
+agree only about ten periods in (EMA_SETTLE; measured by engine/strategy_check.py's recursion
+check, which every declared warm-up must pass), so an EMA's signal counts EMA_SETTLE × P bars
+after its input's first complete bar. (A cross also compares with the bar before; the rule
+asks for settled values at the signal bar.) Each method's `warmup` is that bar for its own
+indicators; engine.backtest.warmup_bars adds the stop's ATR (Wilder's, counted as P bars:
+it sizes the stop, it gives no signal) and the gates.
 """
 
 from __future__ import annotations
@@ -150,6 +153,8 @@ def _below(fast: str, slow: str):
     return check
 
 
+EMA_SETTLE = 10  # periods an EMA needs before its crosses no longer depend on where the data starts
+
 # Each warm-up is the first bar at which the method's own indicators have their full lookback (the rule above).
 BUILT_INS: tuple[Strategy, ...] = (
     Strategy(
@@ -157,7 +162,7 @@ BUILT_INS: tuple[Strategy, ...] = (
         (Parameter("ema_fast", 12, lo=2, hi=200, max_step=20, unit="bars", doc="fast EMA period"),
          Parameter("ema_slow", 48, lo=3, hi=600, max_step=60, unit="bars", doc="slow EMA period")),
         # EMA(ema_slow) is full at bar ema_slow (ema_slow bars of close before it); EMA(ema_fast) earlier
-        warmup=lambda p: int(p["ema_slow"]), signal=ema_crossover, check=_below("ema_fast", "ema_slow"),
+        warmup=lambda p: EMA_SETTLE * int(p["ema_slow"]), signal=ema_crossover, check=_below("ema_fast", "ema_slow"),
     ),
     Strategy(
         "macd_trend", "long when the MACD histogram turns positive, short when it turns negative",
@@ -165,7 +170,7 @@ BUILT_INS: tuple[Strategy, ...] = (
          Parameter("macd_slow", 26, lo=3, hi=300, max_step=30, unit="bars", doc="MACD slow EMA period"),
          Parameter("macd_signal", 9, lo=2, hi=100, max_step=10, unit="bars", doc="MACD signal EMA period")),
         # the MACD line is full at macd_slow, and its signal line, an EMA of it, macd_signal bars later
-        warmup=lambda p: int(p["macd_slow"] + p["macd_signal"]), signal=macd_trend, check=_below("macd_fast", "macd_slow"),
+        warmup=lambda p: EMA_SETTLE * int(p["macd_slow"] + p["macd_signal"]), signal=macd_trend, check=_below("macd_fast", "macd_slow"),
     ),
     Strategy(
         "trend_breakout", "long when the close breaks above the prior channel high, short below its low",

@@ -99,8 +99,9 @@ def warmup(p: Params, has_taker: bool) -> int:
     """
     m = p.method_params
     method = {
-        "ema_crossover": lambda: m["ema_slow"],  # close is complete from bar 0
-        "macd_trend": lambda: m["macd_slow"] + m["macd_signal"],  # the signal EMA's input, the line, is full from macd_slow
+        # an EMA's crosses stop depending on where the data starts ten periods in (engine/methods.py)
+        "ema_crossover": lambda: 10 * m["ema_slow"],  # close is complete from bar 0
+        "macd_trend": lambda: 10 * (m["macd_slow"] + m["macd_signal"]),  # the signal EMA's input, the line, from macd_slow
         "trend_breakout": lambda: m["breakout_lookback"],  # high[i - L : i] needs i - L >= 0
     }[p.method]()
     atr_full = 1 + p.atr_period  # a true range needs close[i - 1]: complete from bar 1

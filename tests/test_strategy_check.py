@@ -276,12 +276,6 @@ def test_the_ema_methods_pass_with_a_warmup_of_ten_periods(name):
     assert check_recursion(method_signal(name), bars, sets, ten_longest_periods(name)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the declared warm-ups count an EMA of period P as full after P bars (engine/methods.py); "
-    "identical signals from two starts need ~5-10 periods, so the check flags them",
-)
 @pytest.mark.parametrize("name", ["ema_crossover", "macd_trend"])
 def test_the_ema_methods_pass_with_their_declared_warmup(name):
     sets = draw_param_sets(method_space(name), keep=valid_for(name))

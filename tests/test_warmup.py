@@ -3,7 +3,7 @@
 For each method, the stop's ATR and each gate, a signal one bar before its warm-up opens
 nothing while the same signal at the warm-up trades. And each window's stated first full bar
 is the first from which its value no longer depends on bars before the data (an EMA has no
-such bar; its lookback is the convention stated in engine/methods.py).
+such bar: its crosses are taken to settle ten periods in, engine/methods.py EMA_SETTLE).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from tests.test_simulator import random_bars, random_params
 FIVE_MIN = 300_000
 # every gate off and a short ATR (full at bar 3), so only the part under test sets the warm-up
 NO_GATES = dict(gate_cvd=False, gate_imb=False, gate_atrz=False, gate_vhf=False, atr_period=2)
-# a method that can cross from bar 3 on, to carry the signal in the ATR and gate tests
+# a method that can cross from bar 30 on (EMA_SETTLE × ema_slow), to carry the signal in the ATR and gate
+# tests: their windows are longer, so they set the warm-up
 QUICK_CROSS = dict(method="ema_crossover", ema_fast=2, ema_slow=3)
 
 
@@ -75,14 +76,14 @@ def assert_trades_from_the_warmup(params: Params, warmup: int) -> None:
 # ---------------------------------------------------------------- the methods
 
 
-def test_ema_crossover_trades_a_cross_at_ema_slow_and_not_one_bar_before():
+def test_ema_crossover_trades_a_cross_ten_ema_slow_periods_in_and_not_one_bar_before():
     params = Params(method="ema_crossover", ema_fast=3, ema_slow=20, **NO_GATES)
-    assert_trades_from_the_warmup(params, 20)
+    assert_trades_from_the_warmup(params, 10 * 20)
 
 
-def test_macd_trend_trades_a_cross_at_macd_slow_plus_macd_signal_and_not_one_bar_before():
+def test_macd_trend_trades_a_cross_ten_macd_slow_plus_macd_signal_periods_in_and_not_one_bar_before():
     params = Params(method="macd_trend", macd_fast=3, macd_slow=10, macd_signal=6, **NO_GATES)
-    assert_trades_from_the_warmup(params, 16)
+    assert_trades_from_the_warmup(params, 10 * (10 + 6))
 
 
 def test_trend_breakout_trades_a_breakout_at_breakout_lookback():
@@ -100,17 +101,17 @@ def test_trend_breakout_trades_a_breakout_at_breakout_lookback():
 
 
 def test_the_stops_atr_delays_signals_to_atr_period_plus_one():
-    params = Params(**QUICK_CROSS, **{**NO_GATES, "atr_period": 30})
-    assert_trades_from_the_warmup(params, 31)
+    params = Params(**QUICK_CROSS, **{**NO_GATES, "atr_period": 40})
+    assert_trades_from_the_warmup(params, 41)
 
 
 @pytest.mark.parametrize(
     ("gate", "window", "warmup"),
     [
-        ("cvd", dict(cvd_window=30), 29),
-        ("imb", dict(imb_window=30), 29),
-        ("vhf", dict(vhf_period=30, vhf_min=0.0), 30),
-        ("atrz", dict(atr_z_window=30, atr_z_min=-5.0), (2 + 1) + 30 - 1),  # ATR full at atr_period + 1
+        ("cvd", dict(cvd_window=60), 59),
+        ("imb", dict(imb_window=60), 59),
+        ("vhf", dict(vhf_period=60, vhf_min=0.0), 60),
+        ("atrz", dict(atr_z_window=60, atr_z_min=-5.0), (2 + 1) + 60 - 1),  # ATR full at atr_period + 1
     ],
 )
 def test_an_enabled_gate_delays_signals_to_its_first_full_value(gate, window, warmup):
@@ -119,14 +120,14 @@ def test_an_enabled_gate_delays_signals_to_its_first_full_value(gate, window, wa
 
 def test_a_gate_switched_off_does_not_delay_signals():
     params = Params(**QUICK_CROSS, **NO_GATES, cvd_window=500, imb_window=500, vhf_period=500, atr_z_window=2000)
-    assert_trades_from_the_warmup(params, 3)
+    assert_trades_from_the_warmup(params, 30)
 
 
 def test_volume_gates_do_not_delay_signals_on_bars_without_taker_volume():
-    params = Params(**QUICK_CROSS, **{**NO_GATES, "gate_cvd": True, "gate_imb": True}, cvd_window=30, imb_window=30)
-    assert warmup_bars(params, has_taker=False) == 3
-    assert entries(cross_up_at(3, taker=False), params) == [4]
-    assert entries(cross_up_at(3, taker=True), params) == []
+    params = Params(**QUICK_CROSS, **{**NO_GATES, "gate_cvd": True, "gate_imb": True}, cvd_window=60, imb_window=60)
+    assert warmup_bars(params, has_taker=False) == 30
+    assert entries(cross_up_at(30, taker=False), params) == [31]
+    assert entries(cross_up_at(30, taker=True), params) == []
 
 
 # ---------------------------------------------------------------- each window's first full bar
@@ -154,9 +155,9 @@ def channel_high(bars, lookback: int) -> np.ndarray:
     ("indicator", "stated", "params"),
     [
         (lambda b: channel_high(b, 20), 20, Params(method="trend_breakout", breakout_lookback=20, **NO_GATES)),
-        (lambda b: ind.cvd_slope(b.volume, b.taker_buy_volume, 30), 30 - 1, gate_on("cvd", cvd_window=30)),
-        (lambda b: ind.imbalance(b.volume, b.taker_buy_volume, 30), 30 - 1, gate_on("imb", imb_window=30)),
-        (lambda b: ind.vhf(b.close, 30), 30, gate_on("vhf", vhf_period=30)),
+        (lambda b: ind.cvd_slope(b.volume, b.taker_buy_volume, 60), 60 - 1, gate_on("cvd", cvd_window=60)),
+        (lambda b: ind.imbalance(b.volume, b.taker_buy_volume, 60), 60 - 1, gate_on("imb", imb_window=60)),
+        (lambda b: ind.vhf(b.close, 60), 60, gate_on("vhf", vhf_period=60)),
     ],
     ids=["donchian", "cvd", "imb", "vhf"],
 )
