@@ -363,3 +363,29 @@ async def test_corrupt_and_torn_lines_are_counted_and_shown_never_crash(waiting_
             fh.write('{"v": 1, "kind": "audit", "sess')  # a torn last line: waits for its end
         await pilot.pause(0.5)
         assert app.view.bad_lines == 1 and app.is_running and len(app.view.conversation) == seen
+
+
+async def test_the_review_shows_a_trader_strategys_own_parameters_with_their_bounds(tmp_path: Path):
+    from tests.test_strategies import strategy_file
+
+    path = strategy_file(tmp_path, "mean_cross_review")
+    sessions = tmp_path / "sessions"
+    out = cli("run", "--headless", "--segments", "1", "--tests", "40", "--seed", "5", "--approval", "manual",
+              "--strategy", str(path), "--sessions-dir", str(sessions), "--workers", "1",
+              env={"MAESTRO_CRASH_AT": "segment_start", **EAGER_RULES})
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    session = find_session(sessions)
+    proc = cli_background("conduct", str(session))
+    try:
+        wait_for(lambda: conductor_state(session).get("state") == "waiting" and pending_plans(session),
+                 what="a pending plan")
+        plan = first_pending(session)
+        app = MaestroApp(session)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await open_review(app, pilot, plan["plan_id"])
+            shown = str(app.screen.query_one("#strategy").render())
+            assert shown.startswith(f"strategy mean_cross_review  {path}"), shown
+            assert "n 20  [5 … 200], max step 10 bars  mean length" in shown, shown
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
