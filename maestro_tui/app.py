@@ -184,7 +184,8 @@ class MaestroApp(App):
                     self.bell()
             elif before == "pending" and status in ("applied", "edited", "vetoed", "expired"):
                 applied = self.view.applied.get(plan_id)
-                where = f" from {applied.details['from_test']}" if applied else ""
+                test = applied.details.get("from_test") if applied else None  # details are free-form: may lack it
+                where = f" from {test}" if test else ""
                 self.notify(f"{plan_id} {status}{where}", title="conductor")
         if self.view.bad_lines > self._bad_told:
             new = self.view.bad_lines - self._bad_told
