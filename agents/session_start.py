@@ -1,9 +1,9 @@
 """Setting a session up: the bars it runs on, the tests it fits to them, its baseline, its config, its agents.
 
 Everything here is decided before the session's folder exists (`session_start`: bad data,
-too little of it or a bad `--baseline` stop the command with one line) or when a conductor
-opens the folder (`build_agents`). session_config.json records the outcome; a resume reads
-it back and decides nothing again.
+too little of it, a trader's strategy that fails its check or a bad `--baseline` stop the
+command with one line) or when a conductor opens the folder (`build_agents`).
+session_config.json records the outcome; a resume reads it back and decides nothing again.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from engine.reports.documents import checked
 from engine.session import LLM_RECORDS, SessionDir
 from engine.strategies import get as get_strategy
 from engine.strategies import load_entry_points, load_file, registered
-from engine.strategy import Strategy
+from engine.strategy import Strategy, StrategyError
+from engine.strategy_check import CHECK_BARS, check_strategy
 from engine.synthetic import synthetic_bars
 from engine.windows import DAY_MS, NoWindow, TestPlan, bars_needed, fit_tests, walk_forward_windows, window_need
 
@@ -71,9 +72,30 @@ def session_strategies(settings: Settings) -> list[Strategy]:
         return list(registered().values())
     out: dict[str, Strategy] = {}
     for item in settings.strategies:
-        found = (get_strategy(item),) if item in registered() and not Path(item).suffix else load_file(item)
-        out.update((s.name, s) for s in found)
+        out.update((s.name, s) for s in named_strategies(item))
     return list(out.values())
+
+
+def named_strategies(item: str) -> tuple[Strategy, ...]:
+    """What `--strategy ITEM` names: a registered strategy (a name, no file suffix), else what the
+    file ITEM declares, loaded and registered. StrategyError (one line) for an unknown name or a
+    file that fails. Load the entry points first for their names to count."""
+    if not Path(item).suffix and (item in registered() or not Path(item).exists()):
+        return (get_strategy(item),)
+    return load_file(item)
+
+
+def check_own_strategies(strategies: list[Strategy], bars: Bars, seed: int) -> None:
+    """Refuse the trader's strategies (every one not built in) that fail `check_strategy` on the
+    first CHECK_BARS of `bars`: StrategyError, the first failure in one line. The built-ins are
+    checked by the tests, not at every session start."""
+    sample = bars.slice(0, min(len(bars), CHECK_BARS))
+    for s in strategies:
+        if s.origin == "built-in":
+            continue
+        verdict = check_strategy(s, sample, seed=seed)
+        if verdict.refusal:
+            raise StrategyError(verdict.refusal)
 
 
 def strategy_records(strategies: list[Strategy]) -> list[dict[str, Any]]:
@@ -97,15 +119,18 @@ class SessionStart:
 
 
 def session_start(settings: Settings) -> SessionStart:
-    """Read the data, the strategies, and choose tests and baseline; DataError, NoWindow, StrategyError or
-    ValueError (one line) on bad input."""
+    """Read the data and the strategies, check the trader's own (`check_own_strategies`), choose tests and
+    baseline; DataError, NoWindow, StrategyError or ValueError (one line) on bad input."""
     strategies = session_strategies(settings)
     data = data_source(settings)
+    bars: Bars | None = None
     if data["kind"] == "file":
         bars = load_source(data)
         tests = plan_tests(len(bars), bars.interval_ms, settings.data or data["path"], settings)
     else:
         tests = plan_tests(data["n_bars"], data["interval_ms"], "synthetic data", settings)
+    if any(s.origin != "built-in" for s in strategies):  # the trader's own code: checked before it is used
+        check_own_strategies(strategies, bars or load_source(data), settings.seed)
     base = choose_baseline(Path(settings.sessions_dir), data, settings.baseline, settings.baseline_min_dsr)
     names = [s.name for s in strategies]
     if base.params.method not in names:  # the trader named other strategies: start from the first one's defaults

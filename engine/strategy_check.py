@@ -23,6 +23,10 @@ or start its indicators from a full window instead of from the first bar.
 The checks run the signal function many times on slices and variants of the bars; each stops at
 its first finding for a parameter set. `draw_param_sets` picks the parameter sets to check from
 a declared space: the defaults plus seeded draws on each parameter's step grid.
+
+`check_strategy` is what `maestro-tui check-strategy` and a session starting on a trader's
+strategy run: the declaration, the signal's shape on the defaults, then look-ahead and
+recursion over parameter sets drawn from the declared parameters, one line per check.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from typing import Literal
 import numpy as np
 
 from engine.data import Bars
-from engine.strategy import ParamValue, SignalError, check_signal_shape
+from engine.strategies import declaration_problem
+from engine.strategy import ParamValue, SignalError, Strategy, check_signal_shape, code_line
 
 Signal = Callable[[Bars, Mapping[str, ParamValue]], np.ndarray]
 # name -> (default, lo, hi, step); the kind (bool, int or float) is the default's type
@@ -53,6 +58,9 @@ DEFAULT_CUTS = 24
 DEFAULT_STARTS = 8
 # the defaults and 4 draws: 5 parameter sets
 DEFAULT_DRAWS = 4
+# bars a strategy is checked on (the first of a session's): room for warm-ups of thousands of bars
+# with half the series left to start from, and a check in about a second for a numba kernel
+CHECK_BARS = 20_000
 
 _CUT_SEED = 20240105  # fixed: the same bars always get the same cuts
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -199,6 +207,214 @@ def format_params(params: Mapping[str, ParamValue]) -> str:
             text = str(value)
         parts.append(f"{name}={text}")
     return " ".join(parts) if parts else "(none)"
+
+
+# ------------------------------------------------------------------------ a declared strategy
+
+Outcome = Literal["ok", "FAIL", "skip"]
+CHECKS = ("declaration", "signal", "look-ahead", "recursion")
+
+
+@dataclass(frozen=True)
+class StrategyVerdict:
+    """What `check_strategy` found: one (outcome, text) per check, in the order of CHECKS; each
+    text starts with its check's name (`look-ahead: 5 parameter sets × 24 cuts, no signal changed`)."""
+
+    strategy: Strategy
+    checks: tuple[tuple[Outcome, str], ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome == "ok" for outcome, _ in self.checks)
+
+    @property
+    def lines(self) -> list[str]:
+        """One line per check: `ok    look-ahead: …`, `FAIL  look-ahead: signal at bar …`, `skip  …`."""
+        return [f"{outcome:4s}  {text}" for outcome, text in self.checks]
+
+    @property
+    def refusal(self) -> str | None:
+        """The first failure in one line, naming the strategy (and its file); None when every check passed."""
+        for outcome, text in self.checks:
+            if outcome == "FAIL":
+                return f"strategy {self.strategy.where()}: {text}"
+        return None
+
+
+def check_strategy(
+    strategy: Strategy,
+    bars: Bars,
+    *,
+    draws: int = DEFAULT_DRAWS,
+    cuts: int | Sequence[int] = DEFAULT_CUTS,
+    starts: int | Sequence[int] = DEFAULT_STARTS,
+    seed: int = 0,
+) -> StrategyVerdict:
+    """Check a declared strategy on `bars`, in order: its declaration; its signal's shape on the
+    defaults; look-ahead, then recursion past its declared warm-up, over `strategy_param_sets`.
+
+    Never raises for the strategy's faults (its exceptions are failures, said with file and
+    line); a check after a failed declaration or signal is reported skipped.
+    """
+    done: list[tuple[Outcome, str]] = []
+
+    def verdict() -> StrategyVerdict:
+        failed = next((text.split(":")[0] for outcome, text in done if outcome == "FAIL"), "")
+        skipped: list[tuple[Outcome, str]] = [
+            ("skip", f"{name}: not checked, as the {failed} check failed") for name in CHECKS[len(done):]
+        ]
+        return StrategyVerdict(strategy, tuple(done + skipped))
+
+    # (a) the declaration, and the parameter sets it gives
+    try:
+        sets = strategy_param_sets(strategy, draws, seed=seed)
+    except ValueError as err:
+        done.append(("FAIL", f"declaration: {err}"))
+        return verdict()
+    done.append(("ok", _declaration_text(strategy)))
+
+    # (b) the signal's shape on the defaults
+    try:
+        signal = strategy.signals(bars, strategy.defaults())
+    except SignalError as err:
+        done.append(("FAIL", f"signal: {_own_words(err, strategy)}; params {format_params(strategy.defaults())}, the defaults"))
+        return verdict()
+    longs, shorts = int((signal == 1).sum()), int((signal == -1).sum())
+    done.append(("ok", f"signal: +1/-1/0 at each of {len(bars)} bars on the defaults ({longs} long, {shorts} short)"))
+
+    done.append(_lookahead_check(strategy, bars, sets, cuts))
+    done.append(_recursion_check(strategy, bars, sets, starts))
+    return verdict()
+
+
+def strategy_param_sets(strategy: Strategy, draws: int = DEFAULT_DRAWS, *, seed: int = 0) -> list[dict[str, ParamValue]]:
+    """The parameter sets `check_strategy` checks: the defaults, up to `draws` seeded draws on each
+    parameter's grid (Parameter.draw_step; a bool: off or on) that the strategy's own `check` rule
+    accepts, then each bool flipped on the defaults if no draw flipped it.
+
+    ValueError, one clause, for a declaration that gives none: engine.strategies.declaration_problem,
+    defaults the strategy's rule refuses, a grid that is no grid, a rule or a parameter that raises.
+    """
+    problem = declaration_problem(strategy)
+    if problem:
+        raise ValueError(problem)
+    defaults = strategy.defaults()
+    space: dict[str, tuple[ParamValue, float, float, float]] = {}
+    for p in strategy.parameters:
+        if p.kind == "bool":
+            space[p.name] = (p.default, 0, 1, 1)
+        else:
+            assert p.lo is not None and p.hi is not None  # declaration_problem: numbers have both bounds
+            space[p.name] = (p.default, p.lo, p.hi, p.draw_step if p.hi > p.lo else 1)
+    rule = strategy.check
+
+    def refusal(values: Mapping[str, ParamValue]) -> str | None:
+        if rule is None:
+            return None
+        try:
+            return rule(values)
+        except Exception as err:  # noqa: BLE001 - the trader's rule failed: say where
+            raise ValueError(f"its check rule raised {type(err).__name__}: {err} (at {code_line(err, rule)}) "
+                             f"on params {format_params(values)}") from None
+
+    why = refusal(defaults)
+    if why:
+        raise ValueError(f"the defaults {format_params(defaults)} break the strategy's own check rule: {why}")
+    sets = draw_param_sets(space, draws, seed=seed, keep=lambda values: refusal(values) is None)
+    for p in strategy.parameters:
+        flipped = {**defaults, p.name: not p.default}
+        if p.kind == "bool" and all(s[p.name] == p.default for s in sets) and refusal(flipped) is None:
+            sets.append(flipped)
+    return sets
+
+
+def _declaration_text(strategy: Strategy) -> str:
+    names = strategy.names
+    if not names:
+        return "declaration: no parameters of its own"
+    count = f"{len(names)} parameter{'s' if len(names) != 1 else ''}"
+    return f"declaration: {count} ({', '.join(names)}), defaults in bounds, steps positive, no shared name taken"
+
+
+def _own_words(err: SignalError, strategy: Strategy) -> str:
+    """A SignalError's words without the `strategy NAME (FILE): ` the verdict says once."""
+    return str(err).removeprefix(f"strategy {strategy.where()}: ")
+
+
+def _lookahead_check(
+    strategy: Strategy, bars: Bars, sets: list[dict[str, ParamValue]], cuts: int | Sequence[int]
+) -> tuple[Outcome, str]:
+    """(c): the first parameter set, in order, whose signal changes at a bar ≤ a cut when the bars after it change."""
+    try:
+        cut_count = len(_cuts(cuts, len(bars)))
+        for params in sets:
+            try:
+                findings = check_lookahead(strategy.signals, bars, [params], cuts)
+            except SignalError as err:
+                return "FAIL", (f"look-ahead: on the bars cut or altered for the check, {_own_words(err, strategy)}; "
+                                f"params {format_params(params)}")
+            if findings:
+                return "FAIL", findings[0].line()
+    except ValueError as err:  # too few bars, cuts outside them
+        return "FAIL", f"look-ahead: {err}"
+    return "ok", f"look-ahead: {_count(len(sets), 'parameter set')} × {cut_count} cuts, no signal changed"
+
+
+def _recursion_check(
+    strategy: Strategy, bars: Bars, sets: list[dict[str, ParamValue]], starts: int | Sequence[int]
+) -> tuple[Outcome, str]:
+    """(d): the first parameter set, in order, whose signal past its declared warm-up changes when the series starts later."""
+    n = len(bars)
+    warmups, start_counts = [], []
+    for params in sets:
+        try:
+            w = _warmup(strategy, params)
+            findings = check_recursion(strategy.signals, bars, [params], _Declared(w), starts)
+        except SignalError as err:
+            return "FAIL", (f"recursion: on the bars started later for the check, {_own_words(err, strategy)}; "
+                            f"params {format_params(params)}")
+        except ValueError as err:  # a warm-up that raised, is no number of bars, or leaves none to compare
+            return "FAIL", f"recursion: {err}"
+        if findings:
+            return "FAIL", findings[0].line()
+        warmups.append(w)
+        start_counts.append(len(_starts(starts, n, w)))
+    bars_word = "bar" if max(warmups, default=0) == 1 else "bars"
+    return "ok", (f"recursion: {_count(len(sets), 'parameter set')} × {_span(start_counts)} starts past the declared "
+                  f"warm-up of {_span(warmups)} {bars_word}, no signal changed")
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """A warm-up computed (and checked) once: the same bars for any params."""
+
+    bars: int
+
+    def __call__(self, params: Mapping[str, ParamValue]) -> int:
+        return self.bars
+
+
+def _warmup(strategy: Strategy, params: Mapping[str, ParamValue]) -> int:
+    """The declared warm-up for `params`, in bars; ValueError saying what is wrong with it."""
+    try:
+        w = strategy.warmup(params)
+    except Exception as err:  # noqa: BLE001 - the trader's function failed: say where
+        raise ValueError(f"its warm-up raised {type(err).__name__}: {err} (at {code_line(err, strategy.warmup)}) "
+                         f"on params {format_params(params)}") from None
+    whole = isinstance(w, (int, float, np.integer, np.floating)) and not isinstance(w, bool) and math.isfinite(w) and w == int(w)
+    if not whole or w < 0:
+        raise ValueError(f"its warm-up is {w!r} for params {format_params(params)}; it should be a whole number of bars, 0 or more")
+    return int(w)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
+def _span(values: Sequence[int]) -> str:
+    """`8`, or `6–8` when they differ."""
+    lo, hi = min(values, default=0), max(values, default=0)
+    return f"{lo}" if lo == hi else f"{lo}–{hi}"
 
 
 # ------------------------------------------------------------------------------- internals

@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--segments", type=int, help="segments (default 5)")
     chk.add_argument("--tests", type=int, help="tests per segment (default 100)")
     chk.add_argument("--allow-reuse", action="store_true", default=None, help="as `run --allow-reuse`")
+
+    cs = sub.add_parser("check-strategy", help="check a strategy file (or a registered name): its declaration, "
+                        "its signal, look-ahead and warm-up, as a session starting on it does")
+    cs.add_argument("file", metavar="FILE|NAME")
+    cs.add_argument("--data", metavar="FILE", help="bars to check on (default: the synthetic bars a session uses)")
+    cs.add_argument("--seed", type=int, help="seed of the synthetic data and of the parameter draws (default 7)")
+    cs.set_defaults(config=None)  # the settings a session would read (config.toml, MAESTRO_*), no flag of its own
     return parser
 
 
@@ -161,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handlers = {
         "run": _run, "attach": _attach, "replay": _replay, "conduct": _conduct, "ls": _ls, "report": _report, "decide": _decide,
-        "backtest": _backtest, "check-data": _check_data,
+        "backtest": _backtest, "check-data": _check_data, "check-strategy": _check_strategy,
     }
     # A log file the disk refuses (conductor.log on a full disk) costs its lines, not a
     # traceback on the screen.
@@ -497,6 +504,34 @@ def _check_data(args: argparse.Namespace) -> int:
     if tests.note():
         print(tests.note())
     return EXIT_OK
+
+
+def _check_strategy(args: argparse.Namespace) -> int:
+    """Check every strategy FILE declares (or the one registered as NAME) on the bars a session on
+    the same data and seed checks: one line per check; exit 2 with the failures on stderr."""
+    from agents.session_start import data_source, load_source, named_strategies
+    from engine.strategies import load_entry_points
+    from engine.strategy_check import CHECK_BARS, check_strategy
+
+    load_entry_points()
+    strategies = named_strategies(args.file)
+    settings = _settings(args)
+    bars = load_source(data_source(settings))
+    sample = bars.slice(0, min(len(bars), CHECK_BARS))
+    when = lambda ms: time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))  # noqa: E731
+    refusals = []
+    for strategy in strategies:
+        what = "built-in" if strategy.origin == "built-in" else strategy.origin
+        print(visible(f"{strategy.name} ({what}) on {len(sample)} of the {len(bars)} bars of {bars.source}, "
+                      f"{when(int(sample.ts[0]))} to {when(int(sample.ts[-1]))} UTC", one_line=True))
+        verdict = check_strategy(strategy, sample, seed=settings.seed)
+        for line in verdict.lines:
+            print(visible(line, one_line=True))
+        if verdict.refusal:
+            refusals.append(verdict.refusal)
+    for refusal in refusals:
+        print(visible(f"maestro-tui: {refusal}", one_line=True), file=sys.stderr)
+    return EXIT_BAD_INPUT if refusals else EXIT_OK
 
 
 def _backtest(args: argparse.Namespace) -> int:
