@@ -154,8 +154,9 @@ class Strategy:
             else:
                 out = self.signal(bars_frame(bars), dict(values))
         except Exception as err:  # noqa: BLE001 - the strategy's code failed: the trader's to fix, said with file and line
-            raise SignalError(f"strategy {self.where()}: its signal raised {type(err).__name__}: {err} "
-                              f"(at {code_line(err, self.signal)})") from None
+            said = first_line(err)
+            at = "" if 'File "' in said else f" (at {code_line(err, self.signal)})"  # numba names the line itself
+            raise SignalError(f"strategy {self.where()}: its signal raised {type(err).__name__}: {said}{at}") from None
         problem = check_signal_shape(out, len(bars))
         if problem:
             raise SignalError(f"strategy {self.where()}: {problem}")
@@ -203,6 +204,18 @@ def check_signal_shape(signal_output: object, n: int) -> str | None:
         first = int(np.argmax(wrong))
         return f"signal is {values[first].item()!r} at bar {first}; it should be +1 (long), -1 (short) or 0 (none)"
     return None
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message — a numba typing error's first useful one, with where it arose."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    import re
+
+    at = next((m.group(0) for line in lines if (m := re.search(r'File "[^"]+", line \d+', line))), None)
+    useful = next((line for line in lines if not line.startswith(("Failed in", "During:", "File "))), lines[0])
+    return f"{useful} ({at})" if at and at not in useful else useful
 
 
 def code_line(err: BaseException, function: Callable[..., Any]) -> str:

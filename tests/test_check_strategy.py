@@ -184,11 +184,12 @@ def test_trend_breakout_passes_every_check():
         "ok    declaration", "ok    signal", "ok    look-ahead", "ok    recursion"]
 
 
-def test_ema_crossover_does_not_look_ahead(check_strategy_cli):
-    # its recursion line fails: the declared warm-up counts an EMA as full after one period
-    # (tests/test_strategy_check.py's xfail); which warm-up is right is decided elsewhere
-    run = check_strategy_cli("ema_crossover")
-    assert "ok    look-ahead: 5 parameter sets × 24 cuts, no signal changed" in run.out.splitlines()
+@pytest.mark.parametrize("name", ["ema_crossover", "macd_trend"])
+def test_the_ema_builtins_pass_every_check_with_their_settling_warmup(check_strategy_cli, name):
+    run = check_strategy_cli(name)
+    assert run.code == 0, run.out + run.err
+    assert [line.split(":")[0] for line in run.out.splitlines()[1:]] == [
+        "ok    declaration", "ok    signal", "ok    look-ahead", "ok    recursion"]
 
 
 def test_an_unknown_name_lists_the_registered_ones(check_strategy_cli):
@@ -407,3 +408,15 @@ def test_a_session_start_leaves_the_builtins_unchecked_and_refuses_a_bad_file(tm
     with pytest.raises(StrategyError, match=rf"^strategy next_close \({re.escape(str(path))}\): look-ahead: signal at bar"):
         start.session_start(settings)
     assert checked == ["next_close"]
+
+
+def test_a_numba_kernel_that_does_not_compile_names_its_file_and_line_in_one_line(tmp_path, check_strategy_cli):
+    path = tmp_path / "bad_numba.py"
+    path.write_text(
+        "import numpy as np\nfrom numba import njit\nfrom engine.strategy import Parameter, Strategy\n\n\n"
+        "@njit\ndef sig(o, h, l, c, v, t, p):\n    out = np.zeros(c.shape[0], np.int8)\n"
+        "    out[0] = 'x' + c[0]\n    return out\n\n\n"
+        "STRATEGY = Strategy('bad_numba', 'a typing error', (Parameter('n', 5, lo=1, hi=10, max_step=1),),\n"
+        "                    warmup=lambda p: 5, signal=sig)\n")
+    refusal = refused_in_one_line(check_strategy_cli(str(path)))
+    assert "its signal raised TypingError" in refusal and f'{path.name}", line 9' in refusal, refusal
