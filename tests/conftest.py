@@ -14,3 +14,14 @@ def no_real_llm():
     saved = {name: os.environ.pop(name) for name in LLM_VARIABLES if name in os.environ}
     yield
     os.environ.update(saved)
+
+
+@pytest.fixture
+def own_registry(monkeypatch):
+    """The strategies a test registers (files, entry points) are forgotten after it: other tests run every
+    registered strategy."""
+    from engine import strategies
+
+    monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies.registered()))
+    monkeypatch.setattr(strategies, "_FILES", {})
+    monkeypatch.setattr(strategies, "_ENTRY_POINTS_LOADED", strategies._ENTRY_POINTS_LOADED)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import strategies, synthetic_bars
+from engine import synthetic_bars
 from engine.strategy import Parameter, Strategy, StrategyError
 from engine.strategy_check import check_strategy, strategy_param_sets
 from maestro_tui.cli import main
@@ -71,14 +71,6 @@ class Run:
     code: int
     out: str
     err: str
-
-
-@pytest.fixture
-def own_registry(monkeypatch):
-    """The strategies a test's files register are forgotten after it (other tests run every registered one)."""
-    monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies.registered()))
-    monkeypatch.setattr(strategies, "_FILES", {})
-    monkeypatch.setattr(strategies, "_ENTRY_POINTS_LOADED", strategies._ENTRY_POINTS_LOADED)
 
 
 @pytest.fixture

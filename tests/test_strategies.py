@@ -34,6 +34,11 @@ STRATEGY = Strategy(
 '''
 
 
+@pytest.fixture(autouse=True)
+def _forget_registrations(own_registry):
+    """Every test here registers in a registry of its own."""
+
+
 def strategy_file(folder: Path, name: str, fault: str = "") -> Path:
     path = folder / f"{name}.py"
     path.write_text(MEAN_CROSS.replace("{name}", name).replace("{fault}", fault))
@@ -148,3 +153,20 @@ def test_run_with_a_strategy_file_that_fails_to_load_exits_2_before_any_folder(t
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert f"strategy file {bad}" in out.stderr and f"{bad}:3" in out.stderr
     assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())
+
+
+def test_an_installed_package_declares_strategies_through_the_entry_point_group(tmp_path: Path, monkeypatch):
+    from engine import strategies
+
+    package = tmp_path / "site"
+    (package / "my_strats").mkdir(parents=True)
+    (package / "my_strats" / "__init__.py").write_text(MEAN_CROSS.replace("{name}", "mean_cross_pkg").replace("{fault}", ""))
+    info = package / "my_strats-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-strats\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[maestro_tui.strategies]\nmean_cross = my_strats\n")
+    monkeypatch.syspath_prepend(str(package))
+    monkeypatch.setattr(strategies, "_ENTRY_POINTS_LOADED", False)
+    (s,) = strategies.load_entry_points()
+    assert s.name == "mean_cross_pkg" and s.origin == "entry point mean_cross (my_strats)"
+    assert registered()["mean_cross_pkg"] is s and strategies.load_entry_points() == []  # once per process
