@@ -30,6 +30,11 @@ FORMS = {"rsi_reversion": "kernel", "bollinger_breakout": "frame"}
 BARS = synthetic_bars(6000, seed=11)  # about three weeks of 5-minute bars
 
 
+@pytest.fixture(autouse=True)
+def _forget_registrations(own_registry):
+    """The examples register in a registry of each test's own."""
+
+
 def example(name: str) -> Strategy:
     [strategy] = load_file(ROOT / EXAMPLES[name])
     return strategy
@@ -165,3 +170,13 @@ def test_a_session_researches_the_example_in_every_segment(name, tmp_path):
                 researched = [row for row in csv.DictReader(f) if row["role"] != "baseline"]
             assert researched, board  # the chosen (segment 5: the ensemble's) rows
             assert {row["method"] for row in researched} == {name}, board
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_each_example_passes_check_strategy(name, capsys):
+    from maestro_tui.cli import main
+
+    assert main(["check-strategy", str(ROOT / EXAMPLES[name])]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "ok    declaration", "ok    signal", "ok    look-ahead", "ok    recursion"]
