@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from numba import njit
 
 from engine.data import Bars
 
@@ -157,6 +158,8 @@ class Strategy:
             said = first_line(err)
             at = "" if 'File "' in said else f" (at {code_line(err, self.signal)})"  # numba names the line itself
             raise SignalError(f"strategy {self.where()}: its signal raised {type(err).__name__}: {said}{at}") from None
+        if isinstance(out, np.ndarray) and out.dtype == np.int8 and out.shape == (len(bars),) and _all_signals(out):
+            return out  # a kernel's usual answer, checked in a microsecond
         problem = check_signal_shape(out, len(bars))
         if problem:
             raise SignalError(f"strategy {self.where()}: {problem}")
@@ -165,6 +168,15 @@ class Strategy:
     def where(self) -> str:
         """`rsi_reversion (examples/strategies/rsi.py)`: the name and, for a trader's own, its origin."""
         return self.name if self.origin == "built-in" else f"{self.name} ({self.origin})"
+
+
+@njit(cache=True)
+def _all_signals(sig: np.ndarray) -> bool:
+    """Every value +1, −1 or 0."""
+    for v in sig:
+        if v > 1 or v < -1:
+            return False
+    return True
 
 
 def bars_frame(bars: Bars) -> Any:
