@@ -173,7 +173,7 @@ class Strategy:
 @njit(cache=True)
 def _all_signals(sig: np.ndarray) -> bool:
     """Every value +1, −1 or 0."""
-    for v in sig:
+    for v in sig:  # noqa: SIM110 - a numba kernel: a loop, not a generator
         if v > 1 or v < -1:
             return False
     return True
