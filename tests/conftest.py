@@ -16,10 +16,10 @@ def no_real_llm():
     os.environ.update(saved)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def own_registry(monkeypatch):
-    """The strategies a test registers (files, entry points) are forgotten after it: other tests run every
-    registered strategy."""
+    """The strategies a test registers (files, entry points; a console in this process loading a session's)
+    are forgotten after it: a session started with none named researches every registered strategy."""
     from engine import strategies
 
     monkeypatch.setattr(strategies, "_REGISTRY", dict(strategies.registered()))

@@ -30,11 +30,6 @@ FORMS = {"rsi_reversion": "kernel", "bollinger_breakout": "frame"}
 BARS = synthetic_bars(6000, seed=11)  # about three weeks of 5-minute bars
 
 
-@pytest.fixture(autouse=True)
-def _forget_registrations(own_registry):
-    """The examples register in a registry of each test's own."""
-
-
 def example(name: str) -> Strategy:
     [strategy] = load_file(ROOT / EXAMPLES[name])
     return strategy

@@ -34,11 +34,6 @@ STRATEGY = Strategy(
 '''
 
 
-@pytest.fixture(autouse=True)
-def _forget_registrations(own_registry):
-    """Every test here registers in a registry of its own."""
-
-
 def strategy_file(folder: Path, name: str, fault: str = "") -> Path:
     path = folder / f"{name}.py"
     path.write_text(MEAN_CROSS.replace("{name}", name).replace("{fault}", fault))
