@@ -19,6 +19,22 @@ from engine.text import visible  # outside text on stdout and stderr: never a co
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def package_version() -> str:
+    """The installed package's version; from pyproject.toml when running from a tree not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("maestro-tui")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, ValueError, KeyError):
+            return "unknown"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default exit code 2 is ours too
         self.print_usage(sys.stderr)
@@ -83,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Supervise AI-steered strategy research: walk-forward micro-backtests on 5-minute bars.",
         epilog="Without a command: a new session on the embedded defaults (`maestro-tui run`).",
     )
+    parser.add_argument("--version", action="version", version=f"maestro-tui {package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="start a research session (or --resume one)")
@@ -116,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="replay a session, decision by decision")
     rp.add_argument("session", metavar="SESSION_DIR")
 
-    con = sub.add_parser("conduct", help=argparse.SUPPRESS)  # the conductor process the console starts
+    # the conductor process the console starts: no `help`, so argparse leaves it out of the listing
+    con = sub.add_parser("conduct")
     con.add_argument("session", metavar="SESSION_DIR")
     con.add_argument("--nice", type=int, default=0, help=argparse.SUPPRESS)
 

@@ -49,3 +49,33 @@ def test_backtest_on_synthetic_data_prints_each_method(capsys):
     out = capsys.readouterr().out
     for method in ("ema_crossover", "macd_trend", "trend_breakout"):
         assert method in out
+
+
+def test_version_prints_the_package_version_and_exits_0():
+    from importlib.metadata import version
+
+    out = run_cli("--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"maestro-tui {version('maestro-tui')}"
+
+
+def test_version_falls_back_to_pyproject_when_the_package_is_not_installed(monkeypatch):
+    import importlib.metadata
+    import tomllib
+
+    from maestro_tui.cli import package_version
+    from tests.sessions import ROOT
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert package_version() == tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_help_hides_the_internal_conduct_command_which_still_parses():
+    from maestro_tui.cli import build_parser
+
+    out = run_cli("--help")
+    assert "conduct" not in out.stdout and "SUPPRESS" not in out.stdout
+    assert build_parser().parse_args(["conduct", "some/session"]).command == "conduct"
