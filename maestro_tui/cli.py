@@ -553,8 +553,6 @@ def _check_strategy(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from engine import Params, bars_needed, load_bars, registered, run_backtest, synthetic_bars, walk_forward_windows
 
     if args.windows < 1:
@@ -562,20 +560,57 @@ def _backtest(args: argparse.Namespace) -> int:
     bars = load_bars(args.data) if args.data else synthetic_bars(bars_needed(args.windows, 300_000), seed=args.seed)
     windows = walk_forward_windows(len(bars), bars.interval_ms)[: args.windows]
     if not windows:
-        raise BadInput(f"{len(bars)} bars hold no full 15-day walk-forward window")
-    print(f"{bars.source}: {len(bars)} bars, {len(windows)} walk-forward windows")
-    print(f"{'method':16s} {'trades':>7s} {'hit':>6s} {'payoff':>7s} {'pnl USD':>11s} {'maxdd USD':>10s} {'score':>6s}  (validation)")
-    for name in registered():
-        params = Params(method=name)
-        rows = [run_backtest(bars.slice(w.start, w.end), params).metrics("validation") for w in windows]
-        trades = sum(m.n_trades for m in rows)
-        hit = sum(m.hit * m.n_trades for m in rows) / trades if trades else 0.0
-        print(
-            f"{name:16s} {trades:7d} {hit:6.3f} {np.mean([m.payoff for m in rows]):7.2f} "
-            f"{sum(m.total_pnl for m in rows):11.0f} {min(m.maxdd for m in rows):10.0f} "
-            f"{np.mean([m.score for m in rows]):6.1f}"
-        )
+        raise BadInput(f"{len(bars):,} bars hold no full 15-day walk-forward window")
+    print(visible(f"{bars.source}: {len(bars):,} bars, {len(windows):,} walk-forward windows", one_line=True))
+    for line in backtest_table({name: _backtest_method(bars, windows, Params(method=name), run_backtest)
+                                for name in registered()}):
+        print(line)
     return EXIT_OK
+
+
+def _backtest_method(bars, windows, params, run_backtest) -> dict[str, list]:
+    """{phase: [Metrics per window]} of one config over the walk-forward windows."""
+    results = [run_backtest(bars.slice(w.start, w.end), params) for w in windows]
+    return {phase: [r.metrics(phase) for r in results] for phase in ("validation", "holdout")}
+
+
+# (heading, width) of `backtest`'s columns, validation's then holdout's
+_BACKTEST_COLUMNS = (("trades", 7), ("hit", 6), ("payoff", 7), ("pnl USD", 10), ("worst dd", 9), ("Sharpe", 7),
+                     ("score", 6), ("trades", 7), ("pnl USD", 10))
+_BACKTEST_LEGEND = (
+    "validation: the days after each window's training, on which configs are ranked; holdout: each window's last "
+    "days, never ranked on. trades and pnl USD: summed over the windows. hit: share of trades that won. payoff: "
+    "mean win / mean loss. worst dd: the deepest drawdown of one window, USD. Sharpe: annualised, of per-bar "
+    "returns. score: the 0-100 episode score. payoff, Sharpe and score: the mean over the windows."
+)
+
+
+def backtest_table(results: dict[str, dict[str, list]]) -> list[str]:
+    """`backtest`'s table, one line per method, numbers with thousands separators, headed by
+    the phase of each column group and followed by what each column is."""
+    import textwrap
+
+    import numpy as np
+
+    widths = [w for _, w in _BACKTEST_COLUMNS]
+
+    def row(first: str, cells: list[str]) -> str:
+        return (f"{first:16s} " + " ".join(f"{c:>{w}s}" for c, w in zip(cells[:7], widths[:7])) + "  "
+                + " ".join(f"{c:>{w}s}" for c, w in zip(cells[7:], widths[7:])))
+
+    lines = [f"{'':16s} {' validation ':-^{sum(widths[:7]) + 6}}  {' holdout ':-^{sum(widths[7:]) + 1}}",
+             row("method", [h for h, _ in _BACKTEST_COLUMNS])]
+    for name, phases in results.items():
+        val, hold = phases["validation"], phases["holdout"]
+        trades = sum(m.n_trades for m in val)
+        hit = sum(m.hit * m.n_trades for m in val) / trades if trades else 0.0
+        cells = [f"{trades:,}", f"{hit:.3f}", f"{np.mean([m.payoff for m in val]):.2f}",
+                 f"{sum(m.total_pnl for m in val):,.0f}", f"{min(m.maxdd for m in val):,.0f}",
+                 f"{np.mean([m.sharpe for m in val]):.2f}", f"{np.mean([m.score for m in val]):.1f}",
+                 f"{sum(m.n_trades for m in hold):,}", f"{sum(m.total_pnl for m in hold):,.0f}"]
+        lines.append(visible(row(name, cells), one_line=True))
+    lines += [""] + textwrap.wrap(_BACKTEST_LEGEND, width=100)
+    return lines
 
 
 if __name__ == "__main__":

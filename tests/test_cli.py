@@ -44,11 +44,33 @@ def test_unknown_command_is_bad_usage():
     assert run_cli("frobnicate").returncode == 2
 
 
-def test_backtest_on_synthetic_data_prints_each_method(capsys):
+def test_backtest_on_synthetic_data_prints_one_row_per_method_under_validation_and_holdout_headings(capsys):
     assert main(["backtest", "--windows", "3"]) == 0
-    out = capsys.readouterr().out
-    for method in ("ema_crossover", "macd_trend", "trend_breakout"):
-        assert method in out
+    lines = capsys.readouterr().out.splitlines()
+    groups, header = lines[1].split(), lines[2].split()
+    assert "validation" in groups and "holdout" in groups
+    assert lines[1].index("validation") < lines[1].index("holdout")
+    assert header == ["method", "trades", "hit", "payoff", "pnl", "USD", "worst", "dd", "Sharpe", "score",
+                      "trades", "pnl", "USD"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:6]}
+    assert set(rows) == {"ema_crossover", "macd_trend", "trend_breakout"}
+    assert all(len(cells) == 9 for cells in rows.values())
+    legend = " ".join(lines[6:])
+    for column in ("hit", "payoff", "worst dd", "Sharpe", "score", "holdout"):
+        assert f"{column}:" in legend
+
+
+def test_backtest_table_groups_thousands_and_sums_holdout_apart_from_validation():
+    from engine.metrics import Metrics
+    from maestro_tui.cli import backtest_table
+
+    def m(pnl: float, trades: int = 1_200, sharpe: float = 0.0) -> Metrics:
+        return Metrics(n_trades=trades, hit=0.5, payoff=1.0, total_pnl=pnl, maxdd=-12_345.0, blunders=0,
+                       blunders_per_100=0.0, high_vol_share=0.0, sharpe=sharpe, score=50.0)
+
+    lines = backtest_table({"macd_trend": {"validation": [m(-100_000.0, sharpe=1.0), m(-4_453.0, sharpe=2.0)],
+                                           "holdout": [m(2_500.0, trades=600), m(500.0, trades=600)]}})
+    assert lines[2].split()[1:] == ["2,400", "0.500", "1.00", "-104,453", "-12,345", "1.50", "50.0", "1,200", "3,000"]
 
 
 def test_version_prints_the_package_version_and_exits_0():
