@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self, TypeVar
 
@@ -296,6 +296,11 @@ class PlanEvent(Event):
             p.parameter: f"{_format_patch_value(p.old_value)} -> {_format_patch_value(p.new_value)}"
             for p in items
         }
+
+
+def describe_change(change: Mapping[str, str]) -> str:
+    """A plan's change in words, as `change_from_patch` displays it: `atr_stop_mult 1.5 -> 1.8, vhf_min 0.25 -> 0.3`."""
+    return ", ".join(f"{parameter} {step}" for parameter, step in change.items())
 
 
 _Line = TypeVar("_Line")

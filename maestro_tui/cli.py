@@ -475,7 +475,7 @@ def _list_pending(session) -> int:
     import shlex
 
     from agents.approval import plan_age
-    from engine.events import latest_plans
+    from engine.events import describe_change, latest_plans
     from engine.session import PLANS
 
     pending = [p for p in latest_plans(session.file(PLANS)).values() if p.status == "pending"]
@@ -484,7 +484,7 @@ def _list_pending(session) -> int:
         return EXIT_OK
     print(f"{'plan':8s} {'age':>7s}  change — reason")
     for p in pending:
-        change = ", ".join(f"{k} {v}" for k, v in p.change.items())
+        change = describe_change(p.change)
         print(visible(f"{p.plan_id:8s} {plan_age(p):>7s}  {change} — {p.reason}", one_line=True))
     print(f"decide with: maestro-tui decide {shlex.quote(str(session.root))} PLAN approve|veto|edit PARAM=VALUE")
     return EXIT_OK

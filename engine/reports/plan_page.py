@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.events import describe_change
 from engine.jsonl import read_document
 from engine.reports.documents import PhaseFigures, SegmentResultsDoc
 from engine.reports.global_metrics import session_rows
@@ -48,6 +49,7 @@ def plan_after_segment(session: SessionDir, segment: int, segments: int) -> str:
     lines += ["", "## Next", "", f"- {nxt}." if nxt else "- the session ends.", ""]
     if res.patches:
         lines += ["## Changes applied in this segment", ""]
-        lines += [f"- {p.change} (from {p.from_test}, {p.who})" for p in res.patches]
+        lines += [f"- {describe_change(p.change) or 'no change'} (plan {p.plan_id}, from {p.from_test}, by {p.who})"
+                  for p in res.patches]
         lines.append("")
     return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.events import latest_plans
+from engine.events import describe_change, latest_plans
 from engine.jsonl import write_json_atomic, write_text_atomic
 from engine.reports.documents import MetricsGlobalDoc, checked
 from engine.reports.global_metrics import global_metrics
@@ -74,7 +74,7 @@ def plans_section(session: SessionDir) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for p in latest.values():
-        change = ", ".join(f"{k} {v}" for k, v in p.change.items())
+        change = describe_change(p.change)
         if p.status in ("applied", "edited"):
             ended = f"{p.status} from {p.applied_from or '?'}"
             effect = describe_outcome(p.outcome) or "not measured: the segment ended first"

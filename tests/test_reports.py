@@ -1,0 +1,45 @@
+"""The session reports in words a trader reads: plan pages and the summary's plans."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from engine.events import describe_change
+from tests.sessions import EAGER_RULES, headless_session
+
+
+def test_a_change_reads_as_parameter_then_step():
+    assert describe_change({"atr_stop_mult": "1.5 -> 1.8", "vhf_min": "0.25 -> 0.3"}) == (
+        "atr_stop_mult 1.5 -> 1.8, vhf_min 0.25 -> 0.3")
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory):
+    # eager rules: plans early enough that segments 2 and 4 apply some
+    return headless_session(tmp_path_factory.mktemp("reports"), "--segments", "5", "--tests", "12", env=EAGER_RULES)
+
+
+@pytest.mark.slow
+def test_plan_pages_list_each_applied_change_as_a_sentence_not_a_dict(session):
+    changes = []
+    for k in (2, 4):
+        page = (session / f"plan_after_segment_{k}.md").read_text()
+        if "## Changes applied in this segment" in page:
+            changes += [line for line in page.split("## Changes applied in this segment", 1)[1].splitlines()
+                        if line.startswith("- ")]
+    assert changes, "no plan was applied in segments 2 or 4: the test needs one"
+    for line in changes:
+        assert "{" not in line and "'" not in line, line
+        assert re.fullmatch(r"- \w+ \S+ -> \S+(, \w+ \S+ -> \S+)* \(plan P\d+-\d+, from seg\d+_test\d+, by .+\)", line), line
+
+
+@pytest.mark.slow
+def test_the_summarys_plans_table_names_each_change_in_words(session):
+    summary = (session / "session_summary.md").read_text()
+    rows = [line for line in summary.split("## Plans and their effect", 1)[1].splitlines() if line.startswith("| P")]
+    assert rows
+    for row in rows:
+        change = row.split(" | ")[2]
+        assert "{" not in change and re.fullmatch(r"\w+ \S+ -> \S+(, \w+ \S+ -> \S+)*", change), row
