@@ -1,18 +1,28 @@
-"""The session reports in words a trader reads: plan pages and the summary's plans."""
+"""The session reports in words a trader reads: plan pages, the summary's plans, charts of a stopped session."""
 
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 
 from engine.events import describe_change
-from tests.sessions import EAGER_RULES, headless_session
+from engine.reports.charts import allocation_chart, equity_chart
+from tests.sessions import EAGER_RULES, cli, headless_session, only_session
 
 
 def test_a_change_reads_as_parameter_then_step():
     assert describe_change({"atr_stop_mult": "1.5 -> 1.8", "vhf_min": "0.25 -> 0.3"}) == (
         "atr_stop_mult 1.5 -> 1.8, vhf_min 0.25 -> 0.3")
+
+
+def test_charts_of_a_session_with_no_test_and_no_allocation_warn_nothing(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        equity_chart(tmp_path / "equity.png", [], tests=3)
+        allocation_chart(tmp_path / "allocation.png", [])
+    assert (tmp_path / "equity.png").stat().st_size and (tmp_path / "allocation.png").stat().st_size
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +53,16 @@ def test_the_summarys_plans_table_names_each_change_in_words(session):
     for row in rows:
         change = row.split(" | ")[2]
         assert "{" not in change and re.fullmatch(r"\w+ \S+ -> \S+(, \w+ \S+ -> \S+)*", change), row
+
+
+@pytest.mark.slow
+def test_report_on_a_session_killed_before_its_first_test_writes_every_chart_and_nothing_on_stderr(tmp_path):
+    out = cli("run", "--headless", "--segments", "1", "--tests", "3", "--sessions-dir", str(tmp_path),
+              env={"MAESTRO_CRASH_AT": "segment_start"})
+    assert out.returncode != 0
+    folder = only_session(tmp_path)
+    out = cli("report", str(folder))
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    for chart in ("equity.png", "targets.png", "allocation.png"):
+        assert (folder / chart).stat().st_size

@@ -30,6 +30,15 @@ def _plt():
     return plt
 
 
+def _legend_or_note(ax, empty: str) -> None:
+    """The legend of the labelled lines; with none (a session stopped before any), `empty` in the middle
+    of the axes instead: matplotlib warns on stderr about a legend of nothing."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center", color="grey")
+
+
 def _test_index(test_id: str, tests: int) -> int:
     seg, t = parse_test_id(test_id)
     return (seg - 1) * tests + (t - 1)
@@ -59,7 +68,7 @@ def equity_chart(path: Path, rows: list[LeaderboardRow], tests: int, top: int = 
     ax.set_title("Top configs: cumulative validation PnL (USD)")
     ax.set_xlabel("test (session order)")
     ax.set_ylabel("USD")
-    ax.legend(fontsize=7, loc="best")
+    _legend_or_note(ax, "no test has finished yet")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -110,7 +119,7 @@ def allocation_chart(path: Path, events: list[AllocationEvent]) -> None:
     ax.set_title(f"Allocation per strategy at each decision ({overrides} systemic-risk overrides)")
     ax.set_ylabel("share of capital")
     ax.set_xlabel("allocation decision (in order)")
-    ax.legend(fontsize=7, loc="best")
+    _legend_or_note(ax, "no allocation decision yet")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
