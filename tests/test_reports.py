@@ -25,6 +25,28 @@ def test_charts_of_a_session_with_no_test_and_no_allocation_warn_nothing(tmp_pat
     assert (tmp_path / "equity.png").stat().st_size and (tmp_path / "allocation.png").stat().st_size
 
 
+def test_allocation_chart_puts_research_and_ensemble_on_panels_of_their_own_over_bar_time(tmp_path, monkeypatch):
+    import engine.reports.charts as charts
+    from engine.events import AllocationEvent, event_fields
+
+    def event(ts: str, strategy: str, agent: str, override: bool = False) -> AllocationEvent:
+        return AllocationEvent(**event_fields("allocation", "s"), ts=ts, strategy=strategy, sharpe=None, mode="ACTIVE",
+                               allocation=0.2, previous_allocation=0.0, reason="test", agent_id=agent, override=override)
+
+    saved = {}
+    monkeypatch.setattr(charts._plt().Figure, "savefig", lambda fig, path: saved.setdefault("fig", fig))
+    allocation_chart(tmp_path / "allocation.png", [
+        event("2024-01-01T00:00:00.000Z", "macd_trend", "research/macd_trend"),
+        event("2024-03-01T00:00:00.000Z", "1:macd_trend 12/26/9", "ensemble/1:macd_trend 12/26/9"),
+        event("2024-03-02T00:00:00.000Z", "systemic-risk", "ensemble/systemic-risk", override=True),
+    ])
+    research, ensemble = saved["fig"].axes
+    assert research.get_title().startswith("Research") and ensemble.get_title().startswith("Segment 5 ensemble")
+    assert [line.get_label() for line in research.get_lines()] == ["macd_trend"]
+    assert "1 systemic-risk override," in ensemble.get_title()
+    assert research.xaxis.get_label().get_text() == "bar time (UTC)"
+
+
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     # eager rules: plans early enough that segments 2 and 4 apply some

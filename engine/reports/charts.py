@@ -2,7 +2,7 @@
 
 - equity.png: cumulative validation PnL of the top configs over the tests they ran in;
 - targets.png: the research config's target metrics per test, with plan decisions marked;
-- allocation.png: the allocation timeline of every strategy.
+- allocation.png: each strategy's share of capital over time, research and ensemble apart.
 Everything comes from the session's files; matplotlib renders off-screen (Agg).
 """
 
@@ -105,21 +105,53 @@ def targets_chart(path: Path, rows: list[LeaderboardRow], targets: Targets, test
     plt.close(fig)
 
 
+# the two environments the allocation layer runs in (engine/allocation.py's agent_id prefix)
+_ALLOCATION_VIEWS = {"research": "Research: each method's family",
+                     "ensemble": "Segment 5 ensemble: each member under the allocation layer"}
+
+
+def _allocation_view(e: AllocationEvent) -> str:
+    """Which environment decided `e`: its agent_id's prefix; files older than agent_id, by name
+    (ensemble members are numbered `1:macd_trend ...`)."""
+    if e.agent_id and "/" in e.agent_id:
+        return e.agent_id.split("/", 1)[0]
+    return "ensemble" if e.override or e.strategy.split(":", 1)[0].isdigit() else "research"
+
+
 def allocation_chart(path: Path, events: list[AllocationEvent]) -> None:
+    """Share of capital per strategy over the bars' time (UTC), one panel per environment, overrides marked."""
+    from datetime import datetime
+
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(10, 4), dpi=110)
-    by_strategy: dict[str, list[tuple[str, float]]] = {}
+    from matplotlib.dates import ConciseDateFormatter
+
+    when = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00"))  # noqa: E731
+    views: dict[str, dict[str, list[tuple[datetime, float]]]] = {}
+    overrides: dict[str, list[datetime]] = {}
     for e in events:
-        if not e.override:
-            by_strategy.setdefault(e.strategy, []).append((e.ts, e.allocation))
-    for name, points in sorted(by_strategy.items()):
-        points.sort()
-        ax.step(range(len(points)), [a for _, a in points], where="post", label=name[:40])
-    overrides = sum(1 for e in events if e.override)
-    ax.set_title(f"Allocation per strategy at each decision ({overrides} systemic-risk overrides)")
-    ax.set_ylabel("share of capital")
-    ax.set_xlabel("allocation decision (in order)")
-    _legend_or_note(ax, "no allocation decision yet")
+        view = _allocation_view(e)
+        if e.override:
+            overrides.setdefault(view, []).append(when(e.ts))
+        else:
+            views.setdefault(view, {}).setdefault(e.strategy, []).append((when(e.ts), e.allocation))
+    order = list(_ALLOCATION_VIEWS)
+    names = sorted(set(views) | set(overrides), key=lambda v: (order.index(v) if v in order else len(order), v))
+    names = names or ["research"]
+    fig, axes = plt.subplots(len(names), 1, figsize=(10, 3.2 * len(names)), dpi=110, squeeze=False)
+    for ax, view in zip(axes[:, 0], names):
+        for name, points in sorted(views.get(view, {}).items()):
+            points.sort()
+            ax.step([t for t, _ in points], [a for _, a in points], where="post", label=name[:40])
+        for t in overrides.get(view, []):
+            ax.axvline(t, color="tab:red", linewidth=0.8, linestyle="--")
+        n = len(overrides.get(view, []))
+        ax.set_title(f"{_ALLOCATION_VIEWS.get(view, view)} ({n} systemic-risk override{'s' * (n != 1)}, red dashed)",
+                     fontsize=9)
+        ax.set_ylabel("share of capital")
+        ax.set_xlabel("bar time (UTC)", fontsize=8)
+        # each panel its own span: the ensemble's weeks would be a sliver on the research months
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(ax.xaxis.get_major_locator()))
+        _legend_or_note(ax, "no allocation decision yet")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
