@@ -52,25 +52,32 @@ class MaestroApp(App):
     Screen { layout: vertical; }
     #grid { grid-size: 3 3; grid-columns: 1fr 1fr 1fr; grid-rows: 1fr 1fr 1fr; height: 1fr; }
     #pane-conversation { column-span: 3; }
-    #grid.narrow { grid-size: 1 1; grid-columns: 1fr; grid-rows: 1fr; }
-    #grid.narrow #pane-conversation { column-span: 1; }
+    #grid.narrow, #grid.maximized { grid-size: 1 1; grid-columns: 1fr; grid-rows: 1fr; }
+    #grid.narrow #pane-conversation, #grid.maximized #pane-conversation { column-span: 1; }
     DataTable { height: 1fr; }
     """
     BINDINGS = [
         Binding("q", "quit_dialog", "quit", id="app.quit"),
+        # Ctrl+C and Ctrl+Q mean what q means (Textual's own: a hint, and a quit without the choice)
+        Binding("ctrl+q", "quit_dialog", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
+        Binding("ctrl+c", "quit_dialog", "quit (copies selected text instead)", show=False, priority=True,
+                id="app.quit_ctrl_c"),
         Binding("question_mark", "help", "keys", id="app.help"),
         Binding("s", "sort", "sort", id="leaderboard.sort"),
+        Binding("S", "reverse_sort", "reverse sort", show=False, id="leaderboard.reverse"),
         Binding("f", "filter", "filter method", id="leaderboard.filter"),
         Binding("y", "copy", "copy JSON", id="app.copy"),
         Binding("p", "pause", "pause/resume", id="app.pause"),
+        Binding("z", "maximize", "maximise/restore pane", show=False, id="pane.maximize"),
         Binding("t", "next_theme", "theme", show=False, id="app.theme"),
         Binding("R", "resume", "resume a dead session", show=False, id="app.resume"),
         Binding("c", "conversation_json", "message JSON", show=False, id="conversation.json"),
-        Binding("j", "cursor('down')", show=False, id="nav.down"),
-        Binding("k", "cursor('up')", show=False, id="nav.up"),
-        Binding("h", "pane(-1)", show=False, id="nav.left"),
-        Binding("l", "pane(1)", show=False, id="nav.right"),
-        *[Binding(str(i + 1), f"show_pane('{name}')", name, show=False, id=f"pane.{name}") for i, name in enumerate(PANES)],
+        Binding("j", "cursor('down')", "cursor down", show=False, id="nav.down"),
+        Binding("k", "cursor('up')", "cursor up", show=False, id="nav.up"),
+        Binding("h", "pane(-1)", "previous pane", show=False, id="nav.left"),
+        Binding("l", "pane(1)", "next pane", show=False, id="nav.right"),
+        *[Binding(str(i + 1), f"show_pane('{name}')", f"{'agents' if name == 'conversation' else name} pane", show=False, id=f"pane.{name}")
+          for i, name in enumerate(PANES)],
     ]
 
     def __init__(self, session_root: Path, *, read_only: bool = False, keymap: dict[str, str] | None = None,
@@ -96,7 +103,7 @@ class MaestroApp(App):
         with Grid(id="grid"):
             yield Pane("1 plans", PlansTable(id="plans"), id="pane-plans")
             yield Pane("2 episodes", EpisodesTable(id="episodes"), id="pane-episodes")
-            yield Pane("3 leaderboard (validation)", LeaderboardTable(id="leaderboard"), id="pane-leaderboard")
+            yield Pane("3 leaderboard · by score ↓", LeaderboardTable(id="leaderboard"), id="pane-leaderboard")
             yield Pane("4 allocation", AllocationTable(id="allocation"), id="pane-allocation")
             yield Pane("5 targets", TargetsPanel(id="targets"), id="pane-targets")
             yield Pane("6 equity", EquityPlot(id="equity"), id="pane-equity")
@@ -132,8 +139,15 @@ class MaestroApp(App):
     def _layout_for(self, width: int) -> None:
         narrow = width < 120
         self.w_grid.set_class(narrow, "narrow")
+        one = narrow or self.w_grid.has_class("maximized")  # one pane on screen: the current one
         for i, name in enumerate(PANES):
-            self.w_grid.query_one(f"#pane-{name}").set_class(narrow and i != self.current_pane, "hidden")
+            self.w_grid.query_one(f"#pane-{name}").set_class(one and i != self.current_pane, "hidden")
+
+    def on_descendant_focus(self, event) -> None:
+        """Focus moved (h/l, a digit, Tab, a click): h and l go on from the pane it is in."""
+        for i, name in enumerate(PANES):
+            if event.widget.id == name:
+                self.current_pane = i
 
     # ------------------------------------------------------------ ingestion
 
@@ -246,21 +260,27 @@ class MaestroApp(App):
     # ------------------------------------------------------------ other keys
 
     def action_sort(self) -> None:
+        """Sort the leaderboard by its next column, best first (the pane's title says by what)."""
+        self.w_board.next_sort()
+        self._board_changed()
+
+    def action_reverse_sort(self) -> None:
+        """Reverse the leaderboard's order: worst first, or back to best first."""
+        self.w_board.sort_reverse = not self.w_board.sort_reverse
+        self._board_changed()
+
+    def _board_changed(self) -> None:
         board = self.w_board
-        if board.sort_column == len(board.COLUMNS) - 1:
-            board.sort_column, board.sort_reverse = 0, not board.sort_reverse
-        else:
-            board.sort_column += 1
-        self.notify(f"leaderboard sorted by {board.COLUMNS[board.sort_column]}{' (reversed)' if board.sort_reverse else ''}")
         board.show(self.view)
+        if board.parent is not None and board.parent.has_class("hidden"):  # a narrow screen: the title is not in sight
+            self.notify(f"leaderboard {board.sort_title()}")
 
     def action_filter(self) -> None:
         board = self.w_board
         filters = (None, *self.view.session_config.methods)  # the filter cycles through the session's strategies
         at = filters.index(board.method_filter) if board.method_filter in filters else -1
         board.method_filter = filters[(at + 1) % len(filters)]
-        self.notify(f"leaderboard: {board.method_filter or 'all methods'}")
-        board.show(self.view)
+        self._board_changed()
 
     def action_copy(self) -> None:
         """Copy the selected plan (plans pane) or config (elsewhere) as JSON, through OSC 52."""
@@ -289,9 +309,12 @@ class MaestroApp(App):
     def action_show_pane(self, name: str) -> None:
         self.current_pane = PANES.index(name)
         self._layout_for(self.size.width)
-        widget = self.w_grid.query_one(f"#{name}")
-        if widget.can_focus:
-            widget.focus()
+        self.w_grid.query_one(f"#{name}").focus()  # every pane's widget takes focus: its frame shows where keys go
+
+    def action_maximize(self) -> None:
+        """The current pane over the whole grid, or back to all of them; the status line stays."""
+        self.w_grid.toggle_class("maximized")
+        self._layout_for(self.size.width)
 
     def action_pause(self) -> None:
         """Pause or resume starting new tests (SIGUSR1 to the conductor; tests running finish)."""
@@ -328,15 +351,27 @@ class MaestroApp(App):
 
         self.push_screen(HelpScreen(self))
 
+    def session_live(self) -> bool:
+        """Whether quitting can mean stopping: a conductor that runs, and a console allowed to stop it."""
+        c = self.view.conductor_status
+        return not self.read_only and c.state not in ("finished", "failed", "stopped", "replay") and c.alive()
+
     def action_quit_dialog(self) -> None:
+        if isinstance(self.screen, QuitScreen):
+            return  # already asking
+        selected = self.screen.get_selected_text()
+        if selected:  # Ctrl+C on text selected with the mouse copies it, as everywhere
+            self.copy_to_clipboard(selected)
+            return
+
         def chosen(choice: str | None) -> None:
             if choice == "stop":
                 self.stop_conductor()
                 self.exit(result="stop")
-            elif choice == "leave":
-                self.exit(result="leave")
+            elif choice in ("leave", "quit"):
+                self.exit(result=choice)
 
-        self.push_screen(QuitScreen(), chosen)
+        self.push_screen(QuitScreen(live=self.session_live()), chosen)
 
     def stop_conductor(self) -> None:
         """SIGTERM the conductor (it stops after the tests already running)."""

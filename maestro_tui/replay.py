@@ -257,7 +257,7 @@ class ReplayApp(MaestroApp):
 
     BINDINGS = [
         Binding("space", "play", "play/pause", id="replay.play"),
-        Binding("p", "play", show=False, id="replay.pause"),  # the console's pause key: here it plays and pauses
+        Binding("p", "play", "play/pause", show=False, id="replay.pause"),  # the console's pause key: here it plays and pauses
         Binding("plus", "speed(1)", "faster", id="replay.faster"),
         Binding("minus", "speed(-1)", "slower", id="replay.slower"),
         Binding("right_square_bracket", "jump('plan', 1)", "next plan", id="replay.next_plan"),

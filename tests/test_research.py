@@ -183,11 +183,11 @@ async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
     session = headless_session(tmp_path / "s", "--data", str(data))
     app = MaestroApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: "tried" in str(app.w_board.parent.border_title))  # the feed read it all
-        frame, status = str(app.w_board.parent.border_title), str(app.w_status.render())
+        await settle(app, pilot, lambda: "tried" in str(app.w_board.parent.border_subtitle))  # the feed read it all
+        foot, status = str(app.w_board.parent.border_subtitle), str(app.w_status.render())
     assert "base: defaults" in status and "fitted to 3 windows" in status
     trials = read_json(session / "metrics_global.json")["overfitting"]["trials"]
-    assert frame == f"3 leaderboard · {trials} tried · PBO n/a"  # 3 tests: too few to split
+    assert foot == f"{trials} tried · PBO n/a"  # 3 tests: too few to split
 
 
 # ------------------------------------------------------------------ overfitting measured

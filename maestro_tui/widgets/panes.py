@@ -86,8 +86,16 @@ class EpisodesTable(SyncedTable):
         self.sync(rows)
 
 
+# What `s` cycles through, each with the direction that puts the best first: (title word, column, higher is better)
+SORTS = (
+    ("score", "val score", True), ("pnl", "val pnl", True), ("hit", "val hit", True), ("payoff", "val payoff", True),
+    ("DSR", "DSR", True), ("trades", "val trades", True), ("tests", "tests", True), ("method", "method", False),
+    ("config", "config", False),
+)
+
+
 class LeaderboardTable(SyncedTable):
-    """Configs ranked on out-of-sample results, with the deflated Sharpe; sortable; filterable by method."""
+    """Configs ranked on out-of-sample results, with the deflated Sharpe; sortable (best first); filterable by method."""
 
     COLUMNS = ("rank", "config", "method", "tests", "val trades", "val hit", "val payoff", "val pnl", "val score", "DSR")
     MAX_ROWS = 200  # a table holds what a trader scrolls through; sort or filter to see others
@@ -95,9 +103,20 @@ class LeaderboardTable(SyncedTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.add_columns(*self.COLUMNS)
-        self.sort_column = 0
-        self.sort_reverse = False
+        self.sort_index = 0  # into SORTS: by score, best first, which is the ranking's order
+        self.sort_reverse = False  # True: worst first
         self.method_filter: str | None = None
+
+    def next_sort(self) -> None:
+        """Sort by the next column of SORTS, best first."""
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.sort_reverse = False
+
+    def sort_title(self) -> str:
+        """`by score ↓ · ema_crossover only`: the order (↓ best first, ↑ worst first) and the method filter."""
+        word = SORTS[self.sort_index][0]
+        title = f"by {word} {'↑' if self.sort_reverse else '↓'}"
+        return title + (f" · {self.method_filter} only" if self.method_filter else "")
 
     def show(self, view: SessionView) -> None:
         rows = []
@@ -108,14 +127,21 @@ class LeaderboardTable(SyncedTable):
                 s.rank, s.label, s.method, s.tests, s.val_trades, round(s.val_hit, 3), round(s.val_payoff, 2),
                 round(s.val_pnl), round(s.val_score, 1), "n/a" if s.deflated_sharpe is None else round(s.deflated_sharpe, 2),
             ]))
-        key = self.sort_column
-        rows.sort(key=lambda r: (r[1][key] if not isinstance(r[1][key], str) or key in (1, 2) else -1), reverse=self.sort_reverse)
-        if self.parent is not None:  # the pane's frame says how many there are when not all are listed
-            self.parent.border_subtitle = f"top {self.MAX_ROWS} of {len(rows)}" if len(rows) > self.MAX_ROWS else ""
-            # ... and how much of the ranking luck could make: the trial count and PBO, once a segment has ended
-            # (its columns say "val": the frame gives "(validation)" up for them, to fit a third of 120 columns)
-            self.parent.border_title = "3 leaderboard (validation)" if view.trials is None else (
-                f"3 leaderboard · {view.trials} tried · PBO {'n/a' if view.pbo is None else f'{view.pbo:.2f}'}")
+        _, column, higher_better = SORTS[self.sort_index]
+        at = self.COLUMNS.index(column)
+        known = [r for r in rows if r[1][at] != "n/a"]
+        # best first: descending where higher is better; ties keep the ranking's order (rows come ranked)
+        known.sort(key=lambda r: r[1][at], reverse=higher_better != self.sort_reverse)
+        rows = known + [r for r in rows if r[1][at] == "n/a"]  # a DSR not known yet is last either way
+        if self.parent is not None:
+            # the frame's title says what is listed and in what order; its foot, how many there are when not
+            # all are listed and how much of the ranking luck could make (trials and PBO, once a segment ended)
+            self.parent.border_title = f"3 leaderboard · {self.sort_title()}"
+            foot = [] if view.trials is None else [
+                f"{view.trials} tried · PBO {'n/a' if view.pbo is None else f'{view.pbo:.2f}'}"]
+            if len(rows) > self.MAX_ROWS:
+                foot.append(f"top {self.MAX_ROWS} of {len(rows)}")
+            self.parent.border_subtitle = " · ".join(foot)
         self.sync(rows[: self.MAX_ROWS])
 
     def selected_config(self) -> str | None:
@@ -242,6 +268,8 @@ class AllocationTable(SyncedTable):
 class TargetsPanel(Static):
     """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
 
+    can_focus = True  # a pane the keys go to shows that they did (its frame), as the tables' panes do
+
     def show(self, view: SessionView) -> None:
         t = view.session_config.targets
         if not t:  # no session config yet (or a replay back at its start): nothing to measure against
@@ -263,6 +291,8 @@ class TargetsPanel(Static):
 
 class EquityPlot(Static):
     """The selected leaderboard row's cumulative validation PnL over its tests, as a terminal plot."""
+
+    can_focus = True  # as TargetsPanel
 
     def show(self, view: SessionView, config_id: str | None) -> None:
         if not config_id:
