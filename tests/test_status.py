@@ -98,3 +98,15 @@ async def test_a_dead_conductor_says_R_resumes_and_a_read_only_attach_does_not(t
             lines = await status_lines(app, pilot, "DEAD")
             assert lines[0].startswith(" DEAD   the conductor stopped without a word"), lines
             assert lines[0].endswith(key) if key else "R resumes" not in lines[0]
+
+
+def test_the_console_on_a_failed_session_exits_1_with_the_reason(tmp_path: Path, monkeypatch, capsys):
+    from maestro_tui import cli
+
+    root = session_in(tmp_path, "failed", error="the data file vanished")
+    monkeypatch.setattr(MaestroApp, "run", lambda self: None)  # the trader read the screen and quit
+    assert cli.main(["attach", str(root)]) == 1
+    assert "the session failed: the data file vanished" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    finished = session_in(tmp_path / "other", "finished")
+    assert cli.main(["attach", str(finished)]) == 0
