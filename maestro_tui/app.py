@@ -113,6 +113,7 @@ class MaestroApp(App):
     def on_mount(self) -> None:
         # widgets held by reference: while a modal is up, App.query_one looks at the modal
         self.w_status = self.query_one(StatusBar)
+        self.w_status.session_name = self.session_root.resolve().name
         self.w_plans = self.query_one(PlansTable)
         self.w_episodes = self.query_one(EpisodesTable)
         self.w_board = self.query_one(LeaderboardTable)
@@ -233,10 +234,8 @@ class MaestroApp(App):
     def _research_in_force(self) -> Params | None:
         """The params the next test would run with, from the session's files; None when they cannot say.
 
-        A replay's view is behind its files (they hold the end of the session), so it has none.
+        A replay's view is behind its files (they hold the end of the session): it says none (ReplayApp).
         """
-        if self.view.conductor_status.state == "replay":
-            return None
         try:
             return research_in_force(self.session_root)
         except (DecisionError, OSError, ValueError):

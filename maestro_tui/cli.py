@@ -323,7 +323,23 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
         print(f"the session goes on; reattach with: maestro-tui attach {session.root}")
     elif result == "stop":
         print(f"stopping the session; resume later with: maestro-tui run --resume {session.root}")
-    return EXIT_OK
+    return _failed(session) or EXIT_OK
+
+
+def _failed(session) -> int:
+    """EXIT_FAILED, with the reason on stderr, when the session's conductor.json says it failed; else 0."""
+    from engine.jsonl import SessionFileError
+    from engine.session import read_conductor_state
+
+    try:
+        state = read_conductor_state(session)
+    except SessionFileError:
+        return 0
+    if state is None or state.state != "failed":
+        return 0
+    print(visible(f"the session failed: {state.error or 'no reason given'} (see {session.file(state.log)})"),
+          file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _replay(args: argparse.Namespace) -> int:

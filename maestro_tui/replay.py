@@ -318,12 +318,17 @@ class ReplayApp(MaestroApp):
         shown = SessionConfig.of(self.view.config)  # the config as of the position: none before it was written
         cfg = shown if shown.present else SessionConfig.of(self.feed.config)
         segment = parse_test_id(self.view.research[-1].test_id)[0] if self.view.research else 0
+        self.w_status.replay_of = self.feed.recorded
         self.view.conductor = {  # a stand-in for conductor.json, read as one (state.ConductorStatus)
-            "state": "replay", "recorded": self.feed.recorded, "tests_done": self.view.tests_seen,
+            "tests_done": self.view.tests_seen,
             "tests_total": cfg.segments * cfg.tests, "segment": segment, "segments": cfg.segments,
             "approval": cfg.approval, "providers": shown.agents,
         }
         self.w_status.refresh_from(self.view, True)
+
+    def _research_in_force(self) -> None:
+        """None: the view is behind the session's files, which hold its end."""
+        return None
 
     def action_play(self) -> None:
         self.feed.play(not self.feed.playing)

@@ -140,6 +140,7 @@ class ConductorStatus:
     """
 
     present: bool = False
+    session_id: str = ""
     state: str = "starting"
     pid: int | None = None
     segment: int = 0
@@ -151,7 +152,7 @@ class ConductorStatus:
     llm_calls: int = 0
     llm_cost_usd: float = 0.0
     waiting_for: str | None = None
-    recorded: str | None = None  # a replay's: what the recorded session is (running, finished, …)
+    error: str | None = None  # why a failed session failed
     document: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -159,6 +160,7 @@ class ConductorStatus:
         llm = _field(doc, "llm", Mapping, {})
         return cls(
             present=bool(doc),
+            session_id=_field(doc, "session_id", str, ""),
             state=_field(doc, "state", str, "starting"),
             pid=_field(doc, "pid", int, None),
             segment=_field(doc, "segment", int, 0),
@@ -170,15 +172,15 @@ class ConductorStatus:
             llm_calls=_field(llm, "calls", int, 0),
             llm_cost_usd=_field(llm, "cost_usd", (int, float), 0.0),
             waiting_for=_field(doc, "waiting_for", str, None),
-            recorded=_field(doc, "recorded", str, None),
+            error=_field(doc, "error", str, None),
             document=doc or {},
         )
 
     def alive(self) -> bool:
         """False only when the document is a whole ConductorState whose conductor no longer runs."""
-        written = _doc(ConductorState, self.document) if self.present and self.state != "replay" else None
+        written = _doc(ConductorState, self.document) if self.present else None
         if written is None:
-            return True  # no state, a replay's, or one half-written: unknown shows as alive
+            return True  # no state, a replay's stand-in, or one half-written: unknown shows as alive
         try:
             return conductor_alive(written)
         except Exception:  # noqa: BLE001 - a heartbeat or pid the system cannot read: unknown, as above

@@ -193,6 +193,8 @@ async def test_segments_start_and_end(recorded: Path):
         assert app.view.tests_seen == 48
         await pilot.press("g")
         assert app.feed.position == 0 and app.view.tests_seen == 0 and not app.view.plans
+        first, second = str(app.w_status.render()).split("\n")  # before any file: the state and the session's name
+        assert first.startswith(" REPLAY   recorded session: finished") and second.startswith(recorded.name), (first, second)
         await pilot.press("right_curly_bracket")  # the first test of segment 1
         assert app.view.research[-1].test_id.startswith("seg1_") and app.view.tests_seen >= 1
         await pilot.press("right_curly_bracket")  # ... of segment 2

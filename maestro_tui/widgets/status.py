@@ -1,8 +1,15 @@
-"""The status bar: session, segment, progress, speed, approval mode, agents, what the conductor waits for."""
+"""The status bar: the state first (what the conductor does or waits for), then progress, then the rest.
+
+Two lines that never wrap. The first starts with the state — RUNNING, WAITING and on what,
+PAUSED, FINISHED, FAILED and why, DEAD and the key that resumes it — so a trader reads it at
+a glance at any width; when a line is too long for the terminal its least important parts
+are shortened, then dropped (rate, baseline, windows fit, providers), never the state.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.widgets import Static
@@ -10,6 +17,48 @@ from textual.widgets import Static
 from engine.text import visible
 from maestro_tui.state import SessionView
 from maestro_tui.widgets.panes import show_text
+
+STATE_STYLE = {"waiting": "bold black on yellow", "paused": "bold black on yellow", "dead": "bold white on red",
+               "failed": "bold white on red", "finished": "bold black on green", "running": "bold black on cyan",
+               "replay": "bold black on magenta"}
+ENDED = ("finished", "stopped", "failed")
+
+
+@dataclass
+class Part:
+    """One piece of a status line: its forms from longest to shortest; `rank` 0 is never dropped."""
+
+    forms: list[Text]
+    rank: int = 0
+    shown: int = 0  # index into forms
+
+
+def _part(rank: int, *forms: str | Text, style: str = "") -> Part:
+    texts = [f if isinstance(f, Text) else Text(visible(f, one_line=True), style=style) for f in forms]
+    if rank:
+        texts.append(Text())  # a part that may go goes last
+    return Part(texts, rank)
+
+
+def fit(parts: list[Part], width: int) -> Text:
+    """The parts joined by two spaces, shortened then dropped (highest rank first) until they fit `width` cells.
+
+    What still does not fit is cut at the end with an ellipsis: the first part is what is left.
+    """
+    def line() -> Text:
+        return Text("  ").join(p.forms[p.shown] for p in parts if p.forms[p.shown].plain)
+
+    text = line()
+    while width > 0 and text.cell_len > width:
+        shorter = [p for p in parts if p.shown < len(p.forms) - 1]
+        if not shorter:
+            break
+        max(shorter, key=lambda p: p.rank).shown += 1
+        text = line()
+    text.no_wrap, text.overflow = True, "ellipsis"
+    if width > 0 and text.cell_len > width:
+        text.truncate(width, overflow="ellipsis")
+    return text
 
 
 class StatusBar(Static):
@@ -20,63 +69,86 @@ class StatusBar(Static):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self._rate: list[tuple[float, int]] = []
+        self._last: tuple[SessionView, bool] | None = None
         self.dead = False  # the conductor died without saying so
+        self.replay_of: str | None = None  # a replay's: what the recorded session is (running, finished, …)
+        self.session_name = ""  # the session's folder: the name before session_config.json says it
+
+    def on_resize(self) -> None:
+        if self._last is not None:
+            self.refresh_from(*self._last)
 
     def refresh_from(self, view: SessionView, read_only: bool) -> None:
+        """Show the view's state, progress and session; fitted to the bar's width."""
+        self._last = (view, read_only)
         c, cfg = view.conductor_status, view.session_config
         done, total = view.tests_seen if c.tests_done is None else c.tests_done, c.tests_total
         now = time.monotonic()
         self._rate = [(t, n) for t, n in self._rate if now - t < 10] + [(now, done)]
         t0, n0 = self._rate[0]
         rate = (done - n0) / (now - t0) if now - t0 > 0.5 else 0.0
-        eta = f"ETA {max(0, total - done) / rate:,.0f}s" if rate > 0 and total > done else ""
         state = c.state
-        replay = state == "replay"  # a replay's pace is the virtual clock's: no rate, no ETA
-        if c.present and not c.alive() and state not in ("finished", "stopped", "failed"):
-            state = "DEAD"
-        self.dead = state == "DEAD"
-        badges = Text()
+        if c.present and not c.alive() and state not in ENDED:
+            state = "dead"
+        self.dead = state == "dead"
+        if self.replay_of is not None:
+            state = "replay"
+        running = state == "running"  # a rate and an ETA only while tests run: elsewhere they only mislead
+
+        badge = Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold reverse"))
+        detail = {
+            "waiting": c.waiting_for or "",
+            "failed": c.error or "see conductor.log",
+            "dead": "the conductor stopped without a word: see conductor.log" + ("" if read_only else ", R resumes"),
+            "replay": f"recorded session: {self.replay_of}",
+        }.get(state, "")
+        line1 = [
+            Part([badge]),
+            _part(0, detail, style="bold"),
+            _part(1, f"tests {done}/{total}", f"{done}/{total}"),
+            _part(3, f"seg {c.segment}/{c.segments}"),
+            _part(1, f"pending plans: {len(view.pending())}" if view.pending() else "", style="bold yellow"),
+            _part(2, f"failed tests: {view.tests_failed}" if view.tests_failed else "", style="red"),
+            _part(2, f"corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "",
+                  f"corrupt: {view.bad_lines}" if view.bad_lines else "", style="red"),
+        ]
+        if running and rate > 0:
+            eta = f" ETA {max(0, total - done) / rate:,.0f}s" if total > done else ""
+            line1.append(_part(4, f"{rate:,.1f} tests/s{eta}", eta.strip(), style="dim"))
+
+        badges, short = Text(), Text()
         for role in ("strategist", "critic"):
             p = visible(c.providers.get(role, "offline"), one_line=True)  # "offline (why)": the why may be an LLM's
-            badges.append(f" {role}:", style="dim")
+            for t in (badges, short):
+                t.append(f"{' ' if t else ''}{role}:", style="dim")
             if p.startswith("offline"):  # rule-based, from the start or since a failure: "offline (why)"
                 badges.append("OFFLINE", style="bold reverse yellow")
                 badges.append(p[len("offline"):], style="yellow")
+                short.append("OFFLINE", style="bold yellow")
             else:
                 badges.append(p, style="bold")
-        line1 = Text.assemble(
-            (visible(f"{cfg.session_id} ", one_line=True), "bold"),
-            (f"seg {c.segment}/{c.segments} ", ""),
-            (f"tests {done}/{total} ", ""),
-            ("" if replay else f"{rate:,.0f}/s {eta} ", "dim"),
-            (visible(f"approval:{c.approval} ", one_line=True), "bold"),
-            badges,
-            (f"  LLM {c.llm_calls} calls ${c.llm_cost_usd:.4f}" if c.llm_calls else "", "cyan"),
-            ("  READ-ONLY" if read_only else "", "bold red"),
-        )
+                short.append(p.split(":")[0], style="bold")
         base = cfg.baseline
         if base is not None and base.session:
             dsr = base.deflated_sharpe
-            origin = f"{base.session} {base.config_id or ''}" + ("" if dsr is None else f" DSR {dsr:.2f}")
+            origin = f"base: {base.session} {base.config_id or ''}" + ("" if dsr is None else f" DSR {dsr:.2f}")
+            origins = [origin, f"base: {base.session}"]
         else:
-            origin = "defaults" if cfg.present else ""
-        windows = cfg.windows
-        fit = ""
+            origins = ["base: defaults" if cfg.present else ""]
+        windows, fitted = cfg.windows, ""
         if windows is not None and windows.reuse:
-            fit = f"  REUSED windows: {windows.available} for {windows.segments * windows.tests} tests"
+            fitted = f"REUSED windows: {windows.available} for {windows.segments * windows.tests} tests"
         elif windows is not None and (windows.segments, windows.tests) != (windows.asked_segments, windows.asked_tests):
-            fit = f"  fitted to {windows.available} windows"
-        pending = len(view.pending())
-        style = {"waiting": "bold black on yellow", "DEAD": "bold white on red", "finished": "bold green",
-                 "failed": "bold white on red"}.get(state, "bold")
-        line2 = Text.assemble(
-            (visible(f" {state.upper()} ", one_line=True), style),
-            (visible(f" recorded session: {c.recorded}", one_line=True) if replay else "", "bold"),
-            (f"  pending plans: {pending}", "bold yellow" if pending else ""),
-            (visible(f"  waiting for: {c.waiting_for}", one_line=True) if c.waiting_for else "", "yellow"),
-            (f"  corrupt lines skipped: {view.bad_lines}" if view.bad_lines else "", "red"),
-            (f"  failed tests: {view.tests_failed}" if view.tests_failed else "", "red"),
-            (visible(f"  base: {origin}", one_line=True) if origin else "", "dim"),
-            (fit, "bold yellow" if windows is not None and windows.reuse else "yellow"),
-        )
-        show_text(self, Text("\n").join([line1, line2]))
+            fitted = f"fitted to {windows.available} windows"
+        line2 = [
+            _part(0, cfg.session_id or c.session_id or self.session_name, style="bold"),
+            _part(1, "READ-ONLY" if read_only else "", style="bold red"),
+            _part(1, f"approval:{c.approval}"),
+            _part(3, badges, short),
+            _part(2, f"LLM {c.llm_calls} calls ${c.llm_cost_usd:.4f}" if c.llm_calls else "",
+                  f"LLM ${c.llm_cost_usd:.2f}" if c.llm_calls else "", style="cyan"),
+            _part(2, fitted, style="bold yellow" if windows is not None and windows.reuse else "yellow"),
+            _part(4, *origins, style="dim"),
+        ]
+        width = self.content_size.width
+        show_text(self, Text("\n").join([fit(line1, width), fit(line2, width)]))
