@@ -155,3 +155,15 @@ def days_of_bars(path: Path, days: float, seed: int = 3) -> Path:
     from engine.synthetic import synthetic_bars
 
     return write_binance_csv(path, synthetic_bars(int(days * 288), seed=seed))
+
+
+async def settle(pilot, condition, timeout: float = 30.0) -> None:
+    """Let a console under Pilot run until `condition()` holds (AssertionError after `timeout` seconds)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("the console never showed what was expected")
+        await pilot.pause(0.05)

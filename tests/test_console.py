@@ -7,7 +7,6 @@ assertions are on what reached decisions.jsonl and what the panes then show.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import shutil
@@ -26,7 +25,16 @@ from maestro_tui.app import MaestroApp
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
 from maestro_tui.widgets.panes import PlansTable, value_text
-from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
+from tests.sessions import (
+    EAGER_RULES,
+    cli,
+    cli_background,
+    conductor_state,
+    find_session,
+    pending_plans,
+    settle,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow  # every test drives the console over a running session
 
@@ -46,16 +54,6 @@ def waiting_session(tmp_path: Path):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-
-
-async def settle(app: MaestroApp, pilot, condition, timeout: float = 30.0) -> None:
-    """Let the console run until `condition()` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the console never showed what was expected")
-        await pilot.pause(0.05)
 
 
 def first_pending(session: Path) -> dict:
@@ -93,12 +91,12 @@ def within_step(item: dict) -> str:
 
 
 async def open_review(app: MaestroApp, pilot, plan_id: str, status: str = "pending") -> None:
-    await settle(app, pilot, lambda: status_in_pane(app, plan_id) == status)
+    await settle(pilot, lambda: status_in_pane(app, plan_id) == status)
     table = app.query_one(PlansTable)
     table.focus()
     table.move_cursor(row=table.keys.index(plan_id))
     await pilot.press("enter")
-    await settle(app, pilot, lambda: isinstance(app.screen, ReviewScreen))
+    await settle(pilot, lambda: isinstance(app.screen, ReviewScreen))
 
 
 async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_it(waiting_session: Path):
@@ -109,11 +107,11 @@ async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_
         assert [c.label.plain for c in table.columns.values()] == ["plan", "status", "change", "effect", "reason", "test"]
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("a")
-        await settle(app, pilot, lambda: decisions(waiting_session))
+        await settle(pilot, lambda: decisions(waiting_session))
         d = decisions(waiting_session)[0]
         assert (d["plan_id"], d["decision"], d["nonce"]) == (plan["plan_id"], "approve", plan["nonce"])
         assert d["patch"] == plan["patch"]
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
         # the effect column says it is being measured, then (the conductor runs on) what it measured
         effect = lambda: str(table.cells_of(plan["plan_id"])[3])  # noqa: E731
         assert effect() == "measuring…" or "→" in effect(), effect()
@@ -137,10 +135,10 @@ async def test_edit_refuses_an_out_of_range_value_under_the_field_then_accepts_a
         assert isinstance(app.screen, ReviewScreen) and not decisions(waiting_session)
         field.value = within_step(item)
         await pilot.press("enter")
-        await settle(app, pilot, lambda: decisions(waiting_session))
+        await settle(pilot, lambda: decisions(waiting_session))
         d = decisions(waiting_session)[0]
         assert d["decision"] == "edit" and d["patch"][0]["parameter"] == name
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "edited")  # applied with other values
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "edited")  # applied with other values
     applied = [a for a in read_jsonl(waiting_session / "audit.jsonl").records if a["action"] == "patch_applied"]
     assert applied[-1]["plan_id"] == plan["plan_id"] and applied[-1]["details"]["status"] == "edited"
 
@@ -201,7 +199,7 @@ async def test_veto_discards_the_plan_which_then_opens_read_only_and_its_keys_de
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("v")
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "vetoed")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "vetoed")
         await open_review(app, pilot, plan["plan_id"], status="vetoed")
         assert f"{plan['plan_id']} is vetoed: nothing to decide" in review_text(app)
         await pilot.press("a", "e", "v")
@@ -226,7 +224,7 @@ async def test_markup_and_escapes_in_a_plan_are_shown_as_text_in_the_pane_and_th
     shown = markup + " \\x1b]0;pwned\\x07"
     app = MaestroApp(copy, read_only=True)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: status_in_pane(app, "P1-999") == "pending")
+        await settle(pilot, lambda: status_in_pane(app, "P1-999") == "pending")
         assert str(app.query_one(PlansTable).cells_of("P1-999")[4]) == shown
         await open_review(app, pilot, "P1-999")
         text = review_text(app)
@@ -268,9 +266,9 @@ async def test_quit_dialog_choices(waiting_session: Path, choice: str):
     plan = first_pending(waiting_session)
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         await pilot.press("q")
-        await settle(app, pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press({"cancel": "c", "leave": "l", "stop": "s"}[choice])
         await pilot.pause(0.2)
         if choice == "cancel":
@@ -288,15 +286,15 @@ async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_ses
     plan = first_pending(waiting_session)
     app = MaestroApp(waiting_session, keymap={"plans.review": "r", "plans.approve": "ctrl+y"})
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         app.query_one(PlansTable).focus()
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ReviewScreen)
         await pilot.press("r")
-        await settle(app, pilot, lambda: isinstance(app.screen, ReviewScreen))
+        await settle(pilot, lambda: isinstance(app.screen, ReviewScreen))
         await pilot.press("a")
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
     d = decisions(waiting_session)
     assert [(x["plan_id"], x["decision"]) for x in d] == [(plan["plan_id"], "approve")]
 
@@ -311,17 +309,17 @@ async def test_theme_switch(waiting_session: Path):
         await pilot.press("t")
         assert app.current_theme.name == "ansi-dark"
         assert {"maestro-dark", "maestro-light", "maestro-high-contrast"} <= set(app.available_themes)
-        await settle(app, pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
+        await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
     assert not decisions(waiting_session)
 
 
 async def test_p_pauses_and_resumes_starting_new_tests(waiting_session: Path):
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: app.view.conductor is not None)
+        await settle(pilot, lambda: app.view.conductor is not None)
         await pilot.press("p")
         wait_for(lambda: conductor_state(waiting_session).get("state") == "paused", what="the conductor to pause")
-        await settle(app, pilot, lambda: "PAUSED" in str(app.w_status.render()))
+        await settle(pilot, lambda: "PAUSED" in str(app.w_status.render()))
         await pilot.press("p")
         wait_for(lambda: conductor_state(waiting_session).get("state") == "waiting", what="the conductor to resume")
 
@@ -332,14 +330,14 @@ async def test_a_dead_conductor_is_shown_with_its_log_and_R_resumes_it(waiting_s
     old_pid = conductor_state(waiting_session)["pid"]
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: app.view.conductor is not None)
+        await settle(pilot, lambda: app.view.conductor is not None)
         os.kill(old_pid, signal.SIGKILL)
-        await settle(app, pilot, lambda: app.w_status.dead)
+        await settle(pilot, lambda: app.w_status.dead)
         assert "DEAD" in str(app.w_status.render())
         await pilot.press("R")
         wait_for(lambda: conductor_state(waiting_session).get("pid") not in (None, old_pid)
                  and conductor_state(waiting_session).get("state") == "waiting", what="a new conductor")
-        await settle(app, pilot, lambda: not app.w_status.dead)
+        await settle(pilot, lambda: not app.w_status.dead)
     os.kill(conductor_state(waiting_session)["pid"], signal.SIGTERM)
 
 
@@ -353,10 +351,10 @@ async def test_no_color_is_honoured(waiting_session: Path, monkeypatch):
 async def test_corrupt_and_torn_lines_are_counted_and_shown_never_crash(waiting_session: Path):
     app = MaestroApp(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: app.view.conversation)
+        await settle(pilot, lambda: app.view.conversation)
         with open(waiting_session / "conversation.jsonl", "a") as fh:
             fh.write("{this is not json}\n")
-        await settle(app, pilot, lambda: app.view.bad_lines == 1)
+        await settle(pilot, lambda: app.view.bad_lines == 1)
         assert "corrupt lines skipped: 1" in str(app.w_status.render())
         seen = len(app.view.conversation)
         with open(waiting_session / "audit.jsonl", "a") as fh:

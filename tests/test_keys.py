@@ -4,7 +4,6 @@ q, Ctrl+C and Ctrl+Q whose choices fit the session, and `?` naming what each key
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import shutil
@@ -19,7 +18,7 @@ from maestro_tui.app import PANES, MaestroApp
 from maestro_tui.replay import ReplayApp
 from maestro_tui.screens.help import HelpScreen
 from maestro_tui.screens.quit import QuitScreen
-from tests.sessions import headless_session
+from tests.sessions import headless_session, settle
 
 pytestmark = pytest.mark.slow  # a session is run for the module; each test drives the console on it
 
@@ -41,16 +40,6 @@ def running_elsewhere(finished: Path, tmp_path: Path) -> Path:
     return root
 
 
-async def until(pilot, condition, timeout: float = 30.0) -> None:
-    """Let the console run until `condition()` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("the console never showed what was expected")
-        await pilot.pause(0.05)
-
-
 def loaded(app: MaestroApp) -> bool:
     return bool(app.view.tests_seen) and app.w_board.row_count > 1 and app.view.conductor_status.present
 
@@ -70,7 +59,7 @@ def screen_text(app: MaestroApp) -> str:
 async def test_s_sorts_best_first_S_reverses_and_the_title_says_by_what_and_which_method(finished: Path):
     app = MaestroApp(finished)
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: loaded(app))
+        await settle(pilot, lambda: loaded(app))
         frame = app.w_board.parent
         assert frame.border_title == "3 leaderboard · by score ↓"
         scores = board_column(app, "val score")
@@ -92,23 +81,23 @@ async def test_s_sorts_best_first_S_reverses_and_the_title_says_by_what_and_whic
 async def test_the_focused_frame_moves_with_every_pane_key(finished: Path, size: tuple[int, int]):
     app = MaestroApp(finished)
     async with app.run_test(size=size) as pilot:
-        await until(pilot, lambda: loaded(app))
+        await settle(pilot, lambda: loaded(app))
 
         def framed() -> str:  # the pane whose frame shows focus
             return next(n for n in PANES if app.query_one(f"#pane-{n}").has_pseudo_class("focus-within"))
 
         for key, pane in (("5", "targets"), ("6", "equity"), ("4", "allocation")):
             await pilot.press(key)
-            await until(pilot, lambda pane=pane: framed() == pane)
+            await settle(pilot, lambda pane=pane: framed() == pane)
         for key, pane in (("l", "targets"), ("l", "equity"), ("l", "conversation"), ("l", "plans"), ("h", "conversation")):
             await pilot.press(key)
-            await until(pilot, lambda pane=pane: framed() == pane)
+            await settle(pilot, lambda pane=pane: framed() == pane)
         await pilot.press("z")  # maximised: only this pane, and the status line stays
-        await until(pilot, lambda: all(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES if n != "conversation"))
+        await settle(pilot, lambda: all(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES if n != "conversation"))
         assert app.w_status.display and app.w_status.region.height
         await pilot.press("z")
         if size[0] >= 120:
-            await until(pilot, lambda: not any(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES))
+            await settle(pilot, lambda: not any(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES))
 
 
 @pytest.mark.parametrize("kind", ["live", "finished", "read-only", "replay"])
@@ -118,9 +107,9 @@ async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session
     app = {"live": lambda: MaestroApp(running_elsewhere), "finished": lambda: MaestroApp(finished),
            "read-only": lambda: MaestroApp(running_elsewhere, read_only=True), "replay": lambda: ReplayApp(finished)}[kind]()
     async with app.run_test(size=(160, 48)) as pilot:
-        await until(pilot, lambda: loaded(app))
+        await settle(pilot, lambda: loaded(app))
         await pilot.press(key)
-        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
         text = screen_text(app)
         if kind == "live":
             assert "stop the session" in text and "leave it running" in text and "cancel" in text
@@ -131,10 +120,10 @@ async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session
         if key != "q":  # (q in the dialog is its "quit" where nothing runs)
             await pilot.press(key)  # the same key again does not stack another dialog
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: not isinstance(app.screen, QuitScreen))
         assert app.is_running
         await pilot.press(key)
-        await until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("l" if kind == "live" else "q")
     assert app.return_value == ("leave" if kind == "live" else "quit")
 
@@ -144,9 +133,9 @@ async def test_help_names_what_each_key_of_this_console_does(running_elsewhere: 
     app = {"live": lambda: MaestroApp(running_elsewhere), "read-only": lambda: MaestroApp(running_elsewhere, read_only=True),
            "replay": lambda: ReplayApp(running_elsewhere)}[kind]()
     async with app.run_test(size=(160, 60)) as pilot:
-        await until(pilot, lambda: loaded(app))
+        await settle(pilot, lambda: loaded(app))
         await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
     for raw in ("question_mark", "cursor(", "pane(", "show_pane(", "choose("):
         assert raw not in text

@@ -14,8 +14,7 @@ from engine.jsonl import read_json, read_jsonl
 from engine.synthetic import synthetic_bars
 from engine.windows import NoWindow, bars_needed, fit_tests, walk_forward_windows
 from tests.llm_server import LLMServer, sensible
-from tests.sessions import EAGER_RULES, cli, days_of_bars, headless_session, only_session, write_binance_csv
-from tests.test_console import settle
+from tests.sessions import EAGER_RULES, cli, days_of_bars, headless_session, only_session, settle, write_binance_csv
 
 # ------------------------------------------------------------------ fitting tests to windows
 
@@ -183,7 +182,7 @@ async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
     session = headless_session(tmp_path / "s", "--data", str(data))
     app = MaestroApp(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(app, pilot, lambda: "tried" in str(app.w_board.parent.border_subtitle))  # the feed read it all
+        await settle(pilot, lambda: "tried" in str(app.w_board.parent.border_subtitle))  # the feed read it all
         foot, status = str(app.w_board.parent.border_subtitle), str(app.w_status.render())
     assert "base: defaults" in status and "fitted to 3 windows" in status
     trials = read_json(session / "metrics_global.json")["overfitting"]["trials"]
