@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import sys
-import traceback
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from engine.strategy import Strategy, StrategyError
+from engine.strategy import Strategy, StrategyError, raised_at
 
 ENTRY_POINT_GROUP = "maestro_tui.strategies"
 
@@ -107,18 +106,6 @@ def _declared(module: ModuleType, where: str) -> tuple[Strategy, ...]:
     return found
 
 
-def user_frame(exc: BaseException, path: str | None = None) -> str:
-    """`file:line` of the innermost frame of `exc` in the trader's code (`path`, else outside this package)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    package = str(Path(__file__).resolve().parent)
-    mine = [f for f in frames if (path and Path(f.filename).resolve() == Path(path).resolve())
-            or (not path and not str(Path(f.filename).resolve()).startswith(package))]
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename}:{exc.lineno}"
-    chosen = mine or list(frames)
-    return f"{chosen[-1].filename}:{chosen[-1].lineno}" if chosen else "?"
-
-
 def load_file(path: str | Path) -> tuple[Strategy, ...]:
     """Load and register the strategies a file declares (once per process); StrategyError says what and where."""
     p = Path(path).expanduser()
@@ -139,7 +126,7 @@ def load_file(path: str | Path) -> tuple[Strategy, ...]:
         spec.loader.exec_module(module)
     except Exception as err:  # noqa: BLE001 - the trader's code failed: say where, in one line
         sys.modules.pop(name, None)
-        raise StrategyError(f"strategy file {p}: {type(err).__name__}: {err} (at {user_frame(err, resolved)})") from None
+        raise StrategyError(f"strategy file {p}: {type(err).__name__}: {err} (at {raised_at(err, resolved)})") from None
     declared = tuple(_with_origin(s, str(p)) for s in _declared(module, f"strategy file {p}"))
     for s in declared:
         register(s)
@@ -175,7 +162,7 @@ def load_entry_points() -> list[Strategy]:
         try:
             obj: Any = ep.load()
         except Exception as err:  # noqa: BLE001 - an installed package's code failed: say which
-            raise StrategyError(f"{where}: {type(err).__name__}: {err} (at {user_frame(err)})") from None
+            raise StrategyError(f"{where}: {type(err).__name__}: {err} (at {raised_at(err)})") from None
         found = (obj,) if isinstance(obj, Strategy) else _declared(obj, where) if isinstance(obj, ModuleType) else None
         if found is None:
             raise StrategyError(f"{where}: names a {type(obj).__name__}, not a Strategy or a module declaring one")

@@ -36,6 +36,7 @@ import keyword
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -230,17 +231,30 @@ def first_line(err: BaseException) -> str:
     return f"{useful} ({at})" if at and at not in useful else useful
 
 
-def code_line(err: BaseException, function: Callable[..., Any]) -> str:
-    """`file:line` where `err` was raised inside `function`'s file (else its innermost frame)."""
-    import inspect
+def raised_at(err: BaseException, home: str | None = None) -> str:
+    """`file:line` where `err` was raised in the trader's code: the innermost frame in the file `home`, or (no
+    `home`) outside the engine; a syntax error's own place; else the innermost frame."""
     import traceback
 
+    if isinstance(err, SyntaxError) and err.filename:
+        return f"{err.filename}:{err.lineno}"
+    engine = str(Path(__file__).resolve().parent)
     frames = traceback.extract_tb(err.__traceback__)
+    if home:
+        mine = [f for f in frames if Path(f.filename).resolve() == Path(home).resolve()]
+    else:
+        mine = [f for f in frames if not str(Path(f.filename).resolve()).startswith(engine)]
+    chosen = mine or list(frames)
+    return f"{chosen[-1].filename}:{chosen[-1].lineno}" if chosen else "?"
+
+
+def code_line(err: BaseException, function: Callable[..., Any]) -> str:
+    """`raised_at` in `function`'s own file (a numba dispatcher's: its Python function's)."""
+    import inspect
+
     try:
         home = inspect.getsourcefile(function) or ""
     except TypeError:  # a numba dispatcher or a builtin: no source of its own
         code = getattr(getattr(function, "py_func", None), "__code__", None)
         home = code.co_filename if code else ""
-    inside = [f for f in frames if home and f.filename == home]
-    f = (inside or frames)[-1] if frames else None
-    return f"{f.filename}:{f.lineno}" if f else "?"
+    return raised_at(err, home or None)
