@@ -52,7 +52,7 @@ class BaselineDoc(Document):
 
 
 class StrategyRecord(Document):
-    """A strategy the session researches, and where it came from (agents.session_start.strategy_records)."""
+    """A strategy the session researches, and where it came from (engine.strategies.recorded)."""
 
     name: str = Field(min_length=1)
     origin: str

@@ -27,7 +27,7 @@ from engine.params import Params
 from engine.reports.documents import checked
 from engine.session import LLM_RECORDS, SessionDir
 from engine.strategies import get as get_strategy
-from engine.strategies import load_entry_points, load_file, registered
+from engine.strategies import load_entry_points, load_file, recorded, registered
 from engine.strategy import Strategy, StrategyError
 from engine.strategy_check import CHECK_BARS, check_strategy
 from engine.synthetic import synthetic_bars
@@ -98,16 +98,6 @@ def check_own_strategies(strategies: list[Strategy], bars: Bars, seed: int) -> N
             raise StrategyError(verdict.refusal)
 
 
-def strategy_records(strategies: list[Strategy]) -> list[dict[str, Any]]:
-    """session_config.json's `strategies`: each name and where it came from (a file with its SHA-256)."""
-    out = []
-    for s in strategies:
-        path = Path(s.origin) if s.origin.endswith(".py") else None
-        out.append({"name": s.name, "origin": s.origin, "file": str(path.resolve()) if path else None,
-                    "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path else None})
-    return out
-
-
 @dataclass(frozen=True)
 class SessionStart:
     """What a new session is decided on before its folder exists: the data, its tests, its strategies, its baseline."""
@@ -160,7 +150,7 @@ def new_session_config(session: SessionDir, settings: Settings, approval: str,
         "settings": values,
         "data": start.data,
         "windows": start.tests.to_json(),
-        "strategies": strategy_records(start.strategies),
+        "strategies": recorded(start.strategies),
         "base_params": start.baseline.params.model_dump(),
         "base_origin": start.baseline.origin,
         "baseline": start.baseline.to_json(),

@@ -170,6 +170,21 @@ def load_entry_points() -> list[Strategy]:
     return out
 
 
+def recorded(strategies: Iterable[Strategy]) -> list[dict[str, Any]]:
+    """session_config.json's `strategies` (read back by `load_recorded`): each name and where it came from,
+    a trader's file with its SHA-256."""
+    out = []
+    for s in strategies:
+        path = Path(s.origin) if s.origin.endswith(".py") else None  # load_file's origin is the file's path
+        out.append({"name": s.name, "origin": s.origin, "file": str(path.resolve()) if path else None,
+                    "sha256": _sha256(path) if path else None})
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def load_recorded(records: list[dict[str, Any]] | None) -> tuple[str, ...]:
     """Register the strategies a session's config records (session_config.json `strategies`: their
     files, again) and return their names. A session from before strategies were declared records
@@ -187,7 +202,7 @@ def load_recorded(records: list[dict[str, Any]] | None) -> tuple[str, ...]:
 def _check_unchanged(path: Path, sha256: str | None) -> None:
     """StrategyError when the file is gone or differs from the one the session started with."""
     try:
-        now = hashlib.sha256(path.read_bytes()).hexdigest()
+        now = _sha256(path)
     except OSError as err:
         raise StrategyError(f"strategy file {path}: {err.strerror or err} (the session was started with it)") from None
     if sha256 and now != sha256:
