@@ -17,7 +17,7 @@ from agents.session_start import new_session_config
 from agents.settings import Settings
 from engine.jsonl import read_jsonl, write_json_atomic
 from engine.session import CONFIG, SessionDir
-from maestro_tui.app import MaestroApp
+from maestro_tui.app import console
 from tests.sessions import cli
 
 pytestmark = pytest.mark.slow  # each snapshot needs a conducted session
@@ -59,11 +59,11 @@ def pending_session(tmp_path_factory) -> Path:
 
 
 def test_main_screen_160x48(snap_compare, finished_session):
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(160, 48), run_before=_settle)
+    assert snap_compare(console(finished_session), terminal_size=(160, 48), run_before=_settle)
 
 
 def test_main_screen_80x24(snap_compare, finished_session):
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(80, 24), run_before=_settle)
+    assert snap_compare(console(finished_session), terminal_size=(80, 24), run_before=_settle)
 
 
 def test_review_modal(snap_compare, pending_session):
@@ -73,7 +73,7 @@ def test_review_modal(snap_compare, pending_session):
         await pilot.press("enter")  # the pending plan is the first row
         await pilot.pause(0.3)
 
-    assert snap_compare(MaestroApp(pending_session), terminal_size=(120, 48), run_before=open_modal)
+    assert snap_compare(console(pending_session), terminal_size=(120, 48), run_before=open_modal)
 
 
 def test_review_modal_of_an_applied_plan(snap_compare, finished_session):
@@ -83,7 +83,7 @@ def test_review_modal_of_an_applied_plan(snap_compare, finished_session):
         await pilot.press("enter")  # the newest plan: applied, read-only, with its effect
         await pilot.pause(0.3)
 
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(120, 48), run_before=open_modal)
+    assert snap_compare(console(finished_session), terminal_size=(120, 48), run_before=open_modal)
 
 
 async def _no_toasts(pilot) -> None:
@@ -96,6 +96,6 @@ async def _settle(pilot) -> None:
     app = pilot.app
     for _ in range(100):
         await pilot.pause(0.05)
-        if app.view.tests_seen and not app.feed.items and app.view.conductor:
+        if app.session.view.tests_seen and not app.feed.items and app.session.view.conductor:
             break
     await pilot.pause(0.3)
