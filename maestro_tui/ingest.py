@@ -10,6 +10,7 @@ time on a timer. It is the live console's Feed (maestro_tui.feed): `mode` live o
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections import deque
 from pathlib import Path
@@ -63,6 +64,8 @@ class SessionFeed:
         `final`: nobody writes here any more, so a last line without its newline is torn
         (skipped and counted) rather than waited for.
         """
+        if not self.root.is_dir():  # moved or removed: nothing more will come, and the trader must know
+            raise FileNotFoundError(errno.ENOENT, "the session folder is gone", str(self.root))
         with self._lock:
             for name in DOCUMENTS:
                 self._document(name)
@@ -157,7 +160,7 @@ class SessionFeed:
             self._fail(err)
 
     def _fail(self, err: Exception) -> None:
-        self._failure = f"reading {self.root} stopped: {type(err).__name__}: {err}"
+        self._failure = f"{type(err).__name__}: {err}"
 
     def stop(self) -> None:
         self._stop.set()

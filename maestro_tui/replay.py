@@ -263,7 +263,7 @@ class ReplayFeed:
                 if self.refresh():
                     _settle_heap(collect=False)
             except Exception as err:  # noqa: BLE001 - the screen shows why, and keeps what it has
-                self._failure = f"reading {self.root} again stopped: {type(err).__name__}: {err}"
+                self._failure = f"{type(err).__name__}: {err}"
         return Batch(self.drain(limit))
 
     def fold(self, view: SessionView, items: list[Item]) -> None:
