@@ -70,13 +70,13 @@ def acts_in(action: str, mode: Mode) -> bool:
 class SessionScreen(Screen):
     """The panes of one session, fed by `feed`."""
 
-    CSS = """
+    DEFAULT_CSS = """
     SessionScreen { layout: vertical; }
-    #grid { grid-size: 3 3; grid-columns: 1fr 1fr 1fr; grid-rows: 1fr 1fr 1fr; height: 1fr; }
-    #pane-conversation { column-span: 3; }
-    #grid.narrow, #grid.maximized { grid-size: 1 1; grid-columns: 1fr; grid-rows: 1fr; }
-    #grid.narrow #pane-conversation, #grid.maximized #pane-conversation { column-span: 1; }
-    DataTable { height: 1fr; }
+    SessionScreen #grid { grid-size: 3 3; grid-columns: 1fr 1fr 1fr; grid-rows: 1fr 1fr 1fr; height: 1fr; }
+    SessionScreen #pane-conversation { column-span: 3; }
+    SessionScreen #grid.narrow, SessionScreen #grid.maximized { grid-size: 1 1; grid-columns: 1fr; grid-rows: 1fr; }
+    SessionScreen #grid.narrow #pane-conversation, SessionScreen #grid.maximized #pane-conversation { column-span: 1; }
+    SessionScreen DataTable { height: 1fr; }
     """
     BINDINGS = [
         Binding("s", "sort", "sort", id="leaderboard.sort"),
