@@ -4,6 +4,7 @@ own descriptions, with the id a keymap uses to remap each."""
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -29,19 +30,24 @@ def keys_of(mode: Mode, live: bool, app_bindings: list[Binding]) -> list[tuple[s
 
 
 def key_table(app: App) -> Table:
-    """Key, what it does, binding id — for the console on screen (maestro_tui.app.MaestroApp)."""
+    """Key, what it does, binding id — for the console on screen (maestro_tui.app.MaestroApp), one section per place
+    the keys act in (the console, the plans pane, the review, a message, the quit dialog)."""
     session = app.session  # type: ignore[attr-defined]
     mode: Mode = session.mode
-    table = Table(title=f"keys of this console ({mode}) — remap by id in config.toml [keys]", expand=True)
-    table.add_column("where")
-    table.add_column("key")
-    table.add_column("does")
-    table.add_column("id")
+    table = Table(title=f"keys of this console ({mode}) · remap by id in config.toml [keys]", expand=True,
+                  box=None, pad_edge=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("does", ratio=3)
+    table.add_column("id", style="dim", ratio=2, overflow="fold")
     keymap: dict[str, str] = getattr(app, "keymap_ids", {})
+    section = ""
     for where, b in keys_of(mode, session.session_live(), list(type(app).BINDINGS)):
+        if where != section:
+            section = where
+            table.add_row(Text(where, style="bold underline"), "", "", end_section=False)
         keys = keymap.get(b.id or "", b.key)
         shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-        table.add_row(where, shown, b.description or b.action, b.id or "")
+        table.add_row(Text(shown, style="bold"), b.description or b.action, b.id or "")
     return table
 
 
