@@ -46,7 +46,7 @@ from agents.trials import TrialMatrix
 from agents.wakeups import Wakeups
 from engine.allocation import warm_up_portfolio
 from engine.events import utc_now_iso
-from engine.executor import TestOutcome, TestRunner, process_pool
+from engine.executor import SharedBars, TestOutcome, TestRunner, process_pool
 from engine.jsonl import SessionFileError, read_json
 from engine.params import Params
 from engine.reports.summary import write_reports
@@ -125,7 +125,8 @@ class Conductor:
                                  methods=self.methods, strategy_files=recorded_files(self.config.get("strategies")))
         self.next_unstarted = 0  # global index of the first test not yet started
         self.runner: TestRunner | None = None  # the worker pool, from run() on
-        self._dask_client: Any = None  # settings.dask: the cluster's client, made with the first executor
+        self._dask_client: Any = None  # settings.dask: the cluster's client, made with the runner
+        self._shared: SharedBars | None = None  # the bars the pool's workers map
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ what the gate asks of its host (agents.gate.Host)
@@ -219,7 +220,7 @@ class Conductor:
                 status="reusing windows" if plan.reused_tests else "windows fitted" if plan.fitted else "ready",
             ))
             wakeups.start()
-            self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
+            self.runner = self._runner()
             # compile the portfolio kernel (segment 5) while the worker pool compiles its own
             threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
             self._write_state("running")
@@ -270,6 +271,8 @@ class Conductor:
                 self.runner.shutdown(cancel=True)
             if self._dask_client is not None:
                 self._dask_client.close()
+            if self._shared is not None:
+                self._shared.close()
             self.journal.close()
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
             logging.getLogger("maestro").removeHandler(handler)
@@ -279,13 +282,22 @@ class Conductor:
                 pass
         return code
 
-    def _make_executor(self):
+    def _runner(self) -> TestRunner:
+        """The worker pool (or the dask cluster), each worker holding the session's bars once."""
+        bars = self.schedule.bars
+        assert bars is not None
+        self._shared = shared = SharedBars(bars)
+        on_outcome = lambda o: self.events.put(("outcome", o))  # noqa: E731
+        isolated = lambda: process_pool(1, shared.handle)  # noqa: E731
         if self.settings.dask:
             from distributed import Client
 
-            self._dask_client = self._dask_client or Client(self.settings.dask)
-            return self._dask_client.get_executor()
-        return process_pool(self.settings.effective_workers())
+            self._dask_client = client = Client(self.settings.dask)
+            # one copy on every worker, fetched by any worker that joins later; tasks name it
+            scattered = client.scatter(bars, broadcast=True, hash=False)
+            return TestRunner(client.get_executor, on_outcome, isolated, bars=scattered)
+        workers = self.settings.effective_workers()
+        return TestRunner(lambda: process_pool(workers, shared.handle), on_outcome, isolated)
 
     # ------------------------------------------------------------ segments
 

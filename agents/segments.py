@@ -208,7 +208,6 @@ class Segments:
     def task(self, seg: SegmentState, t: int) -> TestTask:
         """Test t of the segment for the worker pool: its window, the research config in force, the others."""
         s = self.schedule
-        assert s.bars is not None
         g = s.index(seg.number, t)
         w = s.window(g)
         research = self.gate.in_force(seg.number, seg.research, up_to=g)
@@ -216,9 +215,10 @@ class Segments:
         configs = [research, *seg.ensemble, *seg.baselines]
         roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
         specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
-        return TestTask(test_id(seg.number, t), seg.number, t, w.index, s.bars.slice(w.start, w.end),
-                        w.train_bars, w.train_bars + w.validation_bars, specs,
-                        self.settings.episode_bars, self.settings.blunder_bars, strategy_files=self.strategy_files)
+        return TestTask(test_id(seg.number, t), seg.number, t, w.index, start=w.start, end=w.end,
+                        train_end=w.train_bars, validation_end=w.train_bars + w.validation_bars, configs=specs,
+                        episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars,
+                        strategy_files=self.strategy_files)
 
     def absorb(self, seg: SegmentState, outcome: TestOutcome) -> None:
         """Write a finished test's folder, then account for it (in test order)."""

@@ -1,6 +1,9 @@
 """Running tests in worker processes: the task, the worker function, and a runner that survives deaths.
 
-A task carries its window's bars, so a worker needs no shared disk and no state (a dask
+Every worker holds the session's bars once: a process pool's workers get them when they
+start (`process_pool`), a dask cluster's as one scattered copy per worker (`run_test`'s
+`bars`). A task names its window by place — bar indexes into those bars — so it stays a
+few hundred bytes however long the window, and a worker needs no shared disk (a dask
 worker on another machine works the same). Workers return compact results — numpy record
 arrays and metric dicts — and never write the session directory (DESIGN.md §2).
 
@@ -12,6 +15,7 @@ its own, so the culprit is the only one that dies again — and only it is recor
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
 import queue
@@ -23,6 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -50,13 +55,19 @@ class ConfigSpec:
 
 @dataclass(frozen=True)
 class TestTask:
-    """One test: one walk-forward window, several configs on it. Bars are the window's slice."""
+    """One test: one walk-forward window, several configs on it.
+
+    The window is bars `start`..`end` - 1 of the session's bars; `train_end` and
+    `validation_end` count from its start. `bars` is the window's slice, set by the worker
+    from its own copy of the session's bars: a task is never sent with them.
+    """
 
     test_id: str
     segment: int
     test: int
     window: int
-    bars: Bars
+    start: int
+    end: int
     train_end: int
     validation_end: int
     configs: tuple[ConfigSpec, ...]
@@ -64,6 +75,7 @@ class TestTask:
     blunder_bars: int = 3
     attempt: int = 1
     strategy_files: tuple[str, ...] = ()  # the trader's strategy files the configs may name (engine.strategies)
+    bars: Bars | None = None  # the window's bars, in the worker only (`run_test`)
 
 
 @dataclass
@@ -85,6 +97,65 @@ class TestOutcome:
 
 
 _PARAMS: dict[str, Params] = {}
+_SESSION_BARS: Bars | None = None  # a pool worker's copy of the session's bars, from `_start_worker`
+
+_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
+
+
+@dataclass(frozen=True)
+class BarsFile:
+    """Where a worker maps the session's bars from: a memory file of the conductor's, column after column."""
+
+    path: str  # /proc/<conductor pid>/fd/<fd>: the conductor's memory file, opened again
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (Bars field, numpy dtype) in file order, `rows` values each
+    interval_ms: int
+    source: str
+    gaps: tuple[Any, ...]
+
+    def open(self) -> Bars:
+        """The bars as arrays over a private mapping of the file: the pages are shared until written."""
+        with open(self.path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)  # writable arrays, as the kernels were compiled for
+        arrays: dict[str, np.ndarray | None] = {"taker_buy_volume": None}
+        offset = 0
+        for name, dtype in self.columns:
+            arrays[name] = np.frombuffer(mapped, dtype=dtype, count=self.rows, offset=offset)
+            offset += self.rows * np.dtype(dtype).itemsize
+        return Bars(**arrays, interval_ms=self.interval_ms, source=self.source, gaps=self.gaps)  # type: ignore[arg-type]  # the columns are Bars' own
+
+
+class SharedBars:
+    """The session's bars for the pool's workers, once: in one memory file each worker maps (Linux).
+
+    `handle` is what a worker is given — a `BarsFile` of a few hundred bytes — or, where the
+    system has no memory files, the bars themselves (each worker then unpickles a copy).
+    The file lives as long as the conductor holds it open (`close`), and no longer: a
+    conductor killed leaves nothing behind.
+    """
+
+    def __init__(self, bars: Bars) -> None:
+        self._fd: int | None = None
+        self.handle: Bars | BarsFile = bars
+        if not hasattr(os, "memfd_create") or not os.path.isdir(f"/proc/{os.getpid()}/fd"):
+            return
+        columns = [(name, getattr(bars, name)) for name in _COLUMNS if getattr(bars, name) is not None]
+        fd = os.memfd_create("maestro-bars")
+        try:
+            with open(fd, "wb", closefd=False) as fh:
+                for _, values in columns:
+                    fh.write(np.ascontiguousarray(values).data)
+        except OSError:
+            os.close(fd)
+            return  # no room for it: pickled copies it is
+        self._fd = fd
+        self.handle = BarsFile(f"/proc/{os.getpid()}/fd/{fd}", len(bars), tuple((n, v.dtype.str) for n, v in columns),
+                               bars.interval_ms, bars.source, bars.gaps)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _maybe_die(task: TestTask) -> None:
@@ -96,9 +167,24 @@ def _maybe_die(task: TestTask) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_test(task: TestTask) -> TestOutcome:
-    """Backtest every config of `task` on its window (runs in a worker process)."""
+def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
+    """`task` with its window's bars, cut from `bars` (the session's) or else from this worker's copy."""
+    whole = bars if bars is not None else _SESSION_BARS
+    if whole is None:
+        raise RuntimeError(f"{task.test_id}: this worker holds no session bars (a pool made without them?)")
+    if not 0 <= task.start < task.end <= len(whole):
+        raise ValueError(f"{task.test_id}: window bars {task.start}..{task.end} outside the session's {len(whole)}")
+    return replace(task, bars=whole.slice(task.start, task.end))
+
+
+def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
+    """Backtest every config of `task` on its window (runs in a worker process).
+
+    `bars` are the session's (a dask worker's scattered copy); None: this pool worker's own.
+    """
     _maybe_die(task)
+    task = in_worker(task, bars)
+    assert task.bars is not None
     load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
     for i, spec in enumerate(task.configs):
@@ -127,8 +213,15 @@ def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
 
 
+def _start_worker(conductor_pid: int, bars: Bars | BarsFile | None) -> None:
+    """Worker initializer: keep the session's bars (mapped from the conductor's file), and watch the conductor."""
+    global _SESSION_BARS
+    _SESSION_BARS = bars.open() if isinstance(bars, BarsFile) else bars
+    _watch_conductor(conductor_pid)
+
+
 def _watch_conductor(conductor_pid: int) -> None:
-    """Worker initializer: a worker must not outlive a conductor killed with SIGKILL.
+    """A worker must not outlive a conductor killed with SIGKILL.
 
     Workers are children of the fork server, and they hold both ends of the pool's queues,
     so nothing tells them their conductor is gone; a daemon thread checks twice a second.
@@ -145,14 +238,31 @@ def _watch_conductor(conductor_pid: int) -> None:
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` processes forked from a fork server that has the engine imported."""
+# the fork server compiles the kernels once (engine.warmup), and every worker forked from it
+# starts with them compiled, instead of each compiling its own copy
+_PRELOAD = ["engine.executor", "engine.warmup"]
+
+
+def start_fork_server() -> None:
+    """Start the fork server the workers come from, and return at once.
+
+    It imports the engine and compiles (or loads) the kernels in a process of its own, so
+    started first thing it is ready by the time the conductor, busy with its own start,
+    submits the first test.
+    """
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
+    forkserver.ensure_running()
+
+
+def process_pool(workers: int, bars: Bars | BarsFile | None) -> ProcessPoolExecutor:
+    """A pool of `workers` processes forked from the fork server, each given the session's bars once
+    (`SharedBars.handle`)."""
     ctx = multiprocessing.get_context("forkserver")
-    # the fork server compiles the kernels once (engine.warmup), and every worker forked
-    # from it starts with them compiled, instead of each compiling its own copy
-    ctx.set_forkserver_preload(["engine.executor", "engine.warmup"])
+    ctx.set_forkserver_preload(_PRELOAD)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_watch_conductor, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=ctx, initializer=_start_worker, initargs=(os.getpid(), bars)
     )
 
 
@@ -160,12 +270,16 @@ class TestRunner:
     """Submits tests to an Executor and hands every outcome, success or failure, to `on_outcome`.
 
     `on_outcome` is called from executor threads; it must be thread-safe (a queue.put).
+    `bars` is what `run_test` is given besides the task: None where the executor's workers
+    hold the session's bars (`process_pool`), a dask Future of them on a cluster. A test
+    retried alone runs in `make_isolated()`, a one-process pool holding the bars.
     """
 
     def __init__(self, make_executor: Callable[[], Executor], on_outcome: Callable[[TestOutcome], None],
-                 make_isolated: Callable[[], Executor] | None = None) -> None:
+                 make_isolated: Callable[[], Executor], bars: Any = None) -> None:
         self._make_executor = make_executor
-        self._make_isolated = make_isolated or (lambda: process_pool(1))
+        self._make_isolated = make_isolated
+        self._bars = bars
         self._on_outcome = on_outcome
         self._lock = threading.Lock()
         self._generation = 0
@@ -180,7 +294,7 @@ class TestRunner:
         with self._lock:
             generation, executor = self._generation, self._executor
         try:
-            future = executor.submit(run_test, task)
+            future = executor.submit(run_test, task, self._bars)
         except BrokenProcessPool:
             self._rebuild(generation)
             self._retries.put(task)

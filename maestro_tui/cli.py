@@ -266,9 +266,13 @@ def _run(args: argparse.Namespace) -> int:
         if conductor_alive(state):
             raise BadInput(f"{args.resume} is still running (its conductor is alive)")
         print(f"resuming {session.root}")
+        if not console:
+            _start_workers_early(None)
     else:
         settings = _settings(args)
         _check_folder(Path(settings.sessions_dir), "sessions folder", writing=True)  # before anything is written
+        if not console:
+            _start_workers_early(settings.dask)
         approval = settings.approval or ("manual" if console else "auto")
         # bad data, or too little of it: stop before making a folder
         try:
@@ -295,12 +299,26 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _start_workers_early(dask: str | None) -> None:
+    """The worker pool's fork server, started before the conductor's own start-up (not for a dask cluster).
+
+    It imports the engine and loads the kernels meanwhile, instead of after, when the
+    first test is submitted. (A resumed session's settings are not read yet: a dask
+    session resumed starts one for nothing, which exits with this process.)
+    """
+    if not dask:
+        from engine.executor import start_fork_server
+
+        start_fork_server()
+
+
 def _conduct(args: argparse.Namespace) -> int:
+    if args.nice:
+        os.nice(args.nice)  # research yields the CPU to the console; workers inherit it
+    _start_workers_early(None)
     from agents.conductor import Conductor
     from engine.session import SessionDir
 
-    if args.nice:
-        os.nice(args.nice)  # research yields the CPU to the console; workers inherit it
     return Conductor(SessionDir(Path(args.session)), echo=lambda _line: None).run()
 
 

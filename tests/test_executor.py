@@ -1,0 +1,130 @@
+"""The worker pool's side of a test: tasks that name their window, workers that hold the session's bars once.
+
+(engine.executor's classes are named through the module: pytest would take `Test…` names for test classes.)
+"""
+
+from __future__ import annotations
+
+import pickle
+import queue
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.conductor import Conductor
+from agents.session_start import load_source, new_session_config
+from agents.settings import Settings
+from engine import executor
+from engine.configs import config_id, params_json
+from engine.executor import BarsFile, ConfigSpec, SharedBars, in_worker, process_pool, run_test
+from engine.jsonl import write_json_atomic
+from engine.params import Params
+from engine.session import CONFIG, SessionDir
+from engine.synthetic import synthetic_bars
+from engine.windows import walk_forward_windows
+
+BARS = synthetic_bars(4320 + 3 * 576, seed=5)  # four walk-forward windows
+COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
+
+
+def a_task(window: int, test: int = 1) -> executor.TestTask:
+    w = walk_forward_windows(len(BARS), BARS.interval_ms)[window]
+    configs = [Params(method="ema_crossover"), Params(method="macd_trend", atr_stop_mult=2.0)]
+    specs = tuple(ConfigSpec(config_id(p), "baseline", params_json(p)) for p in configs)
+    return executor.TestTask(f"seg1_test{test:03d}", 1, test, w.index, start=w.start, end=w.end, train_end=w.train_bars,
+                    validation_end=w.train_bars + w.validation_bars, configs=specs)
+
+
+def same_outcome(a: executor.TestOutcome, b: executor.TestOutcome) -> bool:
+    return (a.ok and b.ok and a.rows == b.rows and np.array_equal(a.trades, b.trades)
+            and np.array_equal(a.episodes, b.episodes) and a.extra_trades.keys() == b.extra_trades.keys()
+            and all(np.array_equal(a.extra_trades[k], b.extra_trades[k]) for k in a.extra_trades))
+
+
+def test_the_conductors_task_names_its_window_and_carries_no_bars(tmp_path: Path):
+    root = tmp_path / "session_2026-01-02_0304"
+    root.mkdir()
+    session = SessionDir(root)
+    settings = Settings(segments=1, tests=3, seed=3, workers=1, sessions_dir=tmp_path)
+    write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
+    conductor = Conductor(session, echo=lambda _line: None)
+    conductor.schedule.place(load_source(conductor.config["data"]), conductor.config["windows"], session.file(CONFIG))
+    conductor.journal.open()
+    try:
+        seg = conductor.seg = conductor.segments.start(1)
+        task = conductor.segments.task(seg, 2)
+    finally:
+        conductor.journal.close()
+    w = conductor.schedule.window(conductor.schedule.index(1, 2))
+    assert task.bars is None
+    assert (task.start, task.end, task.window) == (w.start, w.end, w.index)
+    assert len(pickle.dumps(task)) < 4_000  # a window's bars alone pickle to ~240 kB
+
+
+def test_a_worker_cuts_the_window_from_the_session_bars_it_holds():
+    task = a_task(2)
+    placed = in_worker(task, BARS)
+    assert placed.bars is not None and len(placed.bars) == task.end - task.start
+    assert np.array_equal(placed.bars.close, BARS.close[task.start:task.end])
+    assert np.array_equal(placed.bars.ts, BARS.ts[task.start:task.end])
+
+
+def test_a_worker_without_the_session_bars_says_so():
+    with pytest.raises(RuntimeError, match="holds no session bars"):
+        in_worker(a_task(0))
+    with pytest.raises(ValueError, match="outside the session"):
+        in_worker(a_task(0), BARS.slice(0, 100))
+
+
+def test_the_shared_bars_file_maps_back_to_the_very_same_bars():
+    shared = SharedBars(BARS)
+    try:
+        handle = shared.handle
+        assert isinstance(handle, BarsFile), "Linux has memory files: the bars are shared, not pickled per worker"
+        assert len(pickle.dumps(handle)) < 2_000
+        mapped = handle.open()
+        for name in COLUMNS:
+            ours, theirs = getattr(BARS, name), getattr(mapped, name)
+            assert theirs.dtype == ours.dtype and np.array_equal(theirs, ours), name
+            assert theirs.flags.c_contiguous and theirs.flags.writeable, name  # as the kernels were compiled for
+        assert (mapped.interval_ms, mapped.source, mapped.gaps) == (BARS.interval_ms, BARS.source, BARS.gaps)
+    finally:
+        shared.close()
+
+
+def test_pool_workers_backtest_on_their_own_copy_exactly_as_on_the_conductors_bars():
+    shared = SharedBars(BARS)
+    outcomes: queue.Queue[executor.TestOutcome] = queue.Queue()
+    runner = executor.TestRunner(lambda: process_pool(2, shared.handle), outcomes.put, lambda: process_pool(1, shared.handle))
+    try:
+        tasks = [a_task(w, test=w + 1) for w in range(4)]
+        for task in tasks:
+            runner.submit(task)
+        got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
+    finally:
+        runner.shutdown()
+        shared.close()
+    for task in tasks:
+        outcome = got[task.test_id]
+        assert outcome.ok, outcome.error
+        assert same_outcome(outcome, run_test(task, BARS)), task.test_id
+
+
+@pytest.mark.slow
+def test_dask_workers_backtest_on_one_scattered_copy_exactly_as_the_pool_does():
+    distributed = pytest.importorskip("distributed")
+    outcomes: queue.Queue[executor.TestOutcome] = queue.Queue()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        scattered = client.scatter(BARS, broadcast=True, hash=False)
+        runner = executor.TestRunner(client.get_executor, outcomes.put, lambda: process_pool(1, BARS), bars=scattered)
+        tasks = [a_task(w, test=w + 1) for w in range(4)]
+        try:
+            for task in tasks:
+                runner.submit(task)
+            got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
+        finally:
+            runner.shutdown()
+    for task in tasks:
+        assert same_outcome(got[task.test_id], run_test(task, BARS)), task.test_id
