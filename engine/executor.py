@@ -16,7 +16,6 @@ its own, so the culprit is the only one that dies again — and only it is recor
 from __future__ import annotations
 
 import mmap
-import multiprocessing
 import os
 import queue
 import signal
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import fork_server
 from engine.backtest import run_backtest
 from engine.data import Bars
 from engine.leaderboard import LeaderboardRow, row_from_metrics
@@ -238,31 +238,11 @@ def _watch_conductor(conductor_pid: int) -> None:
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
 
 
-# the fork server compiles the kernels once (engine.warmup), and every worker forked from it
-# starts with them compiled, instead of each compiling its own copy
-_PRELOAD = ["engine.executor", "engine.warmup"]
-
-
-def start_fork_server() -> None:
-    """Start the fork server the workers come from, and return at once.
-
-    It imports the engine and compiles (or loads) the kernels in a process of its own, so
-    started first thing it is ready by the time the conductor, busy with its own start,
-    submits the first test.
-    """
-    from multiprocessing import forkserver
-
-    multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
-    forkserver.ensure_running()
-
-
 def process_pool(workers: int, bars: Bars | BarsFile | None) -> ProcessPoolExecutor:
     """A pool of `workers` processes forked from the fork server, each given the session's bars once
     (`SharedBars.handle`)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_start_worker, initargs=(os.getpid(), bars)
+        max_workers=workers, mp_context=fork_server.context(), initializer=_start_worker, initargs=(os.getpid(), bars)
     )
 
 

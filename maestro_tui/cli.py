@@ -178,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # bare `maestro-tui`: the main job on its embedded defaults
         args = build_parser().parse_args(["run"])
+    if args.command == "conduct" and args.nice:
+        os.nice(args.nice)  # research yields the CPU to the console; the fork server and the workers inherit it
+    if args.command == "conduct" or (args.command == "run" and not _with_console(args)):
+        _start_workers_early(getattr(args, "dask", None))  # before anything below imports the engine's kernels
     import logging
 
     from engine import DataError
@@ -247,7 +251,13 @@ def _settings(args: argparse.Namespace):
         raise BadInput(f"{config_path()}: {err}") from None
 
 
+def _with_console(args: argparse.Namespace) -> bool:
+    """Whether `run` opens the console (which starts a conductor process) or conducts here, headless."""
+    return not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
+
+
 def _run(args: argparse.Namespace) -> int:
+    console = _with_console(args)
     from agents.baseline import BaselineError
     from agents.conductor import Conductor
     from agents.session_start import new_session_config, session_start
@@ -255,7 +265,6 @@ def _run(args: argparse.Namespace) -> int:
     from engine.session import CONFIG, new_session_dir
     from engine.windows import NoWindow
 
-    console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
         session = _session_arg(args.resume, writing=True)
         from engine.session import conductor_alive, read_conductor_state
@@ -266,13 +275,9 @@ def _run(args: argparse.Namespace) -> int:
         if conductor_alive(state):
             raise BadInput(f"{args.resume} is still running (its conductor is alive)")
         print(f"resuming {session.root}")
-        if not console:
-            _start_workers_early(None)
     else:
         settings = _settings(args)
         _check_folder(Path(settings.sessions_dir), "sessions folder", writing=True)  # before anything is written
-        if not console:
-            _start_workers_early(settings.dask)
         approval = settings.approval or ("manual" if console else "auto")
         # bad data, or too little of it: stop before making a folder
         try:
@@ -300,22 +305,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _start_workers_early(dask: str | None) -> None:
-    """The worker pool's fork server, started before the conductor's own start-up (not for a dask cluster).
+    """The worker pool's fork server, started before the conductor's own start-up (not with `--dask`).
 
     It imports the engine and loads the kernels meanwhile, instead of after, when the
-    first test is submitted. (A resumed session's settings are not read yet: a dask
-    session resumed starts one for nothing, which exits with this process.)
+    first test is submitted. (The settings are not read yet: a session on a dask cluster
+    named in the config file or the environment, or one resumed, starts one for nothing,
+    which exits with this process.)
     """
     if not dask:
-        from engine.executor import start_fork_server
+        from engine import fork_server
 
-        start_fork_server()
+        fork_server.start()
 
 
 def _conduct(args: argparse.Namespace) -> int:
-    if args.nice:
-        os.nice(args.nice)  # research yields the CPU to the console; workers inherit it
-    _start_workers_early(None)
     from agents.conductor import Conductor
     from engine.session import SessionDir
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pickle
 import queue
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from engine.synthetic import synthetic_bars
 from engine.windows import walk_forward_windows
 
 BARS = synthetic_bars(4320 + 3 * 576, seed=5)  # four walk-forward windows
+ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
 
 
@@ -128,3 +131,23 @@ def test_dask_workers_backtest_on_one_scattered_copy_exactly_as_the_pool_does():
             runner.shutdown()
     for task in tasks:
         assert same_outcome(got[task.test_id], run_test(task, BARS)), task.test_id
+
+
+def test_the_session_files_and_the_fork_server_load_without_the_kernels():
+    # `maestro-tui run` starts it first thing: only then does it pay for numba, and the server meanwhile
+    probe = ("import sys; import engine.fork_server, engine.session, engine.text, engine.jsonl; "
+             "print(sorted(m for m in ('numba', 'pandas', 'engine.backtest') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_name_the_engine_package_offers_is_its_modules_own():
+    import importlib
+
+    import engine
+
+    assert sorted(engine.__all__) == sorted(engine._HOME_OF)
+    for name in engine.__all__:
+        assert getattr(engine, name) is getattr(importlib.import_module(engine._HOME_OF[name]), name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        engine.nothing  # noqa: B018 - the lookup is the test
