@@ -113,7 +113,8 @@ class Conductor:
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
         self.schedule = Schedule(self.S, self.T)
-        self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars)
+        self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars,
+                                  recorded_files(self.config.get("strategies")))
         self.journal = Journal(session)
         self.desk = AllocationDesk(list(self.methods), self.settings.allocation, self.sid)
         self.gate = Gate(self, session, self.schedule, self.journal, self.settings, self.approval, self.analyzer,
@@ -221,6 +222,7 @@ class Conductor:
             ))
             wakeups.start()
             self.runner = self._runner()
+            self.segments.returns = self.runner.returns
             # compile the portfolio kernel (segment 5) while the worker pool compiles its own
             threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
             self._write_state("running")
@@ -391,6 +393,7 @@ class Conductor:
     def _start(self, segment: int, t: int) -> None:
         assert self.seg is not None and self.runner is not None
         self.runner.submit(self.segments.task(self.seg, t))
+        self.trials.start_some(self.seg.trial_tasks_per_test, self.runner.returns)
 
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:

@@ -33,11 +33,10 @@ from agents.rules import Analyzer, episode_stats
 from agents.schedule import Schedule
 from agents.settings import Settings
 from agents.strategist import Strategist
-from agents.test_folder import test_files
-from agents.trials import TrialMatrix
+from agents.trials import Submit, TrialMatrix
 from engine.backtest import run_backtest
 from engine.configs import config_id, config_label, params_json
-from engine.events import PlanEvent, read_events
+from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
 from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
@@ -56,6 +55,7 @@ from engine.session import (
     write_test_dir,
 )
 from engine.standings import StandingsBook
+from engine.test_folder import score_records, stamped, test_files, trade_records
 
 log = logging.getLogger("maestro.segments")
 
@@ -74,6 +74,7 @@ class SegmentState:
     plan: dict[str, Any]
     tally: SegmentTally = field(default_factory=SegmentTally)
     rows: list[LeaderboardRow] = field(default_factory=list)
+    trial_tasks_per_test: int = 0  # the trial matrix's cells started beside each test (agents.trials)
 
 
 class Segments:
@@ -102,6 +103,7 @@ class Segments:
         self.strategy_files = strategy_files  # the trader's, loaded by the workers too
         self.tests_done = 0
         self.tests_failed = 0
+        self.returns: Submit = None  # where the trial matrix's backtests run: the workers, once they are up
 
     # ------------------------------------------------------------ what the agents are told
 
@@ -176,11 +178,18 @@ class Segments:
         for p in proposal_params(Params.model_validate_json(plan["base_params_json"]),
                                  StrategistMessage.model_validate(plan["proposals"])):
             self.trials.tried(p)  # chosen or not: the Critic chose among them
-        return SegmentState(
+        seg = SegmentState(
             segment, plan["role"], Params.model_validate_json(plan["research_params_json"]),
             [Params.model_validate_json(j) for j in plan["ensemble_params_json"]],
             [Params(method=m) for m in self.methods], plan,
         )
+        # the trial matrix's cells this segment's end will miss, backtested beside its tests
+        s = self.schedule
+        running = [self.gate.in_force(segment, seg.research, up_to=s.index(segment, 1)), *seg.ensemble, *seg.baselines]
+        tasks = self.trials.reckon_ahead([s.window(s.index(segment, t)) for t in range(1, s.T + 1)],
+                                         {config_id(p) for p in running})
+        seg.trial_tasks_per_test = -(-tasks // s.T)
+        return seg
 
     def _plan(self, segment: int, base: Params, ctx: SegmentContext) -> dict[str, Any]:
         """segment_plan.json: the Strategist's proposals, the Critic's choice, the tests planned."""
@@ -218,7 +227,7 @@ class Segments:
         return TestTask(test_id(seg.number, t), seg.number, t, w.index, start=w.start, end=w.end,
                         train_end=w.train_bars, validation_end=w.train_bars + w.validation_bars, configs=specs,
                         episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars,
-                        strategy_files=self.strategy_files)
+                        strategy_files=self.strategy_files, session_id=self.session.session_id)
 
     def absorb(self, seg: SegmentState, outcome: TestOutcome) -> None:
         """Write a finished test's folder, then account for it (in test order)."""
@@ -227,8 +236,14 @@ class Segments:
         w = self.schedule.window(g)
         tid = test_id(seg.number, t)
         rows = rank_test_rows(outcome.rows) if outcome.ok else []
-        assert self.schedule.bars is not None  # set before the first test is submitted
-        files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.session.session_id, rows)
+        bars, sid = self.schedule.bars, self.session.session_id
+        assert bars is not None  # set before the first test is submitted
+        if outcome.ok and outcome.files:  # the worker wrote the text: stamp it now, as it is written
+            now = utc_now_iso()
+            files = stamped(outcome.files, now)
+            trades, scores = trade_records(outcome, bars, w, tid, sid, now), score_records(outcome, tid, sid, now)
+        else:
+            files, trades, scores = test_files(outcome, bars, w, tid, sid, rows)
         write_test_dir(self.session, seg.number, t, files)
         crash_point("after_test")
         if not outcome.ok:
@@ -288,7 +303,7 @@ class Segments:
         results["reused_tests"] = s.reused_in(segment)
         took = time.perf_counter()
         assert s.bars is not None
-        results["overfitting"] = over = self.trials.figures(s.bars)
+        results["overfitting"] = over = self.trials.figures(s.bars, self.returns)
         log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
                  time.perf_counter() - took)
         write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SegmentResultsDoc, results))

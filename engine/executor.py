@@ -33,11 +33,13 @@ import numpy as np
 from engine import fork_server
 from engine.backtest import run_backtest
 from engine.data import Bars
-from engine.leaderboard import LeaderboardRow, row_from_metrics
+from engine.leaderboard import LeaderboardRow, rank_test_rows, row_from_metrics
 from engine.params import Params
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
+from engine.test_folder import folder_text
+from engine.windows import Window
 
 # Fault injection for tests of the retry path: "seg1_test003" makes the worker running that
 # test die with SIGKILL on every attempt; "seg1_test003@1" only on the first attempt.
@@ -75,6 +77,7 @@ class TestTask:
     blunder_bars: int = 3
     attempt: int = 1
     strategy_files: tuple[str, ...] = ()  # the trader's strategy files the configs may name (engine.strategies)
+    session_id: str = ""  # for the events of the test folder's text
     bars: Bars | None = None  # the window's bars, in the worker only (`run_test`)
 
 
@@ -94,6 +97,8 @@ class TestOutcome:
     episodes: np.ndarray = field(default_factory=lambda: np.empty(0, EPISODE_DTYPE))
     # each config's trades, for configs beyond the first (the ensemble needs them all)
     extra_trades: dict[str, np.ndarray] = field(default_factory=dict)
+    # the test folder's files as the worker wrote them (engine.test_folder.folder_text): the conductor stamps and writes them
+    files: dict[str, str] = field(default_factory=dict)
 
 
 _PARAMS: dict[str, Params] = {}
@@ -167,11 +172,25 @@ def _maybe_die(task: TestTask) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
-    """`task` with its window's bars, cut from `bars` (the session's) or else from this worker's copy."""
+def _session_bars(bars: Bars | None) -> Bars:
+    """`bars` (the session's, given with the task) or else this worker's copy."""
     whole = bars if bars is not None else _SESSION_BARS
     if whole is None:
-        raise RuntimeError(f"{task.test_id}: this worker holds no session bars (a pool made without them?)")
+        raise RuntimeError("this worker holds no session bars (a pool made without them?)")
+    return whole
+
+
+def _params(text: str) -> Params:
+    """A config's Params, parsed once per worker: Params also caches the kernel's vectors."""
+    params = _PARAMS.get(text)
+    if params is None:
+        params = _PARAMS[text] = Params.model_validate_json(text)
+    return params
+
+
+def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
+    """`task` with its window's bars, cut from `bars` (the session's) or else from this worker's copy."""
+    whole = _session_bars(bars)
     if not 0 <= task.start < task.end <= len(whole):
         raise ValueError(f"{task.test_id}: window bars {task.start}..{task.end} outside the session's {len(whole)}")
     return replace(task, bars=whole.slice(task.start, task.end))
@@ -206,6 +225,51 @@ def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
         else:
             outcome.extra_trades[spec.config_id] = result.trades
     return outcome
+
+
+def run_test_with_files(task: TestTask, bars: Bars | None = None) -> TestOutcome:
+    """`run_test`, and the text of the test's folder: the worker writes it, so the conductor only stamps and saves it."""
+    outcome = run_test(task, bars)
+    whole = _session_bars(bars)
+    window = Window(task.window, task.start, task.start + task.train_end, task.start + task.validation_end, task.end)
+    outcome.files = folder_text(outcome, whole, window, task.test_id, task.session_id, rank_test_rows(outcome.rows))
+    outcome.extra_trades = {}  # nothing reads them in the conductor: not shipped back
+    return outcome
+
+
+@dataclass(frozen=True)
+class ReturnsTask:
+    """Configs on one window of which only the validation and holdout returns are wanted (a trial matrix's cells).
+
+    The window is bars `start`..`end` - 1 of the session's bars, phases as in `TestTask`.
+    """
+
+    start: int
+    end: int
+    train_end: int
+    validation_end: int
+    configs: tuple[str, ...]  # each config's params_json
+    episode_bars: int = 120
+    blunder_bars: int = 3
+    strategy_files: tuple[str, ...] = ()
+
+
+def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float, float]]:
+    """Each config's (validation, holdout) return on the window: the PnL of the trades exiting in the
+    phase (as Metrics.total_pnl sums it) per USD of notional. `bars` as for `run_test`."""
+    window = _session_bars(bars).slice(task.start, task.end)
+    load_files(task.strategy_files)
+    out = []
+    for text in task.configs:
+        params = _params(text)
+        r = run_backtest(window, params, train_end=task.train_end, validation_end=task.validation_end,
+                         episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
+        exits = r.trades["exit_idx"]
+        pnl = r.trades["pnl"]
+        val = float(pnl[(exits >= r.train_end) & (exits < r.validation_end)].sum())
+        hold = float(pnl[exits >= r.validation_end].sum())
+        out.append((val / params.notional_usd, hold / params.notional_usd))
+    return out
 
 
 def failed_outcome(task: TestTask, error: str) -> TestOutcome:
@@ -274,12 +338,18 @@ class TestRunner:
         with self._lock:
             generation, executor = self._generation, self._executor
         try:
-            future = executor.submit(run_test, task, self._bars)
+            future = executor.submit(run_test_with_files, task, self._bars)
         except BrokenProcessPool:
             self._rebuild(generation)
             self._retries.put(task)
             return
         future.add_done_callback(lambda f: self._done(f, task, generation))
+
+    def returns(self, task: ReturnsTask) -> Future:
+        """Start `task` on the workers; its future's result is `run_returns`'s (or the exception that stopped it)."""
+        with self._lock:
+            executor = self._executor
+        return executor.submit(run_returns, task, self._bars)
 
     def _done(self, future: Future, task: TestTask, generation: int) -> None:
         if future.cancelled():
@@ -318,7 +388,7 @@ class TestRunner:
             retry = replace(task, attempt=task.attempt + 1)
             isolated = self._make_isolated()
             try:
-                outcome = isolated.submit(run_test, retry).result()
+                outcome = isolated.submit(run_test_with_files, retry).result()
             except BrokenProcessPool:
                 outcome = failed_outcome(retry, f"worker process died twice running {task.test_id}")
             except Exception as err:  # noqa: BLE001

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import queue
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +19,16 @@ import pytest
 from agents.conductor import Conductor
 from agents.session_start import load_source, new_session_config
 from agents.settings import Settings
-from engine import executor
+from engine import executor, test_folder  # test_folder.test_files: not a test
 from engine.configs import config_id, params_json
-from engine.executor import BarsFile, ConfigSpec, SharedBars, in_worker, process_pool, run_test
+from engine.executor import BarsFile, ConfigSpec, SharedBars, in_worker, process_pool
 from engine.jsonl import write_json_atomic
+from engine.leaderboard import rank_test_rows
 from engine.params import Params
-from engine.session import CONFIG, SessionDir
+from engine.session import CONFIG, LEADERBOARD, SCORES, TEST_LOG, TRADES, SessionDir
 from engine.synthetic import synthetic_bars
-from engine.windows import walk_forward_windows
+from engine.test_folder import EMITTED_AT, stamped
+from engine.windows import Window, walk_forward_windows
 
 BARS = synthetic_bars(4320 + 3 * 576, seed=5)  # four walk-forward windows
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +45,7 @@ def a_task(window: int, test: int = 1) -> executor.TestTask:
 
 def same_outcome(a: executor.TestOutcome, b: executor.TestOutcome) -> bool:
     return (a.ok and b.ok and a.rows == b.rows and np.array_equal(a.trades, b.trades)
-            and np.array_equal(a.episodes, b.episodes) and a.extra_trades.keys() == b.extra_trades.keys()
-            and all(np.array_equal(a.extra_trades[k], b.extra_trades[k]) for k in a.extra_trades))
+            and np.array_equal(a.episodes, b.episodes) and bool(a.files) and a.files == b.files)
 
 
 def test_the_conductors_task_names_its_window_and_carries_no_bars(tmp_path: Path):
@@ -111,7 +114,7 @@ def test_pool_workers_backtest_on_their_own_copy_exactly_as_on_the_conductors_ba
     for task in tasks:
         outcome = got[task.test_id]
         assert outcome.ok, outcome.error
-        assert same_outcome(outcome, run_test(task, BARS)), task.test_id
+        assert same_outcome(outcome, executor.run_test_with_files(task, BARS)), task.test_id
 
 
 @pytest.mark.slow
@@ -130,7 +133,7 @@ def test_dask_workers_backtest_on_one_scattered_copy_exactly_as_the_pool_does():
         finally:
             runner.shutdown()
     for task in tasks:
-        assert same_outcome(got[task.test_id], run_test(task, BARS)), task.test_id
+        assert same_outcome(got[task.test_id], executor.run_test_with_files(task, BARS)), task.test_id
 
 
 def test_the_session_files_and_the_fork_server_load_without_the_kernels():
@@ -151,3 +154,21 @@ def test_every_name_the_engine_package_offers_is_its_modules_own():
         assert getattr(engine, name) is getattr(importlib.import_module(engine._HOME_OF[name]), name), name
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         engine.nothing  # noqa: B018 - the lookup is the test
+
+
+def test_a_worker_writes_the_test_folder_the_conductor_would_and_leaves_it_the_time_of_writing():
+    task = replace(a_task(1), session_id="session_2026-01-02_0304")
+    outcome = executor.run_test_with_files(task, BARS)
+    assert outcome.extra_trades == {}  # the conductor reads none: not shipped back
+    window = Window(task.window, task.start, task.start + task.train_end, task.start + task.validation_end, task.end)
+    expected, _, _ = test_folder.test_files(outcome, BARS, window, task.test_id, task.session_id, rank_test_rows(outcome.rows))
+    stamp = "2026-01-02T03:04:05.678Z"
+    files = stamped(outcome.files, stamp)
+    assert sorted(files) == sorted(expected)
+    assert files[LEADERBOARD] == expected[LEADERBOARD] and files[TEST_LOG] == expected[TEST_LOG]
+    for name in (TRADES, SCORES):
+        got = [json.loads(line) for line in files[name].splitlines()]
+        want = [json.loads(line) for line in expected[name].splitlines()]
+        assert got and {e["emitted_at"] for e in got} == {stamp}, name
+        assert [{**e, "emitted_at": ""} for e in got] == [{**e, "emitted_at": ""} for e in want], name
+    assert EMITTED_AT not in "".join(files.values())
