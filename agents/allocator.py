@@ -75,6 +75,7 @@ class AllocationDesk:
         self.returns: dict[str, deque[float]] = {f: deque(maxlen=self.window) for f in families}
         self.controller = Controller({f: 1.0 / len(families) for f in families}, settings, session_id)
         self.modes: dict[str, Mode] = dict.fromkeys(families, "ACTIVE")
+        self._notional: dict[str, float] = {}  # params_json -> notional_usd
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {
@@ -98,7 +99,9 @@ class AllocationDesk:
         seen = set()
         for r in rows:
             if r.role == "baseline" and r.method in self.returns and r.method not in seen:
-                notional = float(Params.model_validate_json(r.params_json).notional_usd)
+                notional = self._notional.get(r.params_json)
+                if notional is None:  # once per config
+                    notional = self._notional[r.params_json] = float(Params.model_validate_json(r.params_json).notional_usd)
                 self.returns[r.method].append(r.val_pnl / notional)
                 seen.add(r.method)
         if not seen:

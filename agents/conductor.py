@@ -20,7 +20,9 @@ moment resumes into the same files an uninterrupted run would have written.
 
 from __future__ import annotations
 
+import functools
 import logging
+import logging.handlers
 import os
 import queue
 import threading
@@ -29,6 +31,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from agents import crash_points
 from agents.allocator import AllocationDesk, Record
 from agents.crash_points import crash_point
 from agents.critic import Critic, Review
@@ -59,6 +62,7 @@ from engine.session import (
     SUMMARY,
     ConductorState,
     SessionDir,
+    SessionWriter,
     completed_tests,
     process_start,
     this_host,
@@ -115,7 +119,8 @@ class Conductor:
         self.schedule = Schedule(self.S, self.T)
         self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars,
                                   recorded_files(self.config.get("strategies")))
-        self.journal = Journal(session)
+        self.out = SessionWriter()  # every write to the session directory, in order, off this thread
+        self.journal = Journal(session, self.out)
         self.desk = AllocationDesk(list(self.methods), self.settings.allocation, self.sid)
         self.gate = Gate(self, session, self.schedule, self.journal, self.settings, self.approval, self.analyzer,
                          self.notifier, echo)
@@ -175,12 +180,16 @@ class Conductor:
                 llm=self.meter.summary(),
                 error=error,
             )
-            last_word = state in ("finished", "stopped", "failed")
+            if state != "failed":  # in order with the other writes; the last words wait for theirs
+                self.out.write(functools.partial(write_conductor_state, last_word=state in ("finished", "stopped")),
+                               self.session, record)
+                if state in ("finished", "stopped"):
+                    self.out.flush()
+                return
+            self.out.drain()  # what was asked before it is written first, unless that is what failed
             try:
-                write_conductor_state(self.session, record, last_word=last_word)
+                write_conductor_state(self.session, record, last_word=True)
             except OSError as err:
-                if state != "failed":
-                    raise
                 from engine.jsonl import os_error_line
 
                 log.error("conductor.json not updated to failed: %s", os_error_line(err))
@@ -202,10 +211,17 @@ class Conductor:
         """Run or resume the session to its end; 0 done, 1 failed, 130 stopped by a signal."""
         handler = logging.FileHandler(self.session.file(CONDUCTOR_LOG), encoding="utf-8")
         handler.setFormatter(VisibleFormatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("maestro").addHandler(handler)
+        # conductor.log is written on a thread of its own: a line is a write and a flush
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        to_log = logging.handlers.QueueHandler(lines)
+        log_writer = logging.handlers.QueueListener(lines, handler)
+        log_writer.start()
+        logging.getLogger("maestro").addHandler(to_log)
         logging.getLogger("maestro").setLevel(logging.INFO)
         wakeups = Wakeups(self.events, self.session.file(DECISIONS))
         code = EXIT_FAILED
+        crash_points.in_order(self.out.write)
+        self.notifier.before_send = self.out.drain  # a hook may read the files: they say what it is told
         try:
             self._write_state("starting")
             self.gate.load_written()
@@ -236,6 +252,7 @@ class Conductor:
             else:
                 self.gate.expire_undecided()
                 crash_point("summary")
+                self.out.flush()  # the reports are made from the files
                 write_reports(self.session, self.S)
                 self._write_state("finished")
                 self.notifier.send("session_finished", state="finished", summary=str(self.session.file(SUMMARY)),
@@ -275,9 +292,12 @@ class Conductor:
                 self._dask_client.close()
             if self._shared is not None:
                 self._shared.close()
+            self.out.close()
+            crash_points.in_order(None)
             self.journal.close()
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
-            logging.getLogger("maestro").removeHandler(handler)
+            logging.getLogger("maestro").removeHandler(to_log)
+            log_writer.stop()  # the lines still queued are written
             try:
                 handler.close()  # flushes: a full disk refuses the last lines, and that is all
             except OSError:

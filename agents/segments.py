@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,7 @@ class SegmentState:
     tally: SegmentTally = field(default_factory=SegmentTally)
     rows: list[LeaderboardRow] = field(default_factory=list)
     trial_tasks_per_test: int = 0  # the trial matrix's cells started beside each test (agents.trials)
+    specs: tuple[Params, tuple[ConfigSpec, ...]] | None = None  # the research config in force, and the tests' configs
 
 
 class Segments:
@@ -88,6 +90,7 @@ class Segments:
         self.session = session
         self.settings = settings
         self.journal = journal
+        self.out = journal.out  # the conductor's writes, in order (engine.session.SessionWriter)
         self.schedule = schedule
         self.gate = gate
         self.ranking = ranking
@@ -150,6 +153,7 @@ class Segments:
 
     def start(self, segment: int) -> SegmentState:
         """Plan the segment (or read its plan back), say it, and return its state."""
+        self.out.flush()  # what the segment starts from is read back from the files
         path = self.session.segment_dir(segment) / SEGMENT_PLAN
         base = self.carried_base(segment)
         ctx = self.context(segment, base)
@@ -161,8 +165,7 @@ class Segments:
                 raise SessionFileError(path, f"not a segment plan: {str(err).splitlines()[0]}") from None
         else:
             plan = self._plan(segment, base, ctx)
-            self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, checked(SegmentPlanDoc, plan))
+            self.out.write(_write_segment_plan, path, checked(SegmentPlanDoc, plan))
         crash_point("segment_start")
         self.journal.say(f"s{segment}:proposals", segment, self.strategist.provider,
                          StrategistMessage.model_validate(plan["proposals"]))
@@ -220,10 +223,12 @@ class Segments:
         g = s.index(seg.number, t)
         w = s.window(g)
         research = self.gate.in_force(seg.number, seg.research, up_to=g)
-        role = "ensemble" if seg.role == "ensemble" else "chosen"
-        configs = [research, *seg.ensemble, *seg.baselines]
-        roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
-        specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
+        if seg.specs is None or seg.specs[0] is not research:  # the same configs test after test, till a patch
+            role = "ensemble" if seg.role == "ensemble" else "chosen"
+            configs = [research, *seg.ensemble, *seg.baselines]
+            roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
+            seg.specs = (research, tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles)))
+        specs = seg.specs[1]
         return TestTask(test_id(seg.number, t), seg.number, t, w.index, start=w.start, end=w.end,
                         train_end=w.train_bars, validation_end=w.train_bars + w.validation_bars, configs=specs,
                         episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars,
@@ -244,7 +249,7 @@ class Segments:
             trades, scores = trade_records(outcome, bars, w, tid, sid, now), score_records(outcome, tid, sid, now)
         else:
             files, trades, scores = test_files(outcome, bars, w, tid, sid, rows)
-        write_test_dir(self.session, seg.number, t, files)
+        self.out.write(write_test_dir, self.session, seg.number, t, files)
         crash_point("after_test")
         if not outcome.ok:
             self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
@@ -264,7 +269,7 @@ class Segments:
                  ok: bool) -> None:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         g = self.schedule.index(seg.number, t)
-        in_force = params_json(self.gate.in_force(seg.number, seg.research, up_to=g))
+        in_force = self.gate.in_force_json(seg.number, seg.research, up_to=g)
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == in_force), None)
         seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         seg.rows.extend(rows)
@@ -306,7 +311,8 @@ class Segments:
         results["overfitting"] = over = self.trials.figures(s.bars, self.returns)
         log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
                  time.perf_counter() - took)
-        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SegmentResultsDoc, results))
+        self.out.write(write_json_atomic, self.session.segment_dir(segment) / SEGMENT_RESULTS,
+                       checked(SegmentResultsDoc, results))
         ctx = self.context(segment, self.gate.current())
         self.journal.say(f"s{segment}:verdict", segment, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
         v = results["chosen"]["validation"]
@@ -322,7 +328,8 @@ class Segments:
             ),
         )
         if segment in (2, 4) and segment < s.S:
-            write_text_atomic(self.session.plan_after(segment), plan_after_segment(self.session, segment, s.S))
+            self.out.flush()  # the plan page is made from the files
+            self.out.write(write_text_atomic, self.session.plan_after(segment), plan_after_segment(self.session, segment, s.S))
         failed = f" ({results['tests_failed']} failed)" if results["tests_failed"] else ""
         failed += f" ({results['reused_tests']} on reused windows)" if results["reused_tests"] else ""
         self.echo(
@@ -343,3 +350,8 @@ class Segments:
         assert self.schedule.bars is not None
         return ensemble_portfolio(self.schedule.bars, start, end, train_bars, members, self.settings.allocation,
                                   self.session.session_id, self.schedule.bar_time)
+
+
+def _write_segment_plan(path: Path, plan: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, plan)

@@ -52,13 +52,17 @@ class TrialMatrix:
     trials: dict[str, Params] = field(default_factory=dict)  # config_id -> params, in the order first tried
     tests: list[Window] = field(default_factory=list)  # the window of each test that ran, in session order
     cells: dict[tuple[str, int], tuple[float, float]] = field(default_factory=dict)  # (config_id, row) -> (val, hold)
+    _json: dict[str, str] = field(default_factory=dict)  # config_id -> params_json
     # cells being backtested ahead of `figures`: each one's task, its place in it and its future (once started)
     _ahead: dict[Cell, tuple[ReturnsTask, int]] = field(default_factory=dict)
     _started: dict[int, Future] = field(default_factory=dict)  # id(task) -> its future
     _queued: deque[ReturnsTask] = field(default_factory=deque)  # reckoned ahead, not started yet
 
     def tried(self, params: Params) -> None:
-        self.trials.setdefault(config_id(params), params)
+        cid = config_id(params)
+        if cid not in self.trials:
+            self.trials[cid] = params
+            self._json[cid] = params_json(params)
 
     def tested(self, window: Window, rows: list[LeaderboardRow]) -> None:
         """A test that ran on `window`: its rows' configs are trials, and their results are cells."""
@@ -68,6 +72,7 @@ class TrialMatrix:
             params = self.trials.get(r.config_id)
             if params is None:  # parsed once per config, not once per test: the same id is the same parameters
                 params = self.trials[r.config_id] = Params.model_validate_json(r.params_json)
+                self._json[r.config_id] = r.params_json
             self.cells[(r.config_id, row)] = (r.val_pnl / params.notional_usd, r.hold_pnl / params.notional_usd)
 
     # ------------------------------------------------------------ the cells no test holds
@@ -101,7 +106,7 @@ class TrialMatrix:
 
     def _task(self, w: Window, cids: list[str]) -> ReturnsTask:
         task = ReturnsTask(w.start, w.end, w.train_bars, w.train_bars + w.validation_bars,
-                           tuple(params_json(self.trials[c]) for c in cids), self.episode_bars, self.blunder_bars,
+                           tuple(self._json[c] for c in cids), self.episode_bars, self.blunder_bars,
                            self.strategy_files)
         for k, cid in enumerate(cids):
             self._ahead[(cid, w.start, w.end)] = (task, k)

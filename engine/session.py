@@ -11,14 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import queue
 import re
 import shutil
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -315,6 +317,79 @@ def session_status(session: SessionDir) -> str:
     if state.state in ("finished", "failed", "stopped"):
         return state.state
     return state.state if conductor_alive(state) else "interrupted"
+
+
+# ---------------------------------------------------------------- the conductor's writes
+
+
+class SessionWriter:
+    """The conductor's writes to its session directory, made in the order asked, on a thread of their own.
+
+    The conductor goes on with the next test while its last one is written. What a crash
+    leaves is still what a conductor writing everything itself would have left at some
+    moment: the writes run one after the other in the order given, and the first that
+    fails stops the rest; its error reaches the conductor at its next `write` or `flush`.
+    Anything that reads the directory back (a report, a plan page, a hook that may run
+    `maestro-tui decide`) `flush`es first. Without `background`, each write is made at once.
+    """
+
+    def __init__(self, *, background: bool = True) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._done = threading.Condition()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="session-writer", daemon=True)
+            self._thread.start()
+
+    def write(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` after every write asked before; raises the error of one that failed."""
+        self._raise()
+        if self._thread is None:
+            fn(*args)
+            return
+        with self._done:
+            self._pending += 1
+        self._queue.put((fn, args))
+
+    def flush(self) -> None:
+        """Wait for every write asked so far; raises the error of one that failed."""
+        self.drain()
+        self._raise()
+
+    def drain(self) -> None:
+        """Wait for every write asked so far (or the first failure); never raises."""
+        with self._done:
+            while self._pending and self._error is None:
+                self._done.wait()
+
+    def close(self) -> None:
+        """Finish the writes asked (not after a failure) and stop the thread; never raises."""
+        self.drain()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args = item
+            if self._error is None:  # after a failure nothing more is written: what is on disk stays a prefix
+                try:
+                    fn(*args)
+                except BaseException as err:  # noqa: BLE001 - handed to the conductor's thread
+                    self._error = err
+            with self._done:
+                self._pending -= 1
+                self._done.notify_all()
 
 
 # ---------------------------------------------------------------- test folders

@@ -181,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "conduct" and args.nice:
         os.nice(args.nice)  # research yields the CPU to the console; the fork server and the workers inherit it
     if args.command == "conduct" or (args.command == "run" and not _with_console(args)):
+        # numpy's BLAS would start a thread that spins on the cores the workers need, for the
+        # conductor's few small matrix products (before numpy is imported, here or in the workers)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         _start_workers_early(getattr(args, "dask", None))  # before anything below imports the engine's kernels
     import logging
 
