@@ -40,7 +40,7 @@ from engine.configs import config_id, config_label, params_json
 from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
-from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
+from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv, remember_leaderboard
 from engine.params import Params
 from engine.reports.documents import SegmentResultsDoc, checked
 from engine.reports.plan_page import plan_after_segment
@@ -249,7 +249,7 @@ class Segments:
             trades, scores = trade_records(outcome, bars, w, tid, sid, now), score_records(outcome, tid, sid, now)
         else:
             files, trades, scores = test_files(outcome, bars, w, tid, sid, rows)
-        self.out.write(write_test_dir, self.session, seg.number, t, files)
+        self.out.write(_write_test_folder, self.session, seg.number, t, files, rows)
         crash_point("after_test")
         if not outcome.ok:
             self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
@@ -355,3 +355,10 @@ class Segments:
 def _write_segment_plan(path: Path, plan: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, plan)
+
+
+def _write_test_folder(session: SessionDir, segment: int, test: int, files: dict[str, str],
+                       rows: list[LeaderboardRow]) -> None:
+    folder = write_test_dir(session, segment, test, files)
+    if rows:  # the reports read every leaderboard back: these are its rows, no need to parse them
+        remember_leaderboard(folder / LEADERBOARD, rows)

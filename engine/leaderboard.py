@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,14 @@ def rank_test_rows(rows: Iterable[LeaderboardRow]) -> list[LeaderboardRow]:
     ordered = sorted(
         rows, key=lambda r: (*validation_key(r.val_score, r.val_pnl, r.config_id), ROLES.index(r.role))
     )
-    return [replace(r, rank=i) for i, r in enumerate(ordered, start=1)]
+    return [_ranked(r, i) for i, r in enumerate(ordered, start=1)]
+
+
+def _ranked(row: LeaderboardRow, rank: int) -> LeaderboardRow:
+    """`replace(row, rank=rank)` without checking again a row checked when made (every test ranks its rows)."""
+    new = object.__new__(LeaderboardRow)
+    new.__dict__.update(row.__dict__, rank=rank)
+    return new
 
 
 # ---------------------------------------------------------------------------- CSV
@@ -274,6 +281,17 @@ def _fast_row(cells: list[str]) -> LeaderboardRow | None:
 # pass for unchanged; the session's never are: a test folder is renamed into place whole.)
 _READ: dict[str, tuple[tuple[int, int, int], list[LeaderboardRow]]] = {}
 _READ_MAX = 20_000  # files (~5 rows each)
+
+
+def remember_leaderboard(path: str | os.PathLike[str], rows: list[LeaderboardRow]) -> None:
+    """`rows` are what the CSV just written at `path` holds (`leaderboard_csv_text`): read back, it need not be parsed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if len(_READ) >= _READ_MAX:
+        del _READ[next(iter(_READ))]
+    _READ[str(path)] = ((st.st_ino, st.st_size, st.st_mtime_ns), list(rows))
 
 
 def read_leaderboard_csv(path: str | os.PathLike[str]) -> list[LeaderboardRow]:

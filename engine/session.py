@@ -9,6 +9,7 @@ complete test; JSON documents are replaced atomically; JSON Lines files are appe
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import queue
@@ -404,21 +405,38 @@ def write_test_dir(session: SessionDir, segment: int, test: int, files: Mapping[
     final = session.test_dir(segment, test)
     partial = final.with_name("." + final.name + ".partial")
     meant = final  # what a failure is reported on
+    # as few system calls as will do (a session writes thousands of these): the rare cases are
+    # found by the call failing, not by asking first
     try:
-        if partial.exists():
+        try:
+            os.mkdir(partial)
+        except FileExistsError:
             shutil.rmtree(partial)  # left by a crash: its content is incomplete
-        partial.mkdir(parents=True)
-        for name, content in files.items():
-            meant = final / name
-            data = content if isinstance(content, bytes) else content.encode("utf-8")
-            with open(partial / name, "wb", buffering=0) as fh:  # unbuffered: a full disk raises once, here
-                view = memoryview(data)
-                while view:
-                    view = view[fh.write(view):]
+            os.mkdir(partial)
+        except FileNotFoundError:
+            partial.parent.mkdir(parents=True, exist_ok=True)  # the segment's first test
+            os.mkdir(partial)
+        folder = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name, content in files.items():
+                meant = final / name
+                data = memoryview(content if isinstance(content, bytes) else content.encode("utf-8"))
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666, dir_fd=folder)
+                try:
+                    while data:  # unbuffered: a full disk raises once, here
+                        data = data[os.write(fd, data):]
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(folder)
         meant = final
-        if final.exists():  # a rerun of a test that a crash left complete but unprocessed
-            shutil.rmtree(final)
-        os.rename(partial, final)
+        try:
+            os.rename(partial, final)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(final)  # a rerun of a test that a crash left complete but unprocessed
+            os.rename(partial, final)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise write_error(err, meant) from None

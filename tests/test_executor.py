@@ -172,3 +172,18 @@ def test_a_worker_writes_the_test_folder_the_conductor_would_and_leaves_it_the_t
         assert got and {e["emitted_at"] for e in got} == {stamp}, name
         assert [{**e, "emitted_at": ""} for e in got] == [{**e, "emitted_at": ""} for e in want], name
     assert EMITTED_AT not in "".join(files.values())
+
+
+def test_the_rows_the_conductor_remembers_for_a_leaderboard_are_what_reading_it_gives(tmp_path: Path):
+    # the reports read every test's leaderboard back; the conductor hands them the rows it wrote instead
+    from engine import leaderboard
+
+    outcome = executor.run_test_with_files(a_task(3), BARS)
+    rows = rank_test_rows(outcome.rows)
+    path = tmp_path / LEADERBOARD
+    path.write_text(outcome.files[LEADERBOARD], encoding="utf-8")
+    leaderboard._READ.pop(str(path), None)
+    parsed = leaderboard.read_leaderboard_csv(path)
+    assert parsed == rows and [r.rank for r in parsed] == list(range(1, len(rows) + 1))
+    leaderboard.remember_leaderboard(path, rows)
+    assert leaderboard.read_leaderboard_csv(path) == parsed
