@@ -37,8 +37,8 @@ from engine.windows import Window
 
 log = logging.getLogger("maestro.trials")
 
-# Starts a task on the workers (engine.executor.TestRunner.returns); None: computed here, at once.
-Submit = Callable[[ReturnsTask], Future] | None
+# Starts tasks on a worker (engine.executor.TestRunner.returns); None: computed here, at once.
+Submit = Callable[[tuple[ReturnsTask, ...]], Future] | None
 Cell = tuple[str, int, int]  # (config_id, window start, window end): a cell's value depends on nothing else
 
 
@@ -55,7 +55,7 @@ class TrialMatrix:
     _json: dict[str, str] = field(default_factory=dict)  # config_id -> params_json
     # cells being backtested ahead of `figures`: each one's task, its place in it and its future (once started)
     _ahead: dict[Cell, tuple[ReturnsTask, int]] = field(default_factory=dict)
-    _started: dict[int, Future] = field(default_factory=dict)  # id(task) -> its future
+    _started: dict[int, tuple[Future, int]] = field(default_factory=dict)  # id(task) -> its batch's future, its place
     _queued: deque[ReturnsTask] = field(default_factory=deque)  # reckoned ahead, not started yet
 
     def tried(self, params: Params) -> None:
@@ -95,10 +95,12 @@ class TrialMatrix:
         return len(todo)
 
     def start_some(self, n: int, submit: Submit) -> None:
-        """Start up to `n` of the queued tasks (a few beside each test keep the workers busy, never the conductor)."""
-        for _ in range(min(n, len(self._queued))):
-            task = self._queued.popleft()
-            self._started[id(task)] = self._submit(task, submit)
+        """Start up to `n` of the queued tasks, in one batch (a few beside each test keep the workers busy)."""
+        batch = tuple(self._queued.popleft() for _ in range(min(n, len(self._queued))))
+        if batch:
+            future = self._submit(batch, submit)
+            for k, task in enumerate(batch):
+                self._started[id(task)] = (future, k)
 
     @property
     def queued(self) -> int:
@@ -112,10 +114,10 @@ class TrialMatrix:
             self._ahead[(cid, w.start, w.end)] = (task, k)
         return task
 
-    def _submit(self, task: ReturnsTask, submit: Submit) -> Future:
+    def _submit(self, batch: tuple[ReturnsTask, ...], submit: Submit) -> Future:
         if submit is not None:
             try:
-                return submit(task)
+                return submit(batch)
             except Exception as err:  # noqa: BLE001 - a pool that cannot take it: the cells are computed here
                 log.warning("trial cells computed by the conductor: %s: %s", type(err).__name__, err)
         done: Future = Future()
@@ -131,25 +133,27 @@ class TrialMatrix:
                 late.setdefault((w.start, w.end), (w, []))[1].append(cid)
         for w, cids in late.values():
             self._queued.append(self._task(w, list(dict.fromkeys(cids))))
-        self.start_some(len(self._queued), submit)
+        while self._queued:  # what is left, in batches of a test's share: both workers take part
+            self.start_some(max(1, -(-len(self._queued) // 8)), submit)
         values: dict[int, list[tuple[float, float]]] = {}
         for cid, row in missing:
             w = self.tests[row]
             task, k = self._ahead[(cid, w.start, w.end)]
             if id(task) not in values:
-                values[id(task)] = self._values(task, self._started[id(task)], bars)
+                future, place = self._started[id(task)]
+                values[id(task)] = self._values(task, future, place, bars)
             self.cells[(cid, row)] = values[id(task)][k]
         self._ahead.clear()  # what is left was for tests that failed, or brought their own cells
         self._started.clear()
 
     @staticmethod
-    def _values(task: ReturnsTask, future: Future, bars: Bars) -> list[tuple[float, float]]:
+    def _values(task: ReturnsTask, future: Future, place: int, bars: Bars) -> list[tuple[float, float]]:
         try:
             got = future.result()
         except Exception as err:  # noqa: BLE001 - a worker lost (killed, a dask worker gone): the same backtests here
             log.warning("trial cells computed by the conductor after the workers failed: %s: %s", type(err).__name__, err)
             got = None
-        return list(got) if got is not None else run_returns(task, bars)
+        return list(got[place]) if got is not None else run_returns(task, bars)
 
     def figures(self, bars: Bars, submit: Submit = None) -> dict[str, Any]:
         """The overfitting figures (metrics_global.json's `overfitting`) over the tests so far, on `bars`;

@@ -272,6 +272,11 @@ def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float
     return out
 
 
+def run_returns_of(tasks: tuple[ReturnsTask, ...], bars: Bars | None = None) -> list[list[tuple[float, float]]]:
+    """`run_returns` of each task: several windows' cells in one trip to a worker."""
+    return [run_returns(task, bars) for task in tasks]
+
+
 def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     """The record of a test that could not run."""
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
@@ -345,11 +350,11 @@ class TestRunner:
             return
         future.add_done_callback(lambda f: self._done(f, task, generation))
 
-    def returns(self, task: ReturnsTask) -> Future:
-        """Start `task` on the workers; its future's result is `run_returns`'s (or the exception that stopped it)."""
+    def returns(self, tasks: tuple[ReturnsTask, ...]) -> Future:
+        """Start `tasks` on a worker; the future's result is `run_returns_of`'s (or the exception that stopped it)."""
         with self._lock:
             executor = self._executor
-        return executor.submit(run_returns, task, self._bars)
+        return executor.submit(run_returns_of, tasks, self._bars)
 
     def _done(self, future: Future, task: TestTask, generation: int) -> None:
         if future.cancelled():

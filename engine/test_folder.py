@@ -98,17 +98,18 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
 def score_records(outcome: TestOutcome, tid: str, sid: str, emitted_at: str | None = None) -> list[dict[str, Any]]:
     """The ScoreEvents of a finished test: one per episode."""
     head = event_fields("score", sid, emitted_at)
-    names = outcome.episodes.dtype.names
-    assert names is not None  # episodes are a structured array: its fields are named
+    ep = outcome.episodes
+    columns = (ep[name].tolist() for name in ("episode", "start", "stop", "n_trades", "hit", "payoff", "total_pnl",
+                                              "maxdd", "blunders", "score", "vol_regime", "phase"))
     return [
         {
             **head,
-            "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
-            "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
-            "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
-            "phase": PHASES[e["phase"]],
+            "episode_id": episode, "test_id": tid, "bars": stop - start, "n_trades": n_trades,
+            "hit": hit, "payoff": payoff, "total_pnl": total_pnl, "maxdd": maxdd,
+            "blunders": blunders, "score": score, "vol_regime": VOL_BINS[vol_regime], "phase": PHASES[phase],
         }
-        for e in (dict(zip(names, rec)) for rec in outcome.episodes.tolist())
+        for episode, start, stop, n_trades, hit, payoff, total_pnl, maxdd, blunders, score, vol_regime, phase
+        in zip(*columns)
     ]
 
 def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow]) -> str:
