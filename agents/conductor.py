@@ -49,7 +49,7 @@ from agents.trials import TrialMatrix
 from agents.wakeups import Wakeups
 from engine.allocation import warm_up_portfolio
 from engine.events import utc_now_iso
-from engine.executor import SharedBars, TestOutcome, TestRunner, process_pool
+from engine.executor import SharedBars, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import SessionFileError, read_json
 from engine.params import Params
 from engine.reports.summary import write_reports
@@ -131,6 +131,10 @@ class Conductor:
                                  methods=self.methods, strategy_files=recorded_files(self.config.get("strategies")))
         self.next_unstarted = 0  # global index of the first test not yet started
         self.runner: TestRunner | None = None  # the worker pool, from run() on
+        self._unsent: list[TestTask] = []  # tests started (their tasks made) not yet sent to the workers
+        # tests sent in one bundle: one each to a local pool; on a dask cluster, where every task costs
+        # the scheduler and the client a few milliseconds, as many as keep every worker busy (`_runner`)
+        self.tests_per_task = 1
         self._dask_client: Any = None  # settings.dask: the cluster's client, made with the runner
         self._shared: SharedBars | None = None  # the bars the pool's workers map
         self._state_lock = threading.Lock()
@@ -315,9 +319,11 @@ class Conductor:
             from distributed import Client
 
             self._dask_client = client = Client(self.settings.dask)
+            self.tests_per_task = max(1, self.W // max(1, sum(client.nthreads().values())))
             # one copy on every worker, fetched by any worker that joins later; tasks name it
             scattered = client.scatter(bars, broadcast=True, hash=False)
-            return TestRunner(client.get_executor, on_outcome, isolated, bars=scattered)
+            # not "pure": dask would hash every task's arguments to name it, and a test is never asked twice
+            return TestRunner(lambda: client.get_executor(pure=False), on_outcome, isolated, bars=scattered)
         workers = self.settings.effective_workers()
         return TestRunner(lambda: process_pool(workers, shared.handle), on_outcome, isolated)
 
@@ -351,6 +357,8 @@ class Conductor:
                     self._start(segment, next_t)
                     in_flight.add(next_t)
                 next_t += 1
+            # a test started is a task made (its parameters fixed); the tasks go to the workers in bundles
+            self._launch(every=next_t > self.T or self.stopping or len(in_flight) == len(self._unsent))
             self.next_unstarted = self.schedule.index(segment, next_t)
             self._update_waiting(segment, next_t)
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
@@ -411,9 +419,20 @@ class Conductor:
             self.stopping = True
 
     def _start(self, segment: int, t: int) -> None:
+        assert self.seg is not None
+        self._unsent.append(self.segments.task(self.seg, t))
+
+    def _launch(self, every: bool) -> None:
+        """Send the tasks made, `tests_per_task` to a bundle (`every`: the rest too), each with its share
+        of the trial matrix's cells."""
         assert self.seg is not None and self.runner is not None
-        self.runner.submit(self.segments.task(self.seg, t))
-        self.trials.start_some(self.seg.trial_tasks_per_test, self.runner.returns)
+        while self._unsent and (every or len(self._unsent) >= self.tests_per_task):
+            bundle = tuple(self._unsent[:self.tests_per_task])
+            del self._unsent[:self.tests_per_task]
+            cells = self.trials.next_batch(self.seg.trial_tasks_per_test * len(bundle))
+            future = self.runner.submit(bundle, cells)
+            if cells:
+                self.trials.started(cells, future)
 
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:

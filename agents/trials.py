@@ -94,13 +94,20 @@ class TrialMatrix:
             self._queued.append(self._task(w, list(dict.fromkeys(cids))))
         return len(todo)
 
+    def next_batch(self, n: int) -> tuple[ReturnsTask, ...]:
+        """Up to `n` of the queued tasks, to start beside a test (`started`): the workers' spare time, not the conductor's."""
+        return tuple(self._queued.popleft() for _ in range(min(n, len(self._queued))))
+
+    def started(self, batch: tuple[ReturnsTask, ...], future: Future) -> None:
+        """`batch` is on its way: `future` will hold each task's cells, in order (engine.executor.run_returns_of)."""
+        for k, task in enumerate(batch):
+            self._started[id(task)] = (future, k)
+
     def start_some(self, n: int, submit: Submit) -> None:
-        """Start up to `n` of the queued tasks, in one batch (a few beside each test keep the workers busy)."""
-        batch = tuple(self._queued.popleft() for _ in range(min(n, len(self._queued))))
+        """Start up to `n` of the queued tasks, in one batch."""
+        batch = self.next_batch(n)
         if batch:
-            future = self._submit(batch, submit)
-            for k, task in enumerate(batch):
-                self._started[id(task)] = (future, k)
+            self.started(batch, self._submit(batch, submit))
 
     @property
     def queued(self) -> int:

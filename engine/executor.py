@@ -277,6 +277,24 @@ def run_returns_of(tasks: tuple[ReturnsTask, ...], bars: Bars | None = None) -> 
     return [run_returns(task, bars) for task in tasks]
 
 
+def run_tests(tasks: tuple[TestTask, ...], returns: tuple[ReturnsTask, ...] = (), bars: Bars | None = None,
+              ) -> tuple[list[TestOutcome], list[list[tuple[float, float]]]]:
+    """Several tests and trial cells in one trip to a worker: each test's outcome (a test that raised
+    is a failed one, saying why) and `run_returns_of(returns)`."""
+    outcomes = []
+    for task in tasks:
+        try:
+            outcomes.append(run_test_with_files(task, bars))
+        except Exception as err:  # noqa: BLE001 - one test's failure is recorded, the others go on
+            outcomes.append(failed_outcome(task, raised(err)))
+    return outcomes, run_returns_of(returns, bars)
+
+
+def raised(err: BaseException) -> str:
+    """What a test's failure records: the exception, then its traceback."""
+    return f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}"
+
+
 def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     """The record of a test that could not run."""
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
@@ -338,17 +356,25 @@ class TestRunner:
         self._retry_thread.start()
         self._closed = False
 
-    def submit(self, task: TestTask) -> None:
-        """Start `task`; its outcome arrives through `on_outcome`."""
+    def submit(self, tasks: tuple[TestTask, ...], returns: tuple[ReturnsTask, ...] = ()) -> Future:
+        """Start `tasks` and the trial cells `returns` in one trip to a worker (`run_tests`).
+
+        Each test's outcome arrives through `on_outcome`, in the order given; the future
+        returned holds `run_returns_of(returns)` (or the exception that stopped them).
+        """
+        cells: Future = Future()
         with self._lock:
             generation, executor = self._generation, self._executor
         try:
-            future = executor.submit(run_test_with_files, task, self._bars)
-        except BrokenProcessPool:
+            future = executor.submit(run_tests, tasks, returns, self._bars)
+        except BrokenProcessPool as err:
             self._rebuild(generation)
-            self._retries.put(task)
-            return
-        future.add_done_callback(lambda f: self._done(f, task, generation))
+            for task in tasks:
+                self._retries.put(task)
+            cells.set_exception(err)
+            return cells
+        future.add_done_callback(lambda f: self._done(f, tasks, cells, generation))
+        return cells
 
     def returns(self, tasks: tuple[ReturnsTask, ...]) -> Future:
         """Start `tasks` on a worker; the future's result is `run_returns_of`'s (or the exception that stopped it)."""
@@ -356,22 +382,27 @@ class TestRunner:
             executor = self._executor
         return executor.submit(run_returns_of, tasks, self._bars)
 
-    def _done(self, future: Future, task: TestTask, generation: int) -> None:
+    def _done(self, future: Future, tasks: tuple[TestTask, ...], cells: Future, generation: int) -> None:
         if future.cancelled():
+            cells.cancel()
             return
         try:
-            outcome = future.result()
-        except BrokenProcessPool:
+            outcomes, values = future.result()
+            cells.set_result(values)
+        except BrokenProcessPool as err:
+            cells.set_exception(err)
             self._rebuild(generation)
-            self._retries.put(task)
+            for task in tasks:
+                self._retries.put(task)
             return
         except Exception as err:  # noqa: BLE001 - any failure of one test is recorded, the session goes on
-            name = type(err).__name__
-            if name == "KilledWorker":  # dask already retried it on other workers
-                outcome = failed_outcome(task, f"worker died: {err}")
+            cells.set_exception(err)
+            if type(err).__name__ == "KilledWorker":  # dask already retried it on other workers
+                outcomes = [failed_outcome(task, f"worker died: {err}") for task in tasks]
             else:
-                outcome = failed_outcome(task, f"{name}: {err}\n{''.join(traceback.format_exception(err))}")
-        self._on_outcome(outcome)
+                outcomes = [failed_outcome(task, raised(err)) for task in tasks]
+        for outcome in outcomes:
+            self._on_outcome(outcome)
 
     def _rebuild(self, generation: int) -> None:
         with self._lock:

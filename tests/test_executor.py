@@ -106,7 +106,7 @@ def test_pool_workers_backtest_on_their_own_copy_exactly_as_on_the_conductors_ba
     try:
         tasks = [a_task(w, test=w + 1) for w in range(4)]
         for task in tasks:
-            runner.submit(task)
+            runner.submit((task,))
         got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
     finally:
         runner.shutdown()
@@ -128,7 +128,7 @@ def test_dask_workers_backtest_on_one_scattered_copy_exactly_as_the_pool_does():
         tasks = [a_task(w, test=w + 1) for w in range(4)]
         try:
             for task in tasks:
-                runner.submit(task)
+                runner.submit((task,))
             got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
         finally:
             runner.shutdown()
