@@ -319,7 +319,7 @@ class Conductor:
             from distributed import Client
 
             self._dask_client = client = Client(self.settings.dask)
-            self.tests_per_task = max(1, self.W // max(1, sum(client.nthreads().values())))
+            self.tests_per_task = max(1, self.W // (2 * max(1, sum(client.nthreads().values()))))
             # one copy on every worker, fetched by any worker that joins later; tasks name it
             scattered = client.scatter(bars, broadcast=True, hash=False)
             # not "pure": dask would hash every task's arguments to name it, and a test is never asked twice
