@@ -146,10 +146,13 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"equal weights {e['equal_weights_pnl']:,.0f} USD, without the systemic override "
             f"{e['no_override_pnl']:,.0f} USD; {e['override_bars']} bars with BUYs held, {e['rebalances']} rebalances.",
             "",
-            "| member | final mode | final allocation |",
-            "| --- | --- | --- |",
+            "| member | id | final mode | final allocation |",
+            "| --- | --- | --- | --- |",
         ]
-        lines += [f"| {name} | {f['mode']} | {f['allocation']:.0%} |" for name, f in e["final"].items()]
+        # a member is named "k:" + its config label; the leaderboard above has its id (a label names one config)
+        ids = {s["label"]: s["config_id"] for s in metrics["standings"]}
+        lines += [f"| {name} | {ids.get(name.split(':', 1)[-1], '')} | {f['mode']} | {f['allocation']:.0%} |"
+                  for name, f in e["final"].items()]
     lines.append("")
     return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence
 
