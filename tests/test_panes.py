@@ -1,12 +1,22 @@
-"""Config labels that tell every config apart, wide or cut to a narrow column."""
+"""Config labels that tell every config apart, wide or cut to a narrow column; the allocation desk's Sharpe as of
+the latest test."""
 
 from __future__ import annotations
 
 import itertools
 
+from agents.allocator import AllocationDesk
+from engine.allocation import AllocationSettings
 from engine.configs import LABEL_CODES, config_id, config_label, short_labels
 from engine.params import Params
-from tests.test_leaderboard import _changed_value
+from engine.targets import Targets
+from maestro_tui import state  # state.TestDone: a name pytest would try to collect
+from maestro_tui.state import Item, SessionView
+from tests.test_leaderboard import _changed_value, row
+
+BASE = {"session_id": "session_2026-11-21_1405", "emitted_at": "2026-11-21T14:05:00.123Z"}
+CONFIG = {"session_id": BASE["session_id"], "settings": {"segments": 1, "tests": 40, "targets": Targets().model_dump(),
+                                                         "allocation": AllocationSettings().model_dump()}}
 
 
 def variants() -> list[Params]:
@@ -65,3 +75,31 @@ def test_labels_that_would_still_read_the_same_end_in_their_config_ids_digits():
     assert len(set(labels.values())) == 3 and all(len(t) <= 12 for t in labels.values())
     for cid, text in labels.items():
         assert text == f"ema… {cid.removeprefix('c-')[:4]}"
+
+
+# ---------------------------------------------------------------- allocation
+
+
+def family_rows(test: str, pnl: dict[str, float]) -> list:
+    """A test's baseline rows, one per method, with these validation PnLs (USD on 100,000 notional)."""
+    return [row(test, Params(method=m), "baseline", val_pnl=v, val_trades=5) for m, v in pnl.items()]
+
+
+def test_the_view_rates_every_family_as_the_allocation_desk_does_after_every_test():
+    settings = AllocationSettings()
+    families = ["ema_crossover", "macd_trend"]
+    desk = AllocationDesk(families, settings, BASE["session_id"])
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    seen = []
+    for t in range(1, 25):
+        rows = family_rows(f"seg1_test{t:03d}", {"ema_crossover": 900.0 * ((t * 7) % 5 - 2) + t, "macd_trend": 150.0 * t})
+        desk.after_test(f"seg1_test{t:03d}", rows, "2024-01-01T00:00:00.000Z")
+        view.apply(Item("test", state.TestDone(f"seg1_test{t:03d}", rows)))
+        for f in families:
+            want = desk.rating.sharpe(list(desk.returns[f]))
+            assert view.ratings()[f] == (want, min(t, desk.rating.window)), (t, f)
+        seen.append(view.ratings()["ema_crossover"][0])
+    assert seen[:desk.rating.min_history - 1] == [None] * (desk.rating.min_history - 1)  # too little history
+    rated = [s for s in seen if s is not None]
+    assert all(a != b for a, b in itertools.pairwise(rated))  # it moves test by test, not only at changes of mode
