@@ -1,22 +1,86 @@
-"""Config labels that tell every config apart, wide or cut to a narrow column; the allocation desk's Sharpe as of
-the latest test."""
+"""The main screen's panes read at a glance, at 160×48 (a pane is a third of the width) and at 80×24.
+
+Labels that tell every config apart; the leaderboard's figures beside its label; the
+allocation desk's Sharpe as of the latest test. Most tests build a small view in the test and
+show one pane in a box as wide as a third of 160 columns; the ones marked slow run a session.
+"""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+from textual.app import App
 
 from agents.allocator import AllocationDesk
 from engine.allocation import AllocationSettings
 from engine.configs import LABEL_CODES, config_id, config_label, short_labels
+from engine.metrics import PAYOFF_CAP
 from engine.params import Params
 from engine.targets import Targets
 from maestro_tui import state  # state.TestDone: a name pytest would try to collect
+from maestro_tui.app import MaestroApp
 from maestro_tui.state import Item, SessionView
+from maestro_tui.widgets.panes import (
+    EpisodesTable,
+    LeaderboardTable,
+    Pane,
+)
+from maestro_tui.widgets.table import SyncedTable
+from tests.sessions import EAGER_RULES, headless_session, settle
 from tests.test_leaderboard import _changed_value, row
 
+THIRD = (54, 20)  # one pane of the 160×48 grid: 52 columns inside its frame, as the right-hand third is
 BASE = {"session_id": "session_2026-11-21_1405", "emitted_at": "2026-11-21T14:05:00.123Z"}
 CONFIG = {"session_id": BASE["session_id"], "settings": {"segments": 1, "tests": 40, "targets": Targets().model_dump(),
                                                          "allocation": AllocationSettings().model_dump()}}
+
+
+class OnePane(App):
+    """One pane of the console in a box of its own; `show()` draws it from the view."""
+
+    def __init__(self, widget, view: SessionView) -> None:
+        super().__init__()
+        self.widget, self.view = widget, view
+
+    def compose(self):
+        yield Pane("pane", self.widget)
+
+    def show(self) -> None:
+        if isinstance(self.widget, EpisodesTable):
+            self.widget.show(self.view, self.view.session_config.targets)
+        else:
+            self.widget.show(self.view)
+
+
+def plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
+
+
+def styles(cell: object) -> str:
+    """Every style a cell is drawn with (its own and its spans'), as one string."""
+    assert isinstance(cell, Text)
+    return " ".join([str(cell.style), *(str(s.style) for s in cell.spans)])
+
+
+def column_edges(table: SyncedTable) -> dict[str, tuple[int, int]]:
+    """Each column's (left, right) cell offsets in the table, padding included."""
+    edges, x = {}, 0
+    for column in table.ordered_columns:
+        width = column.get_render_width(table)
+        edges[column.label.plain] = (x, x + width)
+        x += width
+    return edges
+
+
+def screen_lines(widget) -> list[str]:
+    """What a widget shows, line by line (its visible region, as drawn)."""
+    return [widget.render_line(y).text for y in range(widget.size.height)]
+
+
+# ---------------------------------------------------------------- labels
 
 
 def variants() -> list[Params]:
@@ -77,6 +141,97 @@ def test_labels_that_would_still_read_the_same_end_in_their_config_ids_digits():
         assert text == f"ema… {cid.removeprefix('c-')[:4]}"
 
 
+# ---------------------------------------------------------------- the leaderboard
+
+
+def board_view() -> SessionView:
+    """Two tests of twelve configs that differ in what plans change (timeout, gates, thresholds), with figures."""
+    configs = [Params(method="trend_breakout", hard_tp_usd=800, **change) for change in (
+        {}, {"timeout_bars": 180}, {"timeout_bars": 120}, {"gate_cvd": False}, {"gate_vhf": False}, {"atr_z_min": -1.0},
+        {"atr_z_min": -1.25}, {"vhf_min": 0.3}, {"imb_min": 0.05}, {"timeout_bars": 180, "atr_z_min": -1.0},
+        {"timeout_bars": 180, "gate_cvd": False}, {"atr_stop_mult": 2.1, "timeout_bars": 180, "vhf_min": 0.3})]
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    for t in (1, 2, 3):
+        view.apply(Item("test", state.TestDone(f"seg1_test00{t}", [
+            row(f"seg1_test00{t}", p, "chosen", val_score=40.0 + i, val_pnl=-123_456.7 + 10_000 * i * t, val_trades=30 + i,
+                val_hit=0.4, val_payoff=PAYOFF_CAP if i == 3 else 1.5) for i, p in enumerate(configs)])))
+    return view
+
+
+async def test_the_leaderboard_shows_a_unique_label_and_the_figures_beside_it_in_a_third_of_160_columns():
+    view = board_view()
+    table = LeaderboardTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        labels = [plain(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert len(labels) == 12 and len(set(labels)) == 12, labels  # the same headline, told apart
+        assert all(t.startswith("trend ") for t in labels)
+        edges = column_edges(table)
+        room = table.scrollable_content_region.width  # beside the vertical scrollbar, when there is one
+        for column in ("config", "val pnl", "score", "DSR", "tests"):  # in sight, beside the scrollbar
+            assert edges[column][1] <= room, (column, edges, room)
+        assert [c.label.plain for c in table.ordered_columns][:5] == ["config", "val pnl", "score", "DSR", "tests"]
+        best = table.keys[0]
+        # the best: -123,456.7 + 10,000 × 11 × t USD over tests 1, 2 and 3
+        assert plain(table.cell_of(best, "val pnl")) == "289,630" and plain(table.cell_of(best, "score")) == "51.0"
+        assert plain(table.cell_of(best, "tests")) == "3" and plain(table.cell_of(best, "DSR")) not in ("", "n/a")
+        assert "≥10" in [plain(table.get_row_at(i)[-1]) for i in range(table.row_count)]  # the capped payoff
+        lines = screen_lines(table)  # drawn: the label and its figures on one line
+        assert labels[0] in lines[1] and "289,630" in lines[1] and lines[1].rstrip().endswith("3")
+
+
+async def test_the_leaderboards_label_stays_in_sight_when_the_table_scrolls_sideways():
+    table = LeaderboardTable()
+    app = OnePane(table, board_view())
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        label = plain(table.get_row_at(0)[0])
+        assert table.fixed_columns == 1 and table.max_scroll_x > 0
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        line = screen_lines(table)[1]
+        assert table.scroll_x > 0 and line.lstrip().startswith(label)
+        assert "payoff" in screen_lines(table)[0]  # the last column, scrolled into sight next to it
+
+
+async def test_the_selected_rows_whole_config_is_the_line_under_the_leaderboard():
+    view = board_view()
+    table = LeaderboardTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        chosen = next(s for s in view.standings() if s.config_id == table.keys[0])
+        assert str(table.detail.content) == f"#{chosen.rank} {chosen.config_id} {chosen.label}"
+        assert table.detail.parent is table.parent and table.detail.region.y > table.region.y
+        table.focus()
+        await pilot.press("down", "down")
+        chosen = next(s for s in view.standings() if s.config_id == table.keys[2])
+        assert "to180 z-1" in chosen.label and str(table.detail.content).endswith(chosen.label)
+
+
+async def test_sorting_keeps_working_and_the_title_says_by_what():
+    view = board_view()
+    table = LeaderboardTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        table.next_sort()  # by pnl, best first
+        table.show(view)
+        await pilot.pause()
+        pnl = [int(plain(table.cell_of(k, "val pnl")).replace(",", "")) for k in table.keys]
+        assert pnl == sorted(pnl, reverse=True) and table.parent.border_title == "3 leaderboard · by pnl ↓"
+        table.sort_reverse = True
+        table.show(view)
+        pnl = [int(plain(table.cell_of(k, "val pnl")).replace(",", "")) for k in table.keys]
+        assert pnl == sorted(pnl) and table.sort_title() == "by pnl ↑"
+
+
 # ---------------------------------------------------------------- allocation
 
 
@@ -103,3 +258,55 @@ def test_the_view_rates_every_family_as_the_allocation_desk_does_after_every_tes
     assert seen[:desk.rating.min_history - 1] == [None] * (desk.rating.min_history - 1)  # too little history
     rated = [s for s in seen if s is not None]
     assert all(a != b for a, b in itertools.pairwise(rated))  # it moves test by test, not only at changes of mode
+
+
+# ---------------------------------------------------------------- on a real session
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A session whose plans change the research config several times (rules on a hair trigger)."""
+    return headless_session(tmp_path_factory.mktemp("panes"), "--segments", "4", "--tests", "25", "--seed", "11",
+                            "--workers", "1", env=EAGER_RULES)
+
+
+def loaded(app: MaestroApp) -> bool:
+    return app.view.tests_seen == 100 and app.w_board.row_count > 3 and app.view.conductor_status.present
+
+
+@pytest.mark.slow
+async def test_on_a_real_session_every_leaderboard_row_reads_differently_with_its_figures_in_sight(finished: Path):
+    app = MaestroApp(finished)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.pause()
+        board = app.w_board
+        standings = app.view.standings()
+        headlines = {" ".join(s.label.split()[:4]) for s in standings}  # method, periods, stop, take-profit
+        assert len(headlines) < len(standings)  # configs that only those would not tell apart
+        assert len({s.label for s in standings}) == len(standings)  # the long labels do
+        labels = [plain(board.get_row_at(i)[0]) for i in range(board.row_count)]
+        assert len(labels) == len(standings) >= 8 and len(set(labels)) == len(labels), labels
+        assert board.parent.outer_size.width in (53, 54) and board.fixed_columns == 1
+        room = board.scrollable_content_region.width
+        assert all(column_edges(board)[c][1] <= room for c in ("config", "val pnl", "score", "DSR", "tests"))
+        first = standings[0]
+        drawn = screen_lines(board)[1]
+        assert labels[0] in drawn and f"{round(first.val_pnl):,}" in drawn and f"{first.val_score:.1f}" in drawn
+        assert str(board.detail.content) == f"#1 {first.config_id} {first.label}"
+        # the research config's plans changed more than stop and take-profit: the labels say what
+        assert any(word.startswith(("to", "z", "vhf", "imb", "-", "+")) for t in labels for word in t.split()[1:])
+
+
+@pytest.mark.slow
+async def test_on_a_real_session_at_80x24_the_leaderboard_holds_whole_labels(finished: Path):
+    app = MaestroApp(finished)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.press("3")
+        await pilot.pause()
+        board = app.w_board
+        labels = [plain(board.get_row_at(i)[0]) for i in range(board.row_count)]
+        assert len(set(labels)) == len(labels) and not any(t.endswith("…") or "… " in t for t in labels)
+        room = board.scrollable_content_region.width
+        assert all(column_edges(board)[c][1] <= room for c in ("config", "val pnl", "score", "DSR", "tests"))

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.message import Message
-from textual.widgets import Log, Static
+from textual.widgets import DataTable, Log, Static
 
+from engine.configs import short_labels
 from engine.events import PlanEvent
+from engine.metrics import PAYOFF_CAP
 from engine.reports.summary import describe_outcome
+from engine.standings import Standing
 from engine.targets import TARGET_OF, TARGETS, thresholds
 from engine.text import visible
 from maestro_tui.state import SessionView
@@ -40,6 +45,26 @@ def show_text(widget: Static, content: Text | str) -> None:
 
 def _ok(ok: bool, text: str) -> Text:
     return Text(text, style="green" if ok else "red")
+
+
+def num(text: str, style: str = "") -> Text:
+    """A number's cell: right-aligned, so digits line up down the column."""
+    return Text(text, style=style, justify="right")
+
+
+def usd(value: float) -> str:
+    """Whole USD with thousands separators: `-12,345`, `550` (never `-0`)."""
+    return f"{round(value):,}"
+
+
+def payoff_text(value: float) -> str:
+    """A payoff: `1.30`, or `≥10` at the cap (engine.metrics.PAYOFF_CAP: wins and no loss, or wins 10× the losses)."""
+    return f"≥{PAYOFF_CAP:g}" if value >= PAYOFF_CAP else f"{value:.2f}"
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
+    """Each column's width: its widest cell or its header."""
+    return [max([len(h), *(len(str(r[i])) for r in rows)]) for i, h in enumerate(headers)]
 
 
 class Pane(Vertical):
@@ -88,24 +113,54 @@ class EpisodesTable(SyncedTable):
 
 # What `s` cycles through, each with the direction that puts the best first: (title word, column, higher is better)
 SORTS = (
-    ("score", "val score", True), ("pnl", "val pnl", True), ("hit", "val hit", True), ("payoff", "val payoff", True),
-    ("DSR", "DSR", True), ("trades", "val trades", True), ("tests", "tests", True), ("method", "method", False),
+    ("score", "score", True), ("pnl", "val pnl", True), ("hit", "hit", True), ("payoff", "payoff", True),
+    ("DSR", "DSR", True), ("trades", "trades", True), ("tests", "tests", True), ("method", "method", False),
     ("config", "config", False),
 )
+# the figure each column sorts by (None: not known yet, listed last either way)
+SORT_KEYS: dict[str, Callable[[Standing], Any]] = {
+    "score": lambda s: s.val_score, "val pnl": lambda s: s.val_pnl, "hit": lambda s: s.val_hit,
+    "payoff": lambda s: s.val_payoff, "DSR": lambda s: s.deflated_sharpe, "trades": lambda s: s.val_trades,
+    "tests": lambda s: s.tests, "method": lambda s: s.method, "config": lambda s: s.label,
+}
+
+
+class LeaderboardDetail(Static):
+    """The selected leaderboard row's whole config — rank, id and label (engine.configs.config_label: every
+    parameter away from its default) — under the table (LeaderboardTable mounts it)."""
+
+    DEFAULT_CSS = "LeaderboardDetail { height: auto; max-height: 3; color: $text-muted; }"
 
 
 class LeaderboardTable(SyncedTable):
-    """Configs ranked on out-of-sample results, with the deflated Sharpe; sortable (best first); filterable by method."""
+    """Configs ranked on out-of-sample (validation) results, with the deflated Sharpe; sortable (best first);
+    filterable by method.
 
-    COLUMNS = ("rank", "config", "method", "tests", "val trades", "val hit", "val payoff", "val pnl", "val score", "DSR")
+    The label (engine.configs.short_labels: what sets a config apart, unique on the table) stays
+    in sight when the table scrolls sideways; the figures a trader scans first follow it and fit
+    a third of a 160-column screen; the selected row's whole config is the line under the table.
+    """
+
+    COLUMNS = ("config", "val pnl", "score", "DSR", "tests", "rank", "method", "trades", "hit", "payoff")
+    FIRST = 5  # the label and the figures that must fit beside it: the label takes the room they leave
     MAX_ROWS = 200  # a table holds what a trader scrolls through; sort or filter to see others
+    MIN_LABEL = 12  # short_labels keeps labels apart down to this width
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.detail = LeaderboardDetail()
+        self._view: SessionView | None = None
+        self._labels: tuple[tuple[str, ...], int | None, dict[str, str]] = ((), None, {})
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
+        self.fixed_columns = 1
         self.add_columns(*self.COLUMNS)
         self.sort_index = 0  # into SORTS: by score, best first, which is the ranking's order
         self.sort_reverse = False  # True: worst first
         self.method_filter: str | None = None
+        if self.parent is not None:
+            self.parent.mount(self.detail, after=self)
 
     def next_sort(self) -> None:
         """Sort by the next column of SORTS, best first."""
@@ -118,31 +173,61 @@ class LeaderboardTable(SyncedTable):
         title = f"by {word} {'↑' if self.sort_reverse else '↓'}"
         return title + (f" · {self.method_filter} only" if self.method_filter else "")
 
+    def _short_labels(self, listed: list[Standing], width: int | None) -> dict[str, str]:
+        """short_labels of the listed configs, computed again only when the list or the width changed."""
+        ids = tuple(s.config_id for s in listed)
+        if self._labels[:2] != (ids, width):
+            self._labels = (ids, width, short_labels({s.config_id: json.loads(s.params_json) for s in listed}, width))
+        return self._labels[2]
+
     def show(self, view: SessionView) -> None:
-        rows = []
-        for s in view.standings():
-            if self.method_filter and s.method != self.method_filter:
-                continue
-            rows.append((s.config_id, [
-                s.rank, s.label, s.method, s.tests, s.val_trades, round(s.val_hit, 3), round(s.val_payoff, 2),
-                round(s.val_pnl), round(s.val_score, 1), "n/a" if s.deflated_sharpe is None else round(s.deflated_sharpe, 2),
-            ]))
+        self._view = view
+        listed = [s for s in view.standings() if not self.method_filter or s.method == self.method_filter]
         _, column, higher_better = SORTS[self.sort_index]
-        at = self.COLUMNS.index(column)
-        known = [r for r in rows if r[1][at] != "n/a"]
-        # best first: descending where higher is better; ties keep the ranking's order (rows come ranked)
-        known.sort(key=lambda r: r[1][at], reverse=higher_better != self.sort_reverse)
-        rows = known + [r for r in rows if r[1][at] == "n/a"]  # a DSR not known yet is last either way
+        key = SORT_KEYS[column]
+        known = [s for s in listed if key(s) is not None]
+        # best first: descending where higher is better; ties keep the ranking's order (standings come ranked)
+        known.sort(key=key, reverse=higher_better != self.sort_reverse)
+        ordered = (known + [s for s in listed if key(s) is None])[: self.MAX_ROWS]  # a DSR not known yet is last
+        figures = [[
+            usd(s.val_pnl), f"{s.val_score:.1f}", "n/a" if s.deflated_sharpe is None else f"{s.deflated_sharpe:.2f}",
+            str(s.tests), str(s.rank), s.method, str(s.val_trades), f"{s.val_hit:.3f}", payoff_text(s.val_payoff),
+        ] for s in ordered]
+        room = self.room(len(ordered))
+        width = None
+        if room is not None:
+            beside = sum(w + 2 * self.cell_padding for w in _widths(self.COLUMNS[1:self.FIRST], figures))
+            width = max(self.MIN_LABEL, room - beside - 2 * self.cell_padding)
+        labels = self._short_labels(ordered, width)
+        if width is not None:
+            self.set_width(0, max([len(self.COLUMNS[0]), *(len(t) for t in labels.values())]))
+        rows = [(s.config_id, [Text(labels[s.config_id]), *(num(f) for f in cells[:5]), cells[5],
+                               *(num(f) for f in cells[6:])])
+                for s, cells in zip(ordered, figures)]
         if self.parent is not None:
             # the frame's title says what is listed and in what order; its foot, how many there are when not
             # all are listed and how much of the ranking luck could make (trials and PBO, once a segment ended)
             self.parent.border_title = f"3 leaderboard · {self.sort_title()}"
             foot = [] if view.trials is None else [
                 f"{view.trials} tried · PBO {'n/a' if view.pbo is None else f'{view.pbo:.2f}'}"]
-            if len(rows) > self.MAX_ROWS:
-                foot.append(f"top {self.MAX_ROWS} of {len(rows)}")
+            if len(listed) > self.MAX_ROWS:
+                foot.append(f"top {self.MAX_ROWS} of {len(listed)}")
             self.parent.border_subtitle = " · ".join(foot)
-        self.sync(rows[: self.MAX_ROWS])
+        self.sync(rows)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        key = self.selected_key()
+        chosen = next((s for s in self._view.standings() if s.config_id == key), None) if self._view and key else None
+        show_text(self.detail, one_line(f"#{chosen.rank} {chosen.config_id} {chosen.label}") if chosen else Text(""))
+
+    @on(DataTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        self._show_detail()
+
+    def on_resize(self, event: Resize) -> None:
+        if self._view is not None:  # the label takes the room the figures leave: a new width, new labels
+            self.show(self._view)
 
     def selected_config(self) -> str | None:
         return self.selected_key()
