@@ -36,6 +36,7 @@ from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
+RECENT_TESTS = 10  # the targets are measured over the research config's last this many tests
 BUILT_IN_NAMES = tuple(s.name for s in BUILT_INS)
 
 
@@ -317,13 +318,17 @@ class SessionView:
         earlier = self.plan_order[: self.plan_order.index(plan_id)]
         return [self.plans[i] for i in earlier if names & {item.parameter for item in self.plans[i].patch}]
 
-    def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
+    def targets(self, last_tests: int = RECENT_TESTS, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
         rows = self.research[-trend_tests:]
         current = target_values(rows[-last_tests:])
         singles = [target_values([r]) for r in rows]
         trend = {k: [single[k] for single in singles] for k in TARGET_METRICS}
         return {k: (current[k], trend[k]) for k in current}
+
+    def target_trades(self, last_tests: int = RECENT_TESTS) -> int:
+        """The research config's validation trades over the tests `targets` measures: none, nothing to judge."""
+        return sum(r.val_trades for r in self.research[-last_tests:])
 
     def ratings(self) -> dict[str, tuple[float | None, int]]:
         """Per method family: (trailing Sharpe, tests it is of) as the allocation desk rates it after the latest

@@ -1,7 +1,8 @@
 """The main screen's panes read at a glance, at 160×48 (a pane is a third of the width) and at 80×24.
 
-Labels that tell every config apart; the leaderboard's figures beside its label; the
-allocation desk's Sharpe as of the latest test. Most tests build a small view in the test and
+Labels that tell every config apart; the leaderboard's figures beside its label; episodes in
+whole USD; the allocation desk's Sharpe as of the latest test; targets that say met or missed
+in words. Most tests build a small view in the test and
 show one pane in a box as wide as a third of 160 columns; the ones marked slow run a session.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -17,6 +19,7 @@ from textual.app import App
 from agents.allocator import AllocationDesk
 from engine.allocation import AllocationSettings
 from engine.configs import LABEL_CODES, config_id, config_label, short_labels
+from engine.events import ScoreEvent
 from engine.metrics import PAYOFF_CAP
 from engine.params import Params
 from engine.targets import Targets
@@ -27,6 +30,7 @@ from maestro_tui.widgets.panes import (
     EpisodesTable,
     LeaderboardTable,
     Pane,
+    TargetsPanel,
 )
 from maestro_tui.widgets.table import SyncedTable
 from tests.sessions import EAGER_RULES, headless_session, settle
@@ -232,6 +236,59 @@ async def test_sorting_keeps_working_and_the_title_says_by_what():
         assert pnl == sorted(pnl) and table.sort_title() == "by pnl ↑"
 
 
+# ---------------------------------------------------------------- episodes
+
+
+def episode(n: int, trades: int, pnl: float, **kw: Any) -> ScoreEvent:
+    values = dict(bars=120, hit=0.5, payoff=1.3, maxdd=-200.0, blunders=0, score=55.0, vol_regime="high",
+                  phase="validation")
+    values.update(kw)
+    return ScoreEvent(**BASE, episode_id=n, test_id="seg5_test100", n_trades=trades, total_pnl=pnl, **values)
+
+
+async def test_episodes_show_pnl_in_whole_usd_beside_the_scrollbar_and_say_what_the_phase_codes_mean():
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    view.episodes.extend([episode(n, 0, 0.0, hit=0.0, payoff=0.0, maxdd=0.0, score=0.0) for n in range(4, 40)]
+                         + [episode(1, 3, 550.18, phase="train"), episode(2, 4, -12_345.6, phase="holdout"),
+                            episode(3, 1, 80.0, payoff=PAYOFF_CAP, hit=1.0)])  # newest last: shown on top
+    table = EpisodesTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        pnl = {k: plain(table.cell_of(k, "pnl USD")) for k in table.keys}
+        assert pnl["seg5_test100:1"] == "550" and pnl["seg5_test100:2"] == "-12,346"
+        assert plain(table.cell_of("seg5_test100:3", "payoff")) == "≥10"
+        assert [plain(table.cell_of(f"seg5_test100:{n}", "ph")) for n in (1, 2, 3)] == ["T", "H", "V"]
+        assert table.parent.border_subtitle == "ph: T train · V validation · H holdout"
+        assert plain(table.cell_of("seg5_test100:1", "test")) == "s5 t100"
+        assert table.max_scroll_y > 0  # the scrollbar is there, and the columns up to payoff stand beside it
+        assert column_edges(table)["payoff"][1] <= table.scrollable_content_region.width
+        drawn = "\n".join(screen_lines(table))
+        assert "-12,346" in drawn and "550" in drawn
+
+
+async def test_an_episode_without_trades_is_dim_never_green():
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    view.episodes.extend([episode(1, 0, 0.0, hit=0.0, payoff=0.0, maxdd=0.0, score=0.0),
+                          episode(2, 0, 0.0, hit=0.0, payoff=0.0, maxdd=-2_500.0, score=0.0),
+                          episode(3, 5, 900.0, hit=0.6, payoff=1.5)])
+    table = EpisodesTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        idle = table.cells_of("seg5_test100:1")
+        assert all("green" not in styles(c) for c in idle) and "dim" in styles(table.cell_of("seg5_test100:1", "pnl USD"))
+        assert plain(table.cell_of("seg5_test100:1", "hit")) == "—" == plain(table.cell_of("seg5_test100:1", "payoff"))
+        # an open position's drawdown beyond the target is a fact with or without trades
+        assert "red" in styles(table.cell_of("seg5_test100:2", "maxdd"))
+        assert "green" in styles(table.cell_of("seg5_test100:3", "hit"))
+        assert "green" in styles(table.cell_of("seg5_test100:3", "pnl USD"))
+
+
 # ---------------------------------------------------------------- allocation
 
 
@@ -258,6 +315,48 @@ def test_the_view_rates_every_family_as_the_allocation_desk_does_after_every_tes
     assert seen[:desk.rating.min_history - 1] == [None] * (desk.rating.min_history - 1)  # too little history
     rated = [s for s in seen if s is not None]
     assert all(a != b for a, b in itertools.pairwise(rated))  # it moves test by test, not only at changes of mode
+
+
+# ---------------------------------------------------------------- targets
+
+
+def research_rows(trades: int, payoff: float, hit: float) -> SessionView:
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    for t in range(1, 11):
+        view.apply(Item("test", state.TestDone(f"seg1_test{t:03d}", [
+            row(f"seg1_test{t:03d}", Params(), "chosen", val_trades=trades, val_hit=hit, val_payoff=payoff,
+                val_maxdd=-100.0)])))
+    return view
+
+
+async def test_targets_say_met_or_missed_in_words_and_a_capped_payoff_reads_at_least_10():
+    panel = TargetsPanel()
+    app = OnePane(panel, research_rows(trades=4, payoff=PAYOFF_CAP, hit=0.339))
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        lines = str(panel.content).split("\n")
+        assert lines[0] == "research config · last 10 tests · 40 trades"
+        hit, payoff = lines[1], lines[2]
+        assert hit.split()[:6] == ["hit", "0.339", "✗", "needs", "≥", "0.520"]  # a true statement
+        assert payoff.split()[:5] == ["payoff", "≥10", "✓", "met", "≥"] and "10.00" not in payoff
+        line = panel.content.split("\n")[1]
+        assert any("red" in str(s.style) for s in line.spans)
+        assert all(len(t) <= panel.size.width for t in lines)
+
+
+async def test_targets_without_trades_judge_nothing_and_show_no_green():
+    panel = TargetsPanel()
+    app = OnePane(panel, research_rows(trades=0, payoff=0.0, hit=0.0))
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        text = panel.content
+        assert "0 trades" in text.plain.split("\n")[0]
+        assert all(line.endswith("no trades") for line in text.plain.split("\n")[1:])
+        assert "✓" not in text.plain and "✗" not in text.plain
+        assert not any("green" in str(s.style) for s in text.spans)
 
 
 # ---------------------------------------------------------------- on a real session

@@ -79,6 +79,7 @@ class Expected:
     tests: int
     newest_episode: str | None  # "test_id:episode_id" of the last episode written
     hit: float  # the research config's trade-weighted hit over the last 10 tests (0 without trades)
+    trades: int  # its validation trades over those tests
 
 
 def rebuild(session: Path, moment: float) -> Expected:
@@ -112,7 +113,7 @@ def rebuild(session: Path, moment: float) -> Expected:
         scores = read_jsonl(folders[-1] / SCORES).records
         newest = f"{scores[-1]['test_id']}:{scores[-1]['episode_id']}" if scores else None
     return Expected(plans, allocation, overrides, upto("conversation.jsonl"), board, len(folders), newest,
-                    sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0)
+                    sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0, trades)
 
 
 def assert_panes_show(app: ReplayApp, want: Expected) -> None:
@@ -145,7 +146,8 @@ def assert_panes_show(app: ReplayApp, want: Expected) -> None:
     if app.view.config is None:  # before the session's config: nothing to measure against
         assert targets == ""
     else:
-        assert targets.startswith(f"hit{'':11s}{want.hit:8.3f}"), targets
+        hit = next(line for line in targets.split("\n") if line.startswith("hit "))
+        assert hit.split()[1] == (f"{want.hit:.3f}" if want.trades else "—"), targets
 
 
 # ---------------------------------------------------------------- jumps and seeks

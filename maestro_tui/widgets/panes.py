@@ -18,10 +18,11 @@ from engine.configs import short_labels
 from engine.events import PlanEvent
 from engine.metrics import PAYOFF_CAP
 from engine.reports.summary import describe_outcome
+from engine.session import parse_test_id
 from engine.standings import Standing
 from engine.targets import TARGET_OF, TARGETS, thresholds
 from engine.text import visible
-from maestro_tui.state import SessionView
+from maestro_tui.state import RECENT_TESTS, SessionView
 from maestro_tui.widgets.table import SyncedTable
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -43,8 +44,9 @@ def show_text(widget: Static, content: Text | str) -> None:
         widget.update(content)
 
 
-def _ok(ok: bool, text: str) -> Text:
-    return Text(text, style="green" if ok else "red")
+def _ok(ok: bool, text: str, judged: bool = True) -> Text:
+    """A number judged against a target: green when it meets it, red when not; dim when there is nothing to judge."""
+    return Text(text, style=("green" if ok else "red") if judged else "dim", justify="right")
 
 
 def num(text: str, style: str = "") -> Text:
@@ -60,6 +62,11 @@ def usd(value: float) -> str:
 def payoff_text(value: float) -> str:
     """A payoff: `1.30`, or `≥10` at the cap (engine.metrics.PAYOFF_CAP: wins and no loss, or wins 10× the losses)."""
     return f"≥{PAYOFF_CAP:g}" if value >= PAYOFF_CAP else f"{value:.2f}"
+
+
+def metric_text(metric: str, value: float) -> str:
+    """A target metric's value as the targets show it (payoff capped: `≥10`)."""
+    return payoff_text(value) if metric == "payoff" else TARGET_OF[metric].fmt.format(value)
 
 
 def _widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
@@ -81,14 +88,33 @@ class Pane(Vertical):
         self.border_title = title
 
 
+PHASE_CODES = {"train": "T", "validation": "V", "holdout": "H"}  # the episodes pane's `ph`, told in its foot
+
+
+def short_test_id(test_id: str) -> str:
+    """`s5 t100` for seg5_test100 (a narrow column); any other text as it is."""
+    try:
+        segment, test = parse_test_id(test_id)
+    except ValueError:
+        return test_id
+    return f"s{segment} t{test}"
+
+
 class EpisodesTable(SyncedTable):
-    """ScoreEvents as they arrive, newest first, coloured against the targets."""
+    """ScoreEvents as they arrive, newest first, coloured against the targets; an episode without trades is dim.
+
+    The columns a trader reads first (test, phase, trades, pnl, hit, payoff) fit a third of a
+    160-column screen beside the scrollbar; maxdd, score and the volatility regime follow.
+    """
 
     MAX_ROWS = 40  # newest first, so every new episode re-lays the table out: hold what a tall pane shows
+    COLUMNS = ("test", "ep", "ph", "trades", "pnl USD", "hit", "payoff", "maxdd", "score", "vol")
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("test", "ep", "phase", "trades", "hit", "payoff", "pnl USD", "maxdd", "score", "vol")
+        self.add_columns(*self.COLUMNS)
+        if self.parent is not None:
+            self.parent.border_subtitle = "ph: " + " · ".join(f"{c} {p}" for p, c in PHASE_CODES.items())
 
     def show(self, view: SessionView, targets: Mapping[str, Any]) -> None:
         """`targets`: the session's settings.targets (SessionConfig.targets); a threshold not there takes its default."""
@@ -99,14 +125,19 @@ class EpisodesTable(SyncedTable):
 
         rows = []
         for s in reversed(list(view.episodes)[-self.MAX_ROWS:]):
-            key = f"{s.test_id}:{s.episode_id}"
-            rows.append((key, [
-                s.test_id, str(s.episode_id), s.phase[:5], str(s.n_trades),
-                _ok(met("hit", s.hit) or not s.n_trades, f"{s.hit:.2f}"),
-                _ok(met("payoff", s.payoff) or not s.n_trades, f"{s.payoff:.2f}"),
-                _ok(s.total_pnl >= 0, f"{s.total_pnl:,.0f}"),
-                _ok(met("maxdd", s.maxdd), f"{s.maxdd:,.0f}"),
-                f"{s.score:.0f}", s.vol_regime,
+            traded = s.n_trades > 0
+            plain = "" if traded else "dim"  # an episode without trades has nothing to judge: no colour says it did well
+
+            dd_ok = met("maxdd", s.maxdd)
+            rows.append((f"{s.test_id}:{s.episode_id}", [
+                Text(short_test_id(s.test_id), style=plain), num(str(s.episode_id), plain),
+                Text(PHASE_CODES.get(s.phase, s.phase), style=plain), num(str(s.n_trades), plain),
+                _ok(s.total_pnl >= 0, usd(s.total_pnl), traded),
+                _ok(met("hit", s.hit), f"{s.hit:.2f}" if traded else "—", traded),
+                _ok(met("payoff", s.payoff), payoff_text(s.payoff) if traded else "—", traded),
+                # a drawdown is of the equity, an open position's too: one beyond the target shows without trades
+                _ok(dd_ok, usd(s.maxdd), traded or not dd_ok),
+                num(f"{s.score:.0f}", plain), Text(s.vol_regime, style=plain),
             ]))
         self.sync(rows)
 
@@ -351,27 +382,46 @@ class AllocationTable(SyncedTable):
 
 
 class TargetsPanel(Static):
-    """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config: current vs target, trend."""
+    """Hit, payoff, maxdd, blunders/100 and high-vol share of the research config over its last tests: each value,
+    whether it meets its target in words and colour (`✓ met ≥ 0.520`, `✗ needs ≥ 0.520`), and its trend."""
 
     can_focus = True  # a pane the keys go to shows that they did (its frame), as the tables' panes do
+    SPARK = 14  # the trend's most tests, when the pane is wide enough
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._view: SessionView | None = None
 
     def show(self, view: SessionView) -> None:
+        self._view = view
         t = view.session_config.targets
         if not t:  # no session config yet (or a replay back at its start): nothing to measure against
             show_text(self, "")
             return
         now = view.targets()
+        trades = view.target_trades()
         limits = thresholds(t)
-        lines = []
+        lines = [Text(f"research config · last {min(RECENT_TESTS, len(view.research))} tests · {trades} trades",
+                      style="dim")]
         for target in TARGETS:
             value, trend = now[target.metric]
-            threshold = limits[target.metric]
-            lines.append(Text.assemble(
-                (f"{target.label:14s}", ""),
-                (target.fmt.format(value).rjust(8), "bold green" if target.met(value, threshold) else "bold red"),
-                (f" {target.sign}{target.fmt.format(threshold):>7s} ", "dim"), (sparkline(trend), "cyan"),
-            ))
+            threshold = target.fmt.format(limits[target.metric])
+            line = Text(f"{target.label:14s}")
+            if not trades:  # no trade: the figures are zeros, not results; nothing is met or missed
+                line.append(f"{'—':>7s}  no trades", style="dim")
+            else:
+                ok = target.met(value, limits[target.metric])
+                line.append(f"{metric_text(target.metric, value):>7s}", style="bold green" if ok else "bold red")
+                line.append(f" {'✓ met  ' if ok else '✗ needs'} {target.sign}{threshold:>7s}", style="green" if ok else "red")
+            spark = min(self.SPARK, (self.size.width or 60) - line.cell_len - 1)
+            if spark > 2 and trades:
+                line.append(" ").append(sparkline(trend, spark), style="cyan")
+            lines.append(line)
         show_text(self, Text("\n").join(lines))
+
+    def on_resize(self, event: Resize) -> None:
+        if self._view is not None:  # the trend takes the room there is
+            self.show(self._view)
 
 
 class EquityPlot(Static):
