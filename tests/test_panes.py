@@ -1,14 +1,15 @@
 """The main screen's panes read at a glance, at 160×48 (a pane is a third of the width) and at 80×24.
 
 Labels that tell every config apart; the leaderboard's figures beside its label; episodes in
-whole USD; the allocation desk's Sharpe as of the latest test; targets that say met or missed
-in words. Most tests build a small view in the test and
+whole USD; plans whose reason can be read; the allocation desk's Sharpe as of the latest
+test; targets that say met or missed in words. Most tests build a small view in the test and
 show one pane in a box as wide as a third of 160 columns; the ones marked slow run a session.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from textual.app import App
 from agents.allocator import AllocationDesk
 from engine.allocation import AllocationSettings
 from engine.configs import LABEL_CODES, config_id, config_label, short_labels
-from engine.events import ScoreEvent
+from engine.events import AllocationEvent, PatchItem, PlanEvent, ScoreEvent
 from engine.metrics import PAYOFF_CAP
 from engine.params import Params
 from engine.targets import Targets
@@ -27,9 +28,11 @@ from maestro_tui import state  # state.TestDone: a name pytest would try to coll
 from maestro_tui.app import MaestroApp
 from maestro_tui.state import Item, SessionView
 from maestro_tui.widgets.panes import (
+    AllocationTable,
     EpisodesTable,
     LeaderboardTable,
     Pane,
+    PlansTable,
     TargetsPanel,
 )
 from maestro_tui.widgets.table import SyncedTable
@@ -289,6 +292,44 @@ async def test_an_episode_without_trades_is_dim_never_green():
         assert "green" in styles(table.cell_of("seg5_test100:3", "pnl USD"))
 
 
+# ---------------------------------------------------------------- plans
+
+
+def plan(plan_id: str, status: str, reason: str, **kw: Any) -> PlanEvent:
+    patch = [PatchItem(parameter="atr_z_min", old_value=-1.0, new_value=-1.25)]
+    return PlanEvent(**BASE, plan_id=plan_id, nonce=plan_id, episode_id=10, test_id="seg3_test042", agent="maestro",
+                     action="adjust", change=PlanEvent.change_from_patch(patch), patch=patch, reason=reason,
+                     evidence={"high_vol_share": 0.19}, status=status, **kw)
+
+
+async def test_a_plan_shows_its_change_status_effect_and_reason_in_a_third_of_160_columns():
+    reason = "drawdown [bold]-2,502[/] USD < -2,000: hold losers for less time, and more words than fit"
+    view = SessionView()
+    for p in (plan("P3-008", "pending", reason),
+              plan("P3-007", "applied", "high-vol share 16% < 30%: widen the ATR gate", applied_from="seg3_test030",
+                   outcome={"metric": "high_vol_share", "before": 0.161, "after": 0.258, "improved": True})):
+        view.apply(Item("plans", p))
+    table = PlansTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        assert table.keys == ["P3-008", "P3-007"]
+        head, text = (plain(c).split("\n") for c in table.cells_of("P3-008"))
+        assert head == ["P3-008", "pending"]
+        assert text[0] == "atr_z_min -1 → -1.25"
+        assert text[1].endswith("…") and len(text[1]) >= 35 and reason.startswith(text[1][:-1])  # not `drawdo`
+        assert "[bold]-2,502[/]" in text[1]  # a reason is text, never markup
+        head, text = (plain(c).split("\n") for c in table.cells_of("P3-007"))
+        assert head == ["P3-007", "applied"] and text[0].startswith("atr_z_min -1 → -1.25  ✓ high-vol share")
+        shown = text[1].removesuffix("…")
+        assert len(shown) >= 38 and "high-vol share 16% < 30%: widen the ATR gate".startswith(shown)
+        assert column_edges(table)["change · effect / reason"][1] <= table.scrollable_content_region.width
+        drawn = screen_lines(table)
+        assert drawn[1].split() == ["P3-008", "atr_z_min", "-1", "→", "-1.25"]
+        assert drawn[2].split()[:3] == ["pending", "drawdown", "[bold]-2,502[/]"]
+
+
 # ---------------------------------------------------------------- allocation
 
 
@@ -315,6 +356,44 @@ def test_the_view_rates_every_family_as_the_allocation_desk_does_after_every_tes
     assert seen[:desk.rating.min_history - 1] == [None] * (desk.rating.min_history - 1)  # too little history
     rated = [s for s in seen if s is not None]
     assert all(a != b for a, b in itertools.pairwise(rated))  # it moves test by test, not only at changes of mode
+
+
+def allocation(strategy: str, mode: str, ts: str, sharpe: float | None = None, reason: str = "") -> AllocationEvent:
+    return AllocationEvent(**BASE, ts=ts, strategy=strategy, sharpe=sharpe, mode=mode, allocation=0.0,
+                           previous_allocation=0.5, reason=reason or f"mode -> {mode}")
+
+
+async def test_allocation_shows_the_sharpe_now_with_its_tests_and_the_date_of_the_last_change_of_mode():
+    view = SessionView()
+    view.apply(Item("config", CONFIG))
+    for t in range(1, 6):  # trend_breakout in the first two only: too little history to rate
+        view.apply(Item("test", state.TestDone(f"seg1_test{t:03d}", family_rows(
+            f"seg1_test{t:03d}", {"ema_crossover": [300.0, -900.0, 200.0, -50.0, -700.0][t - 1],
+                                  **({"trend_breakout": 100.0 * t} if t <= 2 else {})}))))
+    view.apply(Item("allocation", allocation("ema_crossover", "SHADOW", "2024-01-19T23:55:00.000Z", -56.27)))
+    view.apply(Item("allocation", allocation("ema_crossover", "SHADOW", "2024-02-02T23:55:00.000Z", -60.0,
+                                             "end of segment 1")))  # the same mode: no change
+    table = AllocationTable()
+    app = OnePane(table, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        now, n = view.ratings()["ema_crossover"]
+        assert now is not None and round(now, 2) != -56.27 and n == 5
+        cells = {c: plain(table.cell_of("ema_crossover", c)) for c in ("mode", "sharpe", "n", "since")}
+        assert cells == {"mode": "SHADOW", "sharpe": f"{now:.2f}", "n": "5", "since": "2024-01-19"}
+        assert [plain(table.cell_of("trend_breakout", c)) for c in ("mode", "sharpe", "n", "since")] == [
+            "ACTIVE", "—", "2", "start"]
+        assert column_edges(table)["since"][1] <= table.scrollable_content_region.width
+        assert "trend_breakout" in screen_lines(table)[2]
+        for t in range(6, 9):  # more tests: the Sharpe and its sample move with them, no new allocation line
+            view.apply(Item("test", state.TestDone(f"seg1_test{t:03d}", family_rows(
+                f"seg1_test{t:03d}", {"ema_crossover": 400.0 * t}))))
+        app.show()
+        await pilot.pause()
+        later = view.ratings()["ema_crossover"][0]
+        assert later != now and plain(table.cell_of("ema_crossover", "sharpe")) == f"{later:.2f}"
+        assert plain(table.cell_of("ema_crossover", "n")) == "8"
 
 
 # ---------------------------------------------------------------- targets
@@ -409,3 +488,21 @@ async def test_on_a_real_session_at_80x24_the_leaderboard_holds_whole_labels(fin
         assert len(set(labels)) == len(labels) and not any(t.endswith("…") or "… " in t for t in labels)
         room = board.scrollable_content_region.width
         assert all(column_edges(board)[c][1] <= room for c in ("config", "val pnl", "score", "DSR", "tests"))
+
+
+@pytest.mark.slow
+async def test_on_a_real_session_the_allocation_pane_shows_the_desks_last_decision_values(finished: Path):
+    app = MaestroApp(finished)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot, lambda: loaded(app))
+        await pilot.pause()
+        table = app.w_allocation
+        # at a segment's end the desk wrote every family's Sharpe: the pane shows the same, and over how many tests
+        ends = [json.loads(line) for line in (finished / "allocation.jsonl").read_text().splitlines()]
+        last = {e["strategy"]: e for e in ends if e["reason"] == "end of segment 4"}
+        assert set(last) == set(app.view.session_config.methods)
+        for name, e in last.items():
+            assert plain(table.cell_of(name, "sharpe")) == ("—" if e["sharpe"] is None else f"{e['sharpe']:.2f}")
+            assert plain(table.cell_of(name, "n")) == "15" and plain(table.cell_of(name, "mode")) == e["mode"]
+            changes = [c for c in ends if c["strategy"] == name and c["reason"].startswith("mode ")]
+            assert plain(table.cell_of(name, "since")) == (changes[-1]["ts"][:10] if changes else "start")

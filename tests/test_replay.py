@@ -116,11 +116,26 @@ def rebuild(session: Path, moment: float) -> Expected:
                     sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0, trades)
 
 
+def plan_statuses(plans: PlansTable) -> dict[str, str]:
+    """plan_id -> status, as the plans pane shows them (a plan's id over its status)."""
+    return {key: str(plans.cell_of(key, "plan")).split("\n")[1] for key in plans.keys}
+
+
+def allocation_modes(alloc: AllocationTable) -> dict[str, str]:
+    """strategy -> mode as the allocation pane shows them, but for families not rated yet (ACTIVE, no record)."""
+    return {key: str(alloc.cell_of(key, "mode")) for key in alloc.keys if key != "__systemic__"}
+
+
+def assert_modes(alloc: AllocationTable, want: dict[str, str]) -> None:
+    modes = allocation_modes(alloc)
+    assert {k: v for k, v in modes.items() if k in want} == want
+    assert all(modes[k] == "ACTIVE" and str(alloc.cell_of(k, "since")) == "start" for k in modes.keys() - want.keys())
+
+
 def assert_panes_show(app: ReplayApp, want: Expected) -> None:
     """Each pane of the replay console against the rebuilt session."""
     plans = app.query_one(PlansTable)
-    shown = {key: str(plans.cells_of(key)[1]) for key in plans.keys}
-    assert shown == want.plans
+    assert plan_statuses(plans) == want.plans
 
     board = app.query_one(LeaderboardTable)
     rows = [(key, *(int(str(board.cell_of(key, c)).replace(",", "")) for c in ("rank", "tests", "val pnl")))
@@ -128,8 +143,7 @@ def assert_panes_show(app: ReplayApp, want: Expected) -> None:
     assert rows == want.board
 
     alloc = app.query_one(AllocationTable)
-    modes = {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"}
-    assert modes == want.allocation
+    assert_modes(alloc, want.allocation)
     assert ("__systemic__" in alloc.keys) == (want.overrides > 0)
 
     lines = list(app.query_one(Conversation).lines)
@@ -308,10 +322,8 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         assert "corrupt lines skipped: 4" in str(app.w_status.render())
         # the rest is shown as the files say: plans and allocation as recorded, the one test's rows missing
         want = rebuild(recorded, app.feed.end)
-        plans = app.query_one(PlansTable)
-        assert {key: str(plans.cells_of(key)[1]) for key in plans.keys} == want.plans
-        alloc = app.query_one(AllocationTable)
-        assert {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"} == want.allocation
+        assert plan_statuses(app.query_one(PlansTable)) == want.plans
+        assert_modes(app.query_one(AllocationTable), want.allocation)
         lost = {r.config_id for r in read_leaderboard_csv(recorded / broken.relative_to(session) / "leaderboard_base.csv")}
         table = app.query_one(LeaderboardTable)
         board = {key: int(str(table.cell_of(key, "tests"))) for key in table.keys}

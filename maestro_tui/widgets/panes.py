@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Log, Static
 from engine.configs import short_labels
 from engine.events import PlanEvent
 from engine.metrics import PAYOFF_CAP
-from engine.reports.summary import describe_outcome
+from engine.reports.summary import outcome_metric
 from engine.session import parse_test_id
 from engine.standings import Standing
 from engine.targets import TARGET_OF, TARGETS, thresholds
@@ -67,6 +67,11 @@ def payoff_text(value: float) -> str:
 def metric_text(metric: str, value: float) -> str:
     """A target metric's value as the targets show it (payoff capped: `≥10`)."""
     return payoff_text(value) if metric == "payoff" else TARGET_OF[metric].fmt.format(value)
+
+
+def cut(text: str, width: int) -> str:
+    """`text` in at most `width` characters, ending in `…` when cut."""
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
 def _widths(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[int]:
@@ -296,10 +301,12 @@ def plan_change(plan: PlanEvent) -> str:
 
 
 def plan_effect(plan: PlanEvent, finished: bool = False) -> Text:
-    """What an applied or edited plan did to the metric that triggered it (`hit 0.3→0.58 ✓`), or that it is being measured."""
+    """What an applied or edited plan did to the metric that triggered it (`✓ hit 0.3→0.58`: the verdict first,
+    so a narrow pane keeps it), or that it is being measured."""
     outcome = plan.outcome
     if outcome:
-        return Text(describe_outcome(outcome).split(", score")[0], style="green" if outcome.get("improved") else "red")
+        improved = bool(outcome.get("improved"))
+        return Text(f"{'✓' if improved else '✗'} {outcome_metric(outcome)}", style="green" if improved else "red")
     if plan.status in ("applied", "edited") and plan.applied_from:
         return Text("not measured" if finished else "measuring…", style="dim")
     return Text("")
@@ -313,7 +320,8 @@ def one_line(text: object, limit: int | None = None) -> Text:
 
 
 class PlansTable(SyncedTable):
-    """Pending plans first, then recent ones: the change, its measured effect, the reason and status.
+    """Pending plans first, then recent ones, each over two lines: its id over its status; its change and
+    measured effect over its reason, each line as long as the pane is wide (the review shows all of it).
 
     Enter (or a, e, v) on a plan opens the review modal; the keys live here, on the focused
     pane, so nothing is decided by a stray key elsewhere. Every cell made from a file is a
@@ -326,9 +334,10 @@ class PlansTable(SyncedTable):
         Binding("e", "review", "edit…", show=False, id="plans.edit"),
         Binding("v", "review", "veto…", show=False, id="plans.veto"),
     ]
-    COLUMNS = ("plan", "status", "change", "effect", "reason", "test")
+    COLUMNS = ("plan", "change · effect / reason")
+    ROW_HEIGHT = 2  # a plan over two lines: its id over its status; its change and effect over its reason
     MAX_ROWS = 40  # pending plans first, then the newest: older ones are in plans.jsonl and the replay
-    REASON_CHARS = 160  # the table scrolls sideways for the rest; the review shows all of it
+    MIN_TEXT = 24  # the change and the reason get the room the plan column leaves, at least this
     FOLLOW = False  # a decided plan leaves the pending ones: the cursor stays, on the next plan to decide
 
     class Review(Message):
@@ -343,42 +352,133 @@ class PlansTable(SyncedTable):
         if plan_id is not None:
             self.post_message(self.Review(plan_id))
 
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._view: SessionView | None = None
+
     def on_mount(self) -> None:
         self.cursor_type = "row"
         self.add_columns(*self.COLUMNS)
 
     def show(self, view: SessionView) -> None:
+        self._view = view
         finished = view.conductor_status.state == "finished"
+        plans = view.plans_newest_first()[: self.MAX_ROWS]
+        first = max([len(self.COLUMNS[0]), *(max(len(p.plan_id), len(p.status)) for p in plans)])
+        room = self.room(len(plans))
+        width = None if room is None else max(self.MIN_TEXT, room - first - 4 * self.cell_padding)
+        if width is not None:
+            self.set_width(1, width)
         rows = []
-        for p in view.plans_newest_first()[: self.MAX_ROWS]:
-            rows.append((p.plan_id, [  # made visible by the table itself (SyncedTable)
-                p.plan_id, Text(p.status, style=STATUS_STYLE.get(p.status, "")), plan_change(p),
-                plan_effect(p, finished), one_line(p.reason, self.REASON_CHARS), p.test_id or "",
+        for p in plans:
+            change = one_line(plan_change(p))
+            effect = plan_effect(p, finished)
+            if effect.plain:
+                change.append("  ").append_text(effect)
+            reason = one_line(p.reason)
+            if width is not None:  # each line in its width: a longer one would wrap onto the next
+                change.truncate(width, overflow="ellipsis")
+                reason.truncate(width, overflow="ellipsis")
+            rows.append((p.plan_id, [  # made visible here, line by line, and by the table itself (SyncedTable)
+                Text.assemble(one_line(p.plan_id), "\n", Text(p.status, style=STATUS_STYLE.get(p.status, ""))),
+                Text.assemble(change, "\n", reason),
             ]))
         self.sync(rows)
+
+    def on_resize(self, event: Resize) -> None:
+        if self._view is not None:  # the change and the reason take the room there is: a new width, new lines
+            self.show(self._view)
 
     def selected_plan(self) -> str | None:
         return self.selected_key()
 
 
+MODE_STYLE = {"ACTIVE": "bold black on green", "REDUCED": "bold black on yellow", "SHADOW": "bold white on grey37"}
+
+
 class AllocationTable(SyncedTable):
-    """Per strategy: Sharpe, mode badge, allocation, last change and its reason; systemic risk."""
+    """Per strategy: its mode, its trailing Sharpe now and over how many tests, since when it is in that mode,
+    its allocation and why; then systemic-risk overrides.
+
+    The research families' Sharpe is the allocation desk's, recomputed by the view after every
+    test (SessionView.ratings); an ensemble member's is the one written at its last change of
+    mode (dim: the portfolio runs at the end of its segment and is not rated test by test).
+    """
+
+    COLUMNS = ("strategy", "mode", "sharpe", "n", "since", "alloc", "reason")
+    FIRST = 5  # the strategy and what must fit beside it: the name takes the room they leave
+    MIN_NAME = 14  # trend_breakout
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self._view: SessionView | None = None
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
-        self.add_columns("strategy", "sharpe", "mode", "alloc", "reason")
+        self.fixed_columns = 1
+        self.add_columns(*self.COLUMNS)
+        if self.parent is not None:
+            self.parent.border_subtitle = "sharpe: of the last n tests · since: bar date"
+
+    def _names(self, view: SessionView, members: list[str], width: int | None) -> dict[str, str]:
+        """Ensemble members ("2:macd_trend 12/26/9 stop2.1 tp900 z-1") by number and short label, unique on the table."""
+        by_label = {s.label: s for s in view.standings()}
+        known = {m: by_label[m.split(":", 1)[1]] for m in members if m.split(":", 1)[1] in by_label}
+        labels = short_labels({s.config_id: json.loads(s.params_json) for s in known.values()},
+                              None if width is None else max(self.MIN_NAME, width) - 2)
+        return {m: f"{m.split(':', 1)[0]} {labels[known[m].config_id]}" if m in known else m for m in members}
 
     def show(self, view: SessionView) -> None:
-        rows = []
-        for name, a in sorted(view.allocation.items()):
-            mode_style = {"ACTIVE": "bold black on green", "REDUCED": "bold black on yellow", "SHADOW": "bold white on grey37"}[a.mode]
-            sharpe = "—" if a.sharpe is None else f"{a.sharpe:.2f}"
-            rows.append((name, [name[:28], sharpe, Text(f" {a.mode} ", style=mode_style), f"{a.allocation:.0%}", a.reason[:50]]))
+        self._view = view
+        ratings = view.ratings()
+        families = sorted(set(ratings) | {n for n in view.allocation if ":" not in n})
+        members = sorted((n for n in view.allocation if ":" in n), key=lambda n: (len(n.split(":")[0]), n))
+        cells: list[tuple[str, list[Any]]] = []
+        for name in [*families, *members]:
+            a = view.allocation.get(name)
+            changed = view.mode_changes.get(name)
+            if name in ratings:
+                sharpe, n = ratings[name]
+                sharpe_cell = num("—" if sharpe is None else f"{sharpe:.2f}")
+            else:  # an ensemble member: as at its last change
+                sharpe_cell, n = num("—" if a is None or a.sharpe is None else f"{a.sharpe:.2f}", "dim"), None
+            mode = a.mode if a else "ACTIVE"  # every strategy starts ACTIVE, until it is rated (engine.allocation)
+            cells.append((name, [
+                None,  # the name: once its width is known
+                Text(mode, style=MODE_STYLE[mode]), sharpe_cell, num("—" if n is None else str(n)),
+                changed.ts[:10] if changed else "start", num("—" if a is None else f"{a.allocation:.0%}"),
+                one_line((changed or a).reason if (changed or a) else "not rated yet"),
+            ]))
         if view.overrides:
             last = view.overrides[-1]
-            rows.append(("__systemic__", ["systemic risk", "", Text(" OVERRIDE ", style="bold white on red"),
-                                          f"{len(view.overrides)}x", last.reason[:50]]))
-        self.sync(rows)
+            cells.append(("__systemic__", [None, Text("OVERRIDE", style="bold white on red"), "", "",
+                                           last.ts[:10], num(f"{len(view.overrides)}×"), one_line(last.reason)]))
+        names = {**self._names(view, members, None), "__systemic__": "systemic risk"}
+        width = self._name_width(cells, max([len(self.COLUMNS[0]), *(len(names.get(k, k)) for k, _ in cells)]))
+        if width is not None:
+            names.update(self._names(view, members, width))
+            self.set_width(0, width)
+        self.sync([(key, [Text(cut(names.get(key, key), width) if width else names.get(key, key)), *row[1:]])
+                   for key, row in cells])
+
+    def _name_width(self, cells: list[tuple[str, list[Any]]], longest: int) -> int | None:
+        """How wide the names may be: the room the figures leave, and the allocation's too where the names
+        keep MIN_NAME; else the allocation starts where the pane ends (half a column reads as another figure)."""
+        room = self.room(len(cells))
+        if room is None:
+            return None
+        pad = 2 * self.cell_padding
+        alloc = self.COLUMNS.index("alloc")
+        beside = [w + pad for w in _widths(self.COLUMNS[1:alloc + 1], [[str(c) for c in row[1:alloc + 1]]
+                                                                           for _, row in cells])]
+        with_alloc = room - sum(beside) - pad
+        if with_alloc >= self.MIN_NAME:
+            return min(longest, with_alloc)
+        return max(self.MIN_NAME, room - sum(beside[: self.FIRST - 1]) - pad)
+
+    def on_resize(self, event: Resize) -> None:
+        if self._view is not None:  # the names take the room there is
+            self.show(self._view)
 
 
 class TargetsPanel(Static):
