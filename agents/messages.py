@@ -85,3 +85,13 @@ def one_line(message: BaseModel) -> str:
 
 def _kv(values: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in values.items())
+
+
+FIELD_LABELS = {
+    "agente": "agent", "turno": "turn", "proposta": "proposals", "nome": "name", "metodo": "method",
+    "parametros": "parameters", "racional": "rationale", "plano_curto": "short plan",
+    "metricas_esperadas": "expected metrics", "proximo_passo": "next step", "veredito": "verdict",
+    "analise": "analysis", "ajuste_proposto": "proposed adjustment", "acao": "action", "detalhes": "details",
+    "metricas_pos_patch": "metrics after the change", "status": "status",
+}
+"""The message keys (kept in Portuguese in the files, §6) in the console's words."""

@@ -25,23 +25,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
 import asyncio, json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
-from maestro_tui.replay import ReplayApp
+from maestro_tui.app import console
 
 KEYS = ("g", "G", "g", "right_square_bracket", "right_curly_bracket", "right_curly_bracket", "left_square_bracket",
         "G", "left_curly_bracket", "g")
 
 async def main():
     t0 = time.perf_counter()
-    app = ReplayApp(sys.argv[1])
+    app = console(sys.argv[1], replay=True)
     frames, seeks = [], []
-    display, seek = app._display, app.seek
+    display, seek = app._display, app.feed.seek  # every key of the timeline ends in the feed's seek
     def on_display(screen, renderable):
         frames.append(time.perf_counter())
         return display(screen, renderable)
     def on_seek(position):
         seek(position)
         seeks.append(time.perf_counter())
-    app._display, app.seek = on_display, on_seek
+    app._display, app.feed.seek = on_display, on_seek
     out = {"seek_ms": []}
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0)

@@ -4,9 +4,10 @@
 
 Starts a real conductor (500 tests, offline agents, auto approval) and, at the same time,
 the console headless (Textual's run_test, 160×48) on its directory. Every 50 ms it presses
-j or k on the episodes table and measures key-to-screen latency: from the key press until
-the cursor has moved and the refresh it scheduled has run. Prints median, p95 and max over
-the whole session, and the console's peak RSS. The conductor runs niced, as the console
+j or k on the episodes table and measures key-to-screen latency: from the key press to the
+first frame the console composes with the cursor moved (the frame a terminal would be sent;
+headless, it is composed and not written). Prints median, p95 and max over the whole
+session, and the console's peak RSS. The conductor runs niced, as the console
 starts it (background research yields the CPU to the person at the keyboard).
 """
 
@@ -28,16 +29,27 @@ from agents.session_start import new_session_config  # noqa: E402
 from agents.settings import Settings  # noqa: E402
 from engine.jsonl import write_json_atomic  # noqa: E402
 from engine.session import CONFIG, SessionDir  # noqa: E402
-from maestro_tui.app import MaestroApp  # noqa: E402
+from maestro_tui.app import console  # noqa: E402
 from maestro_tui.widgets.panes import EpisodesTable  # noqa: E402
 
 
-async def drive(root: Path, conductor: subprocess.Popen) -> list[float]:
-    app = MaestroApp(root)
+async def drive(root: Path, conductor: subprocess.Popen) -> tuple[list[float], int]:
+    """Key-to-frame latencies (s), and how many keys no frame showed within 5 s."""
+    app = console(root)
     latencies: list[float] = []
+    missed = 0
     async with app.run_test(size=(160, 48)):
         table = app.query_one(EpisodesTable)
         table.focus()
+        pressed: list[tuple[float, int]] = []  # the key waiting for its frame: (when, cursor row before it)
+        compose_frame = app._display  # Textual's one door to the terminal: every frame passes here
+
+        def frame(screen, renderable) -> None:
+            compose_frame(screen, renderable)
+            if renderable is not None and pressed and table.cursor_row != pressed[0][1]:
+                latencies.append(time.perf_counter() - pressed.pop()[0])
+
+        app._display = frame  # type: ignore[method-assign]
         key = "j"
         while conductor.poll() is None or app.feed.items:
             await asyncio.sleep(0.05)
@@ -49,15 +61,17 @@ async def drive(root: Path, conductor: subprocess.Popen) -> list[float]:
             elif before == 0:
                 key = "j"
             # the key goes in as the terminal driver would post it (Pilot.press adds waits of its own)
-            t0 = time.perf_counter()
+            pressed.append((time.perf_counter(), before))
             app.simulate_key(key)
-            while table.cursor_row == before and time.perf_counter() - t0 < 5:
+            deadline = time.perf_counter() + 5
+            while pressed and time.perf_counter() < deadline:
                 await asyncio.sleep(0.001)
-            await asyncio.sleep(0)  # the refresh it scheduled runs on this turn of the loop
-            latencies.append(time.perf_counter() - t0)
-        print(f"console saw {app.view.tests_seen} tests, {len(app.view.plans)} plans, "
-              f"{len(app.view.conversation)} messages")
-    return latencies
+            if pressed:  # no frame showed it: left out of the latencies, and counted
+                missed += 1
+                pressed.clear()
+        print(f"console saw {app.session.view.tests_seen} tests, {len(app.session.view.plans)} plans, "
+              f"{len(app.session.view.conversation)} messages")
+    return latencies, missed
 
 
 def main() -> None:
@@ -69,15 +83,15 @@ def main() -> None:
         started = time.perf_counter()
         conductor = subprocess.Popen([sys.executable, "-m", "maestro_tui.cli", "conduct", "--nice", "10", str(root)], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        latencies = asyncio.run(drive(root, conductor))
+        latencies, missed = asyncio.run(drive(root, conductor))
         conductor.wait()
         took = time.perf_counter() - started
     ms = sorted(x * 1000 for x in latencies)
     p95 = ms[int(0.95 * (len(ms) - 1))]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{len(ms)} key presses over {took:.1f} s of streaming: key-to-screen median {statistics.median(ms):.1f} ms, "
-          f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms; console peak RSS {rss:.0f} MB")
-    print("targets: p95 ≤ 100 ms, max ≤ 250 ms, RSS ≤ 300 MB")
+          f"p95 {p95:.1f} ms, max {ms[-1]:.1f} ms; {missed} keys never shown; console peak RSS {rss:.0f} MB")
+    print("targets: p95 ≤ 50 ms, max ≤ 250 ms, RSS ≤ 300 MB")
 
 
 if __name__ == "__main__":

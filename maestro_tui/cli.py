@@ -307,7 +307,7 @@ def _conduct(args: argparse.Namespace) -> int:
 def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
     """Open the console on `session`, first starting its conductor in a process group of its own."""
     from maestro_tui import conductor_process
-    from maestro_tui.app import MaestroApp
+    from maestro_tui.app import console as open_console
 
     if start_conductor:
         conductor_process.start_conductor(session.root)
@@ -317,7 +317,7 @@ def _console(session, *, start_conductor: bool, read_only: bool = False) -> int:
         console = load_settings().console
     except ValueError as err:
         raise BadInput(f"console settings: {str(err).splitlines()[0]}") from None
-    app = MaestroApp(session.root, read_only=read_only, keymap=console.keys, bell=console.bell, theme=console.theme)
+    app = open_console(session.root, read_only=read_only, keymap=console.keys, bell=console.bell, theme=console.theme)
     result = app.run()
     if result == "leave":
         print(f"the session goes on; reattach with: maestro-tui attach {session.root}")
@@ -343,10 +343,10 @@ def _failed(session) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from maestro_tui.replay import ReplayApp
+    from maestro_tui.app import console
 
     session = _session_arg(args.session)
-    ReplayApp(session.root).run()
+    console(session.root, replay=True).run()
     return EXIT_OK
 
 

@@ -15,16 +15,18 @@ class SessionCommands(Provider):
 
     def _commands(self) -> list[tuple[str, object, str]]:
         app = self.app
+        session = app.session  # type: ignore[attr-defined]  # maestro_tui.app.MaestroApp's
         out = []
-        for plan in app.view.pending():
+        for plan in session.view.pending():
             change = ", ".join(f"{k} {v}" for k, v in plan.change.items())
-            out.append((f"decide plan {plan.plan_id}", partial(app.open_review, plan.plan_id), change))
-        out.append(("pause / resume the session", app.action_pause, "stop or restart starting new tests"))
-        out.append(("copy config as JSON", app.action_copy, "the selected leaderboard config, through OSC 52"))
+            out.append((f"decide plan {plan.plan_id}", partial(session.open_review, plan.plan_id), change))
+        if session.mode == "live":
+            out.append(("pause / resume the session", session.action_pause, "stop or restart starting new tests"))
+        out.append(("copy config as JSON", session.action_copy, "the selected leaderboard config, through OSC 52"))
         for theme in [t.name for t in THEMES] + ["ansi-dark", "ansi-light"]:
             out.append((f"theme: {theme}", partial(setattr, app, "theme", theme), "change the colours"))
-        if app.w_status.dead:
-            out.append(("resume the session", app.action_resume, "start a new conductor on this session"))
+        if session.w_status.dead and session.mode == "live":
+            out.append(("resume the session", session.action_resume, "start a new conductor on this session"))
         return out
 
     async def search(self, query: str) -> Hits:

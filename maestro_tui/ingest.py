@@ -5,11 +5,12 @@ file from its last byte offset (a torn last line waits for its end; corrupt line
 counted, never raised), re-reads JSON documents, and reads a test folder once it appears
 (it appears whole: the conductor renames it into place). Parsed items — each JSONL line as
 its event model (engine.events) — go into a deque that the console drains a capped batch at a
-time on a timer.
+time on a timer. It is the live console's Feed (maestro_tui.feed): `mode` live or read-only.
 """
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections import deque
 from pathlib import Path
@@ -30,7 +31,8 @@ from engine.session import (
     SessionDir,
     test_folders,
 )
-from maestro_tui.state import Item, TestDone
+from maestro_tui.feed import Batch, Mode
+from maestro_tui.state import ConductorStatus, Item, SessionView, TestDone
 
 TAILED = {CONVERSATION: "conversation", PLANS: "plans", DECISIONS: "decisions", AUDIT: "audit", ALLOCATION: "allocation"}
 DOCUMENTS = {CONFIG: "config", CONDUCTOR: "conductor"}
@@ -39,8 +41,9 @@ DOCUMENTS = {CONFIG: "config", CONDUCTOR: "conductor"}
 class SessionFeed:
     """Turns a session directory into a stream of Items; `drain(n)` hands out at most n."""
 
-    def __init__(self, root: Path, *, eager_scores: bool = True) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False, eager_scores: bool = True) -> None:
         self.root = Path(root)
+        self.read_only = read_only  # a console that watches a session another one steers
         self._session = SessionDir(self.root)
         self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
@@ -51,6 +54,7 @@ class SessionFeed:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failure: str | None = None
 
     # ------------------------------------------------------------ reading
 
@@ -60,6 +64,8 @@ class SessionFeed:
         `final`: nobody writes here any more, so a last line without its newline is torn
         (skipped and counted) rather than waited for.
         """
+        if not self.root.is_dir():  # moved or removed: nothing more will come, and the trader must know
+            raise FileNotFoundError(errno.ENOENT, "the session folder is gone", str(self.root))
         with self._lock:
             for name in DOCUMENTS:
                 self._document(name)
@@ -107,20 +113,54 @@ class SessionFeed:
             out.append(self.items.popleft())
         return out
 
+    # ------------------------------------------------------------ the Feed a screen reads
+
+    @property
+    def mode(self) -> Mode:
+        return "read-only" if self.read_only else "live"
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def new_view(self) -> SessionView:
+        return SessionView()
+
+    def take(self, limit: int) -> Batch:
+        return Batch(self.drain(limit))
+
+    def fold(self, view: SessionView, items: list[Item]) -> None:
+        for item in items:
+            view.apply(item)
+
+    def status(self, view: SessionView) -> ConductorStatus:
+        return view.conductor_status
+
     # ------------------------------------------------------------ watching
 
     def start(self) -> None:
         """Scan once, then rescan on every change watchfiles reports, in a daemon thread."""
-        self.scan()
+        try:
+            self.scan()  # here: the first frame shows what is there
+        except Exception as err:  # noqa: BLE001 - as in _watch
+            self._fail(err)
+            return
         self._thread = threading.Thread(target=self._watch, name="session-feed", daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
+        """Read, then read again on every change, until stopped; a failure stops it and says why (`failure`)."""
         import watchfiles
 
-        for _changes in watchfiles.watch(self.root, stop_event=self._stop, debounce=100, step=50,
-                                         rust_timeout=1000, yield_on_timeout=False):
-            self.scan()
+        try:
+            for _changes in watchfiles.watch(self.root, stop_event=self._stop, debounce=100, step=50,
+                                             rust_timeout=1000, yield_on_timeout=False):
+                self.scan()
+        except Exception as err:  # noqa: BLE001 - whatever stops the reading, the screen shows it (and why)
+            self._fail(err)
+
+    def _fail(self, err: Exception) -> None:
+        self._failure = f"{type(err).__name__}: {err}"
 
     def stop(self) -> None:
         self._stop.set()

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.events import Event
 from engine.session import SessionDir, parse_test_id, session_status
 from engine.standings import StandingsBook
+from maestro_tui.feed import Batch, Mode
 from maestro_tui.ingest import SessionFeed
-from maestro_tui.state import Item, SessionConfig, SessionView
+from maestro_tui.state import ConductorStatus, Item, SessionConfig, SessionView
 
 SPEEDS = (1, 10, 100, 1000, float("inf"))
 RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (~36 each; the pane shows 40)
@@ -43,10 +46,18 @@ class Stamped:
 
 
 class ReplayFeed:
-    """A session's items on a virtual clock; `drain` releases what the clock has passed while playing."""
+    """A session's items on a virtual clock; `drain` releases what the clock has passed while playing.
 
-    def __init__(self, root: Path) -> None:
+    The replay's Feed (maestro_tui.feed): it opens at the end of the session, so the first
+    screen shows how it came out; `seek` and `jump` make the next `take` show another moment.
+    `now` is the wall clock the virtual one runs on (time.monotonic; a test's own, to step it).
+    """
+
+    mode: Mode = "replay"
+
+    def __init__(self, root: Path, *, now: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(root)
+        self._now = now
         self.session = SessionDir(self.root)
         self.session.check_version()
         self.recorded = session_status(self.session)  # what the session itself is: running, finished, interrupted…
@@ -65,12 +76,16 @@ class ReplayFeed:
         self.position = 0  # items released so far
         self.playing = False
         self.speed_index = 1
-        self._last_wall = time.monotonic()
-        self._last_refresh = time.monotonic()
+        self._last_wall = now()
+        self._last_refresh = now()
+        self._failure: str | None = None
+        self._pending: Batch | None = None  # what a seek showed: the next take() hands it over
         self.first = 0.0
         self.refresh()
         self.first = self.timeline[0].at if self.timeline else 0.0
         self.clock = self.first
+        _settle_heap(collect=True)
+        self.book.show(0)
 
     @property
     def live(self) -> bool:
@@ -83,7 +98,7 @@ class ReplayFeed:
 
     def refresh(self) -> int:
         """Read what the folder gained since the last read; returns how many items joined the timeline."""
-        self._last_refresh = time.monotonic()
+        self._last_refresh = self._now()
         if self.timeline:  # still running when opened: has it finished (or died) since?
             self.recorded = session_status(self.session)
         self._source.scan(final=not self.live)  # nobody writes a finished folder: a line cut short is torn
@@ -138,7 +153,7 @@ class ReplayFeed:
             marks.append(position)
 
     def refresh_due(self) -> bool:
-        return self.live and time.monotonic() - self._last_refresh >= REFRESH_S
+        return self.live and self._now() - self._last_refresh >= REFRESH_S
 
     @staticmethod
     def _time_of(item: Item) -> float | None:
@@ -167,11 +182,11 @@ class ReplayFeed:
 
     def play(self, on: bool) -> None:
         self.playing = on and self.position < len(self.timeline)
-        self._last_wall = time.monotonic()
+        self._last_wall = self._now()
 
     def drain(self, limit: int) -> list[Item]:
         """While playing: the items the clock has passed since the last call (at most `limit`)."""
-        now = time.monotonic()
+        now = self._now()
         if not self.playing:
             self._last_wall = now
             return []
@@ -186,51 +201,93 @@ class ReplayFeed:
         return out
 
     def seek(self, position: int) -> int:
-        """Stop, and make the first `position` items (clamped) the ones that have happened; returns it."""
+        """Stop, and make the first `position` items (clamped) the ones that have happened; returns it.
+
+        The next take() shows that moment whole: the items from the last position on, or, going
+        back, a new view with the items up to it.
+        """
+        before = self.position
         self.position = max(0, min(position, len(self.timeline)))
         self.clock = self.timeline[self.position - 1].at if self.position else self.first
         self.playing = False
+        if self._pending is not None and self._pending.restart:  # a seek not shown yet: start from it
+            before = -1
+        if self.position >= before >= 0:
+            items = [s.item for s in self.timeline[before:self.position]]
+            if self._pending is not None:
+                items = self._pending.items + items
+            self._pending = Batch(items, past=True)
+        else:
+            self._pending = Batch([s.item for s in self.timeline[: self.position]], restart=True, past=True)
         return self.position
 
-    def start(self) -> None:  # the live feed's interface: the replay reads on its own schedule
-        return
+    def jump(self, what: str, step: int) -> int | None:
+        """Seek to the next (step 1) or previous (-1) plan or decision (`what` "plan") or segment start; None: none."""
+        marks = self.plan_marks if what == "plan" else self.segment_marks
+        here = self.position
+        if step > 0:
+            i = bisect.bisect_right(marks, here)
+            target = marks[i] if i < len(marks) else None
+        else:
+            i = bisect.bisect_left(marks, here)
+            target = marks[i - 1] if i > 0 else None
+        return None if target is None else self.seek(target)
+
+    # ------------------------------------------------------------ the Feed a screen reads
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def start(self) -> None:
+        """Open at the end of the session: the first screen shows how it came out, not empty panes."""
+        self.seek(len(self.timeline))
 
     def stop(self) -> None:
         return
 
+    def new_view(self) -> SessionView:
+        """A view over the replay's standings book, at no test yet, with the lines the reading skipped."""
+        self.book.show(0)  # the book keeps every test: fold() shows it as of the position
+        view = SessionView(book=self.book)
+        view.bad_lines = len(self.bad)
+        view.bad_details.extend(self.bad[-(view.bad_details.maxlen or 0):])
+        return view
 
-# ---------------------------------------------------------------- the replay console
+    def take(self, limit: int) -> Batch:
+        if self._pending is not None:
+            batch, self._pending = self._pending, None
+            return batch
+        if self.refresh_due():
+            try:
+                if self.refresh():
+                    _settle_heap(collect=False)
+            except Exception as err:  # noqa: BLE001 - the screen shows why, and keeps what it has
+                self._failure = f"{type(err).__name__}: {err}"
+        return Batch(self.drain(limit))
 
-from rich.text import Text  # noqa: E402
-from textual.binding import Binding  # noqa: E402
-from textual.widgets import Static  # noqa: E402
+    def fold(self, view: SessionView, items: list[Item]) -> None:
+        """Fold items into the view, reading episodes only for the last RECENT_TESTS tests among them."""
+        tests = [i for i, item in enumerate(items) if item.kind == "test"]
+        recent_from = tests[-RECENT_TESTS] if len(tests) >= RECENT_TESTS else 0
+        for i, item in enumerate(items):
+            view.skip_episodes = i < recent_from
+            view.apply(item)
+            if item.kind == "test":
+                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
+        view.skip_episodes = False
+        view.book.show(view.tests_seen)  # tests the book had already (a seek back, then forward) count now
 
-from maestro_tui.app import MaestroApp  # noqa: E402
-from maestro_tui.widgets.panes import show_text  # noqa: E402
-
-
-class TimelineBar(Static):
-    """Position in the session, segment starts (│) and plans/decisions (·)."""
-
-    DEFAULT_CSS = "TimelineBar { height: 1; background: $panel; }"
-
-    def show(self, feed: ReplayFeed) -> None:
-        width = max(20, (self.size.width or 100) - 48)
-        n = max(1, len(feed.timeline))
-        cells = ["─"] * width
-        for pos in feed.plan_marks:
-            cells[min(width - 1, pos * width // n)] = "·"
-        for pos in feed.segment_marks:
-            cells[min(width - 1, pos * width // n)] = "│"
-        here = min(width - 1, feed.position * width // n)
-        bar = Text("".join(cells[:here]), style="bold cyan")
-        bar.append("●", style="bold yellow")
-        bar.append("".join(cells[here + 1:]), style="dim")
-        elapsed = feed.clock - feed.first
-        speed = "instant" if feed.speed == float("inf") else f"×{feed.speed:g}"
-        state = "▶" if feed.playing else "⏸"
-        show_text(self, Text.assemble((f" {state} {speed:>7s} {_clock(elapsed)} ", "bold"), bar,
-                                      (f" {feed.position}/{len(feed.timeline)}", "dim")))
+    def status(self, view: SessionView) -> ConductorStatus:
+        """Progress as of the position, from the config and the tests shown; the state is the recorded session's."""
+        shown = SessionConfig.of(view.config)  # the config as of the position: none before it was written
+        cfg = shown if shown.present else SessionConfig.of(self.config)
+        segment = parse_test_id(view.research[-1].test_id)[0] if view.research else 0
+        return ConductorStatus(
+            session_id=cfg.session_id, state=self.recorded, tests_done=view.tests_seen,
+            tests_total=cfg.segments * cfg.tests, segment=segment, segments=cfg.segments,
+            approval=cfg.approval, providers=shown.agents,
+        )
 
 
 def _settle_heap(*, collect: bool) -> None:
@@ -240,134 +297,6 @@ def _settle_heap(*, collect: bool) -> None:
     long as the replay. Python's full collections scan them all, ~100 ms each, at moments
     of their choosing, which is mid-seek as often as not; frozen, they are never scanned.
     """
-    import gc
-
     if collect:
         gc.collect()
     gc.freeze()
-
-
-def _clock(seconds: float) -> str:
-    s = int(max(0.0, seconds))
-    return f"+{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
-
-
-class ReplayApp(MaestroApp):
-    """The console, read-only, driven by a ReplayFeed."""
-
-    BINDINGS = [
-        Binding("space", "play", "play/pause", id="replay.play"),
-        Binding("p", "play", "play/pause", show=False, id="replay.pause"),  # the console's pause key: here it plays and pauses
-        Binding("plus", "speed(1)", "faster", id="replay.faster"),
-        Binding("minus", "speed(-1)", "slower", id="replay.slower"),
-        Binding("right_square_bracket", "jump('plan', 1)", "next plan", id="replay.next_plan"),
-        Binding("left_square_bracket", "jump('plan', -1)", "prev plan", id="replay.prev_plan"),
-        Binding("right_curly_bracket", "jump('segment', 1)", "next segment", id="replay.next_segment"),
-        Binding("left_curly_bracket", "jump('segment', -1)", "prev segment", id="replay.prev_segment"),
-        Binding("g", "seek_to(0)", "start", id="replay.start"),
-        Binding("G", "seek_to(-1)", "end", id="replay.end"),
-    ]
-
-    def __init__(self, session_root: Path, **kw) -> None:
-        super().__init__(session_root, read_only=True, **kw)
-        self._opened = False
-        self.feed = ReplayFeed(self.session_root)
-        _settle_heap(collect=True)
-        self.feed.book.show(0)
-        self.view = SessionView(book=self.feed.book)
-        self._show_bad_lines()
-
-    def compose(self):
-        yield from super().compose()
-        yield TimelineBar(id="timeline")
-
-    def on_mount(self) -> None:
-        self.w_timeline = self.query_one(TimelineBar)  # before the first tick, which super().on_mount() runs
-
-    def tick(self) -> None:
-        if not self._opened:  # the first tick, before the first frame: open at the end of the session,
-            self._opened = True  # so the first screen shows how it came out, not empty panes
-            self.seek(len(self.feed.timeline))
-            self.notify("at the end of the session: g for its start, space to play, ] and [ for plans and "
-                        "decisions, } and { for segments", title=f"replay of a {self.feed.recorded} session", timeout=8)
-            return
-        if self.feed.refresh_due() and self.feed.refresh():
-            _settle_heap(collect=False)
-        super().tick()
-        self._synth_status()
-        self.w_timeline.show(self.feed)
-
-    def fold(self, items: list[Item]) -> None:
-        """Fold items into the view, reading episodes only for the last RECENT_TESTS tests among them."""
-        tests = [i for i, item in enumerate(items) if item.kind == "test"]
-        recent_from = tests[-RECENT_TESTS] if len(tests) >= RECENT_TESTS else 0
-        view = self.view
-        for i, item in enumerate(items):
-            view.skip_episodes = i < recent_from
-            view.apply(item)
-            if item.kind == "test":
-                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
-        view.skip_episodes = False
-        view.book.show(view.tests_seen)  # tests the book had already (a seek back, then forward) count now
-
-    def _show_bad_lines(self) -> None:
-        self.view.bad_lines = len(self.feed.bad)
-        self.view.bad_details.extend(self.feed.bad[-self.view.bad_details.maxlen:])
-
-    def _synth_status(self) -> None:
-        shown = SessionConfig.of(self.view.config)  # the config as of the position: none before it was written
-        cfg = shown if shown.present else SessionConfig.of(self.feed.config)
-        segment = parse_test_id(self.view.research[-1].test_id)[0] if self.view.research else 0
-        self.w_status.replay_of = self.feed.recorded
-        self.view.conductor = {  # a stand-in for conductor.json, read as one (state.ConductorStatus)
-            "tests_done": self.view.tests_seen,
-            "tests_total": cfg.segments * cfg.tests, "segment": segment, "segments": cfg.segments,
-            "approval": cfg.approval, "providers": shown.agents,
-        }
-        self.w_status.refresh_from(self.view, True)
-
-    def _research_in_force(self) -> None:
-        """None: the view is behind the session's files, which hold its end."""
-        return None
-
-    def action_play(self) -> None:
-        self.feed.play(not self.feed.playing)
-
-    def action_speed(self, step: int) -> None:
-        self.feed.faster(step)
-        self.notify(f"speed: {'instant' if self.feed.speed == float('inf') else f'×{self.feed.speed:g}'}")
-
-    def action_seek_to(self, position: int) -> None:
-        self.seek(len(self.feed.timeline) if position < 0 else position)
-
-    def action_jump(self, what: str, step: int) -> None:
-        marks = self.feed.plan_marks if what == "plan" else self.feed.segment_marks
-        here = self.feed.position
-        if step > 0:
-            i = bisect.bisect_right(marks, here)
-            target = marks[i] if i < len(marks) else None
-        else:
-            i = bisect.bisect_left(marks, here)
-            target = marks[i - 1] if i > 0 else None
-        if target is None:
-            self.notify(f"no {'plan or decision' if what == 'plan' else 'segment'} {'after' if step > 0 else 'before'} this point")
-            return
-        self.seek(target)
-
-    def seek(self, position: int) -> None:
-        """Show the session exactly as it stood after `position` items."""
-        before = self.feed.position
-        position = self.feed.seek(position)
-        timeline = self.feed.timeline
-        if position >= before:
-            self.fold([s.item for s in timeline[before:position]])
-        else:
-            self.feed.book.show(0)  # the book keeps every test: fold() shows it as of the position
-            self.view = SessionView(book=self.feed.book)
-            self._show_bad_lines()
-            self.fold([s.item for s in timeline[:position]])
-            self.w_conversation.clear()
-            self.w_conversation._seen = 0
-        self._known_status = {pid: p.status for pid, p in self.view.plans.items()}  # no toasts for the past
-        self._drawn = -1
-        self.tick()

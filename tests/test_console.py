@@ -21,7 +21,7 @@ from agents.approval import research_in_force
 from engine.events import PlanEvent, utc_now_iso
 from engine.jsonl import read_jsonl
 from engine.params import bounds_for
-from maestro_tui.app import MaestroApp
+from maestro_tui.app import MaestroApp, console
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.review import ReviewScreen
 from maestro_tui.widgets.panes import PlansTable, value_text
@@ -106,7 +106,7 @@ async def open_review(app: MaestroApp, pilot, plan_id: str, status: str = "pendi
 
 async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_it(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         table = app.query_one(PlansTable)
         assert [c.label.plain for c in table.columns.values()] == ["plan", "change · effect / reason"]
@@ -128,7 +128,7 @@ async def test_edit_refuses_an_out_of_range_value_under_the_field_then_accepts_a
     name = item["parameter"]
     bad = {"atr_stop_mult": "50", "hard_tp_usd": "1e9", "timeout_bars": "0", "vhf_min": "5", "atr_z_min": "-99",
            "gate_vhf": "maybe"}[name]
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("e")
@@ -160,7 +160,7 @@ async def test_an_edit_beyond_the_max_step_is_refused_under_its_field_and_nothin
     now = in_force.value(name)
     far = now + 3 * bound.max_step if now + 3 * bound.max_step <= bound.hi else now - 3 * bound.max_step
     assert bound.lo <= far <= bound.hi  # inside the bounds: only the step is wrong
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("e")
@@ -179,7 +179,7 @@ async def test_the_review_of_a_pending_plan_says_what_it_changes_where_and_on_wh
     name = item["parameter"]
     bound = research_in_force(waiting_session).bounds()[name]
     scope = plan["scope"]
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         text = review_text(app)
@@ -200,7 +200,7 @@ async def test_the_review_of_a_pending_plan_says_what_it_changes_where_and_on_wh
 
 async def test_veto_discards_the_plan_which_then_opens_read_only_and_its_keys_decide_nothing(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("v")
@@ -227,7 +227,7 @@ async def test_markup_and_escapes_in_a_plan_are_shown_as_text_in_the_pane_and_th
     with open(copy / "plans.jsonl", "a") as fh:
         fh.write(json.dumps(crafted.model_dump()) + "\n")
     shown = markup + " \\x1b]0;pwned\\x07"
-    app = MaestroApp(copy, read_only=True)
+    app = console(copy, read_only=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: status_in_pane(app, "P1-999") == "pending")
         reason = plan_lines(app, "P1-999")[1]  # as much as the pane holds; the review has it all
@@ -240,7 +240,7 @@ async def test_markup_and_escapes_in_a_plan_are_shown_as_text_in_the_pane_and_th
 
 async def test_escape_closes_the_review_without_deciding_and_stray_keys_decide_nothing(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("escape")
@@ -256,7 +256,7 @@ async def test_escape_closes_the_review_without_deciding_and_stray_keys_decide_n
 
 async def test_read_only_attach_refuses_decisions(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session, read_only=True)
+    app = console(waiting_session, read_only=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await open_review(app, pilot, plan["plan_id"])
         await pilot.press("a")
@@ -270,7 +270,7 @@ async def test_read_only_attach_refuses_decisions(waiting_session: Path):
 @pytest.mark.parametrize("choice", ["cancel", "leave", "stop"])
 async def test_quit_dialog_choices(waiting_session: Path, choice: str):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         await pilot.press("q")
@@ -290,7 +290,7 @@ async def test_quit_dialog_choices(waiting_session: Path, choice: str):
 
 async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session, keymap={"plans.review": "r", "plans.approve": "ctrl+y"})
+    app = console(waiting_session, keymap={"plans.review": "r", "plans.approve": "ctrl+y"})
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         app.query_one(PlansTable).focus()
@@ -307,7 +307,7 @@ async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_ses
 
 async def test_theme_switch(waiting_session: Path):
     plan = first_pending(waiting_session)
-    app = MaestroApp(waiting_session, theme="maestro-light")
+    app = console(waiting_session, theme="maestro-light")
     async with app.run_test(size=(160, 48)) as pilot:
         assert app.current_theme.name == "maestro-light"
         await pilot.press("t")
@@ -320,12 +320,12 @@ async def test_theme_switch(waiting_session: Path):
 
 
 async def test_p_pauses_and_resumes_starting_new_tests(waiting_session: Path):
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot, lambda: app.view.conductor is not None)
+        await settle(pilot, lambda: app.session.view.conductor is not None)
         await pilot.press("p")
         wait_for(lambda: conductor_state(waiting_session).get("state") == "paused", what="the conductor to pause")
-        await settle(pilot, lambda: "PAUSED" in str(app.w_status.render()))
+        await settle(pilot, lambda: "PAUSED" in str(app.session.w_status.render()))
         await pilot.press("p")
         wait_for(lambda: conductor_state(waiting_session).get("state") == "waiting", what="the conductor to resume")
 
@@ -334,39 +334,39 @@ async def test_a_dead_conductor_is_shown_with_its_log_and_R_resumes_it(waiting_s
     import os
 
     old_pid = conductor_state(waiting_session)["pid"]
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot, lambda: app.view.conductor is not None)
+        await settle(pilot, lambda: app.session.view.conductor is not None)
         os.kill(old_pid, signal.SIGKILL)
-        await settle(pilot, lambda: app.w_status.dead)
-        assert "DEAD" in str(app.w_status.render())
+        await settle(pilot, lambda: app.session.w_status.dead)
+        assert "DEAD" in str(app.session.w_status.render())
         await pilot.press("R")
         wait_for(lambda: conductor_state(waiting_session).get("pid") not in (None, old_pid)
                  and conductor_state(waiting_session).get("state") == "waiting", what="a new conductor")
-        await settle(pilot, lambda: not app.w_status.dead)
+        await settle(pilot, lambda: not app.session.w_status.dead)
     os.kill(conductor_state(waiting_session)["pid"], signal.SIGTERM)
 
 
 async def test_no_color_is_honoured(waiting_session: Path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(80, 24)):
         assert app.no_color
 
 
 async def test_corrupt_and_torn_lines_are_counted_and_shown_never_crash(waiting_session: Path):
-    app = MaestroApp(waiting_session)
+    app = console(waiting_session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot, lambda: app.view.conversation)
+        await settle(pilot, lambda: app.session.view.conversation)
         with open(waiting_session / "conversation.jsonl", "a") as fh:
             fh.write("{this is not json}\n")
-        await settle(pilot, lambda: app.view.bad_lines == 1)
-        assert "corrupt lines skipped: 1" in str(app.w_status.render())
-        seen = len(app.view.conversation)
+        await settle(pilot, lambda: app.session.view.bad_lines == 1)
+        assert "corrupt lines skipped: 1" in str(app.session.w_status.render())
+        seen = len(app.session.view.conversation)
         with open(waiting_session / "audit.jsonl", "a") as fh:
             fh.write('{"v": 1, "kind": "audit", "sess')  # a torn last line: waits for its end
         await pilot.pause(0.5)
-        assert app.view.bad_lines == 1 and app.is_running and len(app.view.conversation) == seen
+        assert app.session.view.bad_lines == 1 and app.is_running and len(app.session.view.conversation) == seen
 
 
 async def test_the_review_shows_a_trader_strategys_own_parameters_with_their_bounds(tmp_path: Path):
@@ -384,7 +384,7 @@ async def test_the_review_shows_a_trader_strategys_own_parameters_with_their_bou
         wait_for(lambda: conductor_state(session).get("state") == "waiting" and pending_plans(session),
                  what="a pending plan")
         plan = first_pending(session)
-        app = MaestroApp(session)
+        app = console(session)
         async with app.run_test(size=(160, 48)) as pilot:
             await open_review(app, pilot, plan["plan_id"])
             shown = str(app.screen.query_one("#strategy").render())

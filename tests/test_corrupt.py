@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro_tui.app import MaestroApp
-from maestro_tui.replay import ReplayApp
+from maestro_tui.app import console
 from tests.sessions import EAGER_RULES, cli, only_session, snapshot
 
 pytestmark = pytest.mark.slow  # every case damages a finished session and runs the CLI or the console on it
@@ -165,7 +164,7 @@ def test_resume_never_turns_a_damaged_session_into_a_traceback_or_a_failed_one(f
 @pytest.mark.parametrize("case", sorted(CASES))
 async def test_replay_and_attach_show_a_damaged_session_without_crashing(finished: Path, tmp_path: Path, case: str):
     session = damaged(finished, tmp_path, case)
-    for app in (ReplayApp(session), MaestroApp(session, read_only=True)):
+    for app in (console(session, replay=True), console(session, read_only=True)):
         async with app.run_test(size=(160, 48)) as pilot:
             for key in ("g", "G", "]", "[", "1", "enter", "escape", "c"):
                 await pilot.press(key)

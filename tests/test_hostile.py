@@ -20,8 +20,7 @@ import pytest
 from textual.widgets import DataTable, Log, Static
 
 from engine.jsonl import append_jsonl, read_jsonl
-from maestro_tui.app import MaestroApp
-from maestro_tui.replay import ReplayApp
+from maestro_tui.app import console
 from tests.llm_server import LLMServer, sensible
 from tests.sessions import EAGER_RULES, ROOT, cli, only_session, wait_for
 
@@ -93,13 +92,15 @@ def shown_text(app) -> list[str]:
 @pytest.mark.parametrize("kind", ["attach", "replay"])
 async def test_the_console_and_the_replay_show_it_as_typed_review_and_c_included(run, kind):
     session, _ = run
-    app = ReplayApp(session) if kind == "replay" else MaestroApp(session, read_only=True)
+    app = console(session, replay=True) if kind == "replay" else console(session, read_only=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
-        for key in ("7", "c", "1", "enter"):  # the agents pane, its full JSON, the plans, a review
-            await pilot.press(key)
-            await pilot.pause()
-        texts = shown_text(app)
+        texts = []
+        for keys in (("7", "c"), ("r",), ("escape", "1", "enter")):  # a message whole, as raw JSON, then a review
+            for key in keys:
+                await pilot.press(key)
+                await pilot.pause()
+            texts += shown_text(app)
         assert any("\\x1b]0;PWNED-TITLE" in t for t in texts), "the escape should be shown, visibly"
         assert any("[link=https://evil.example]" in t for t in texts), "markup should be shown as typed"
         for t in texts:
@@ -126,8 +127,8 @@ def test_a_real_terminal_keeps_its_title_and_clipboard(run, tmp_path: Path):
         tmux("send-keys", "-t", name, "7")  # the agents' conversation, where the model's words are
         wait_for(lambda: "x1b]0;PWNED-TITLE" in tmux("capture-pane", "-p", "-t", name).stdout,
                  what="the escape sequence shown as text")
-        tmux("send-keys", "-t", name, "c")  # the latest message as full JSON, in a toast
-        wait_for(lambda: '"agente"' in tmux("capture-pane", "-p", "-t", name).stdout, what="the JSON toast")
+        tmux("send-keys", "-t", name, "c", "r")  # the latest message whole, then as the raw JSON it was written as
+        wait_for(lambda: '"agente"' in tmux("capture-pane", "-p", "-t", name).stdout, what="the raw JSON")
         title = tmux("display-message", "-p", "-t", name, "#{pane_title}").stdout.strip()
         assert "PWNED" not in title
         buffers = tmux("list-buffers").stdout

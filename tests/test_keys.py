@@ -14,10 +14,10 @@ from rich.console import Console
 from textual.widgets import Static
 
 from engine.events import utc_now_iso
-from maestro_tui.app import PANES, MaestroApp
-from maestro_tui.replay import ReplayApp
+from maestro_tui.app import MaestroApp, console
 from maestro_tui.screens.help import HelpScreen
 from maestro_tui.screens.quit import QuitScreen
+from maestro_tui.screens.session import PANES
 from tests.sessions import headless_session, settle
 
 pytestmark = pytest.mark.slow  # a session is run for the module; each test drives the console on it
@@ -41,13 +41,16 @@ def running_elsewhere(finished: Path, tmp_path: Path) -> Path:
 
 
 def loaded(app: MaestroApp) -> bool:
-    return bool(app.view.tests_seen) and app.w_board.row_count > 1 and app.view.conductor_status.present
+    session = app.session  # a replay reads no conductor.json: its feed says where it is
+    return bool(session.view.tests_seen) and session.w_board.row_count > 1 and (
+        session.mode == "replay" or session.view.conductor_status.present)
 
 
 def board_column(app: MaestroApp, column: str) -> list[object]:
     """A leaderboard column as shown, its figures as numbers (`-12,345` → -12345)."""
-    at = app.w_board.COLUMNS.index(column)
-    cells = [str(app.w_board.get_row_at(i)[at]) for i in range(app.w_board.row_count)]
+    board = app.session.w_board
+    at = board.COLUMNS.index(column)
+    cells = [str(board.get_row_at(i)[at]) for i in range(board.row_count)]
     try:
         return [float(c.replace(",", "")) for c in cells]
     except ValueError:
@@ -62,10 +65,10 @@ def screen_text(app: MaestroApp) -> str:
 
 
 async def test_s_sorts_best_first_S_reverses_and_the_title_says_by_what_and_which_method(finished: Path):
-    app = MaestroApp(finished)
+    app = console(finished)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: loaded(app))
-        frame = app.w_board.parent
+        frame = app.session.w_board.parent
         assert frame.border_title == "3 leaderboard · by score ↓"
         scores = board_column(app, "score")
         assert scores == sorted(scores, reverse=True) and board_column(app, "rank")[0] == 1  # best first: the ranking
@@ -77,14 +80,14 @@ async def test_s_sorts_best_first_S_reverses_and_the_title_says_by_what_and_whic
         pnl = board_column(app, "val pnl")
         assert pnl == sorted(pnl, reverse=True)
         await pilot.press("f")
-        method = app.view.session_config.methods[0]
+        method = app.session.view.session_config.methods[0]
         assert frame.border_title == f"3 leaderboard · by pnl ↓ · {method} only"
         assert {str(m) for m in board_column(app, "method")} <= {method}
 
 
 @pytest.mark.parametrize("size", [(160, 48), (80, 24)])
 async def test_the_focused_frame_moves_with_every_pane_key(finished: Path, size: tuple[int, int]):
-    app = MaestroApp(finished)
+    app = console(finished)
     async with app.run_test(size=size) as pilot:
         await settle(pilot, lambda: loaded(app))
 
@@ -99,7 +102,7 @@ async def test_the_focused_frame_moves_with_every_pane_key(finished: Path, size:
             await settle(pilot, lambda pane=pane: framed() == pane)
         await pilot.press("z")  # maximised: only this pane, and the status line stays
         await settle(pilot, lambda: all(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES if n != "conversation"))
-        assert app.w_status.display and app.w_status.region.height
+        assert app.session.w_status.display and app.session.w_status.region.height
         await pilot.press("z")
         if size[0] >= 120:
             await settle(pilot, lambda: not any(app.query_one(f"#pane-{n}").has_class("hidden") for n in PANES))
@@ -109,8 +112,8 @@ async def test_the_focused_frame_moves_with_every_pane_key(finished: Path, size:
 @pytest.mark.parametrize("key", ["q", "ctrl+c", "ctrl+q"])
 async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session(
         finished: Path, running_elsewhere: Path, kind: str, key: str):
-    app = {"live": lambda: MaestroApp(running_elsewhere), "finished": lambda: MaestroApp(finished),
-           "read-only": lambda: MaestroApp(running_elsewhere, read_only=True), "replay": lambda: ReplayApp(finished)}[kind]()
+    app = {"live": lambda: console(running_elsewhere), "finished": lambda: console(finished),
+           "read-only": lambda: console(running_elsewhere, read_only=True), "replay": lambda: console(finished, replay=True)}[kind]()
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press(key)
@@ -135,8 +138,8 @@ async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session
 
 @pytest.mark.parametrize("kind", ["live", "read-only", "replay"])
 async def test_help_names_what_each_key_of_this_console_does(running_elsewhere: Path, kind: str):
-    app = {"live": lambda: MaestroApp(running_elsewhere), "read-only": lambda: MaestroApp(running_elsewhere, read_only=True),
-           "replay": lambda: ReplayApp(running_elsewhere)}[kind]()
+    app = {"live": lambda: console(running_elsewhere), "read-only": lambda: console(running_elsewhere, read_only=True),
+           "replay": lambda: console(running_elsewhere, replay=True)}[kind]()
     async with app.run_test(size=(160, 60)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("question_mark")

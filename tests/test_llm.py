@@ -253,14 +253,14 @@ def test_the_api_key_appears_nowhere(tmp_path: Path):
 
 @pytest.mark.slow
 async def test_the_console_never_shows_the_key(tmp_path: Path, monkeypatch):
-    from maestro_tui.app import MaestroApp
+    from maestro_tui.app import console
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-SENTINEL-console")
     with LLMServer(sensible) as server:
         env = {"ANTHROPIC_API_KEY": "sk-ant-SENTINEL-console", "ANTHROPIC_BASE_URL": server.url}
         out = cli("run", "--headless", "--segments", "1", "--tests", "8", "--sessions-dir", str(tmp_path), env=env)
     assert out.returncode == 0
-    app = MaestroApp(only_session(tmp_path))
+    app = console(only_session(tmp_path))
     async with app.run_test(size=(160, 48)) as pilot:
         for _ in range(20):
             await pilot.pause(0.05)

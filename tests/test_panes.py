@@ -25,7 +25,7 @@ from engine.metrics import PAYOFF_CAP
 from engine.params import Params
 from engine.targets import Targets
 from maestro_tui import state  # state.TestDone: a name pytest would try to collect
-from maestro_tui.app import MaestroApp
+from maestro_tui.app import MaestroApp, console
 from maestro_tui.state import Item, SessionView
 from maestro_tui.widgets.panes import (
     AllocationTable,
@@ -449,17 +449,18 @@ def finished(tmp_path_factory) -> Path:
 
 
 def loaded(app: MaestroApp) -> bool:
-    return app.view.tests_seen == 100 and app.w_board.row_count > 3 and app.view.conductor_status.present
+    session = app.session
+    return session.view.tests_seen == 100 and session.w_board.row_count > 3 and session.view.conductor_status.present
 
 
 @pytest.mark.slow
 async def test_on_a_real_session_every_leaderboard_row_reads_differently_with_its_figures_in_sight(finished: Path):
-    app = MaestroApp(finished)
+    app = console(finished)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.pause()
-        board = app.w_board
-        standings = app.view.standings()
+        board = app.session.w_board
+        standings = app.session.view.standings()
         headlines = {" ".join(s.label.split()[:4]) for s in standings}  # method, periods, stop, take-profit
         assert len(headlines) < len(standings)  # configs that only those would not tell apart
         assert len({s.label for s in standings}) == len(standings)  # the long labels do
@@ -478,12 +479,12 @@ async def test_on_a_real_session_every_leaderboard_row_reads_differently_with_it
 
 @pytest.mark.slow
 async def test_on_a_real_session_at_80x24_the_leaderboard_holds_whole_labels(finished: Path):
-    app = MaestroApp(finished)
+    app = console(finished)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("3")
         await pilot.pause()
-        board = app.w_board
+        board = app.session.w_board
         labels = [plain(board.get_row_at(i)[0]) for i in range(board.row_count)]
         assert len(set(labels)) == len(labels) and not any(t.endswith("…") or "… " in t for t in labels)
         room = board.scrollable_content_region.width
@@ -492,15 +493,15 @@ async def test_on_a_real_session_at_80x24_the_leaderboard_holds_whole_labels(fin
 
 @pytest.mark.slow
 async def test_on_a_real_session_the_allocation_pane_shows_the_desks_last_decision_values(finished: Path):
-    app = MaestroApp(finished)
+    app = console(finished)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.pause()
-        table = app.w_allocation
+        table = app.session.w_allocation
         # at a segment's end the desk wrote every family's Sharpe: the pane shows the same, and over how many tests
         ends = [json.loads(line) for line in (finished / "allocation.jsonl").read_text().splitlines()]
         last = {e["strategy"]: e for e in ends if e["reason"] == "end of segment 4"}
-        assert set(last) == set(app.view.session_config.methods)
+        assert set(last) == set(app.session.view.session_config.methods)
         for name, e in last.items():
             assert plain(table.cell_of(name, "sharpe")) == ("—" if e["sharpe"] is None else f"{e['sharpe']:.2f}")
             assert plain(table.cell_of(name, "n")) == "15" and plain(table.cell_of(name, "mode")) == e["mode"]

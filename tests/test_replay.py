@@ -24,7 +24,7 @@ from engine.leaderboard import read_leaderboard_csv
 from engine.session import SCORES, SessionDir
 from engine.session import test_folders as folders_of  # not test_*: pytest would collect it
 from engine.standings import standings
-from maestro_tui.replay import ReplayApp
+from maestro_tui.app import MaestroApp, console
 from maestro_tui.widgets.panes import AllocationTable, Conversation, EpisodesTable, LeaderboardTable, PlansTable
 from tests.sessions import EAGER_RULES, cli, cli_background, conductor_state, find_session, pending_plans, wait_for
 
@@ -132,7 +132,7 @@ def assert_modes(alloc: AllocationTable, want: dict[str, str]) -> None:
     assert all(modes[k] == "ACTIVE" and str(alloc.cell_of(k, "since")) == "start" for k in modes.keys() - want.keys())
 
 
-def assert_panes_show(app: ReplayApp, want: Expected) -> None:
+def assert_panes_show(app: MaestroApp, want: Expected) -> None:
     """Each pane of the replay console against the rebuilt session."""
     plans = app.query_one(PlansTable)
     assert plan_statuses(plans) == want.plans
@@ -155,9 +155,9 @@ def assert_panes_show(app: ReplayApp, want: Expected) -> None:
     first = episodes.keys[0] if episodes.keys else None
     assert first == want.newest_episode
 
-    assert app.view.tests_seen == want.tests
-    targets = str(app.w_targets.content)
-    if app.view.config is None:  # before the session's config: nothing to measure against
+    assert app.session.view.tests_seen == want.tests
+    targets = str(app.session.w_targets.content)
+    if app.session.view.config is None:  # before the session's config: nothing to measure against
         assert targets == ""
     else:
         hit = next(line for line in targets.split("\n") if line.startswith("hit "))
@@ -170,7 +170,7 @@ def assert_panes_show(app: ReplayApp, want: Expected) -> None:
 async def test_at_every_plan_and_decision_each_pane_shows_the_session_as_it_stood(recorded: Path):
     decisions = read_jsonl(recorded / "decisions.jsonl").records
     assert {d["decision"] for d in decisions} == set(KINDS)
-    app = ReplayApp(recorded)
+    app = console(recorded, replay=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         assert app.feed.position == len(app.feed.timeline)  # a replay opens at the end: how it came out
@@ -201,33 +201,33 @@ async def test_at_every_plan_and_decision_each_pane_shows_the_session_as_it_stoo
 
 
 async def test_segments_start_and_end(recorded: Path):
-    app = ReplayApp(recorded)
+    app = console(recorded, replay=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         await pilot.press("G")
         assert app.feed.position == len(app.feed.timeline)
         assert_panes_show(app, rebuild(recorded, app.feed.end))
-        assert app.view.tests_seen == 48
+        assert app.session.view.tests_seen == 48
         await pilot.press("g")
-        assert app.feed.position == 0 and app.view.tests_seen == 0 and not app.view.plans
-        first, second = str(app.w_status.render()).split("\n")  # before any file: the state and the session's name
+        assert app.feed.position == 0 and app.session.view.tests_seen == 0 and not app.session.view.plans
+        first, second = str(app.session.w_status.render()).split("\n")  # before any file: the state and the session's name
         assert first.startswith(" REPLAY   recorded session: finished") and second.startswith(recorded.name), (first, second)
         await pilot.press("right_curly_bracket")  # the first test of segment 1
-        assert app.view.research[-1].test_id.startswith("seg1_") and app.view.tests_seen >= 1
+        assert app.session.view.research[-1].test_id.startswith("seg1_") and app.session.view.tests_seen >= 1
         await pilot.press("right_curly_bracket")  # ... of segment 2
-        assert app.view.research[-1].test_id.startswith("seg2_")
+        assert app.session.view.research[-1].test_id.startswith("seg2_")
         assert_panes_show(app, rebuild(recorded, app.feed.clock))
         await pilot.press("right_curly_bracket")  # no third segment: stays, and says so
-        assert app.view.research[-1].test_id.startswith("seg2_")
+        assert app.session.view.research[-1].test_id.startswith("seg2_")
         await pilot.press("left_curly_bracket")
-        assert all(r.test_id.startswith("seg1_") for r in app.view.research)
+        assert all(r.test_id.startswith("seg1_") for r in app.session.view.research)
         assert_panes_show(app, rebuild(recorded, app.feed.clock))
-        status = str(app.w_status.render())
+        status = str(app.session.w_status.render())
         assert "REPLAY" in status and "recorded session: finished" in status and "/s" not in status  # no rate, no ETA
 
 
 async def test_play_releases_items_at_the_chosen_speed_and_pause_holds(recorded: Path):
-    app = ReplayApp(recorded)
+    app = console(recorded, replay=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         await pilot.press("g")
@@ -263,7 +263,7 @@ async def test_play_releases_items_at_the_chosen_speed_and_pause_holds(recorded:
             await pilot.pause(0.05)
             if not app.feed.playing:
                 break
-        assert app.feed.position == len(app.feed.timeline) and app.view.tests_seen == 48
+        assert app.feed.position == len(app.feed.timeline) and app.session.view.tests_seen == 48
         assert_panes_show(app, rebuild(recorded, app.feed.end))
 
 
@@ -277,17 +277,17 @@ async def test_an_interrupted_session_replays_up_to_where_it_stopped(tmp_path: P
     session = find_session(tmp_path)
     with open(session / "conversation.jsonl", "a") as fh:  # the crash cut a line short
         fh.write('{"v": 1, "kind": "conversation", "agent": "crit')
-    app = ReplayApp(session)
+    app = console(session, replay=True)
     assert app.feed.recorded == "interrupted"
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         await pilot.press("G")
         folders = folders_of(SessionDir(session))
-        assert app.view.tests_seen == len(folders) == 17
+        assert app.session.view.tests_seen == len(folders) == 17
         assert_panes_show(app, rebuild(session, app.feed.end))
-        status = str(app.w_status.render())
+        status = str(app.session.w_status.render())
         assert "recorded session: interrupted" in status
-        assert app.view.bad_lines == 1 and "torn last line" in app.view.bad_details[-1]
+        assert app.session.view.bad_lines == 1 and "torn last line" in app.session.view.bad_details[-1]
         assert "corrupt lines skipped: 1" in status
     # `ls` ranks what an interrupted session has done so far
     best = standings([r for _, _, f in folders_of(SessionDir(session)) for r in read_leaderboard_csv(f / "leaderboard_base.csv")])[0]
@@ -307,19 +307,19 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         fh.write("\x00\x00\x00\n")
     broken = folders_of(SessionDir(session))[5][2]
     (broken / "leaderboard_base.csv").write_text("test_id,rank\nnonsense\n")
-    app = ReplayApp(session)
+    app = console(session, replay=True)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.2)
         told = " ".join(str(n.message) for n in app._notifications)
         assert "skipped 4 unreadable lines" in told  # the replay opens at the end: every bad line is behind
-        assert any("plans.jsonl line 3" in d for d in app.view.bad_details)
-        assert any("allocation.jsonl line 11: invalid JSON" in d for d in app.view.bad_details)
-        assert any(f"{broken.name}/leaderboard_base.csv" in d for d in app.view.bad_details)
+        assert any("plans.jsonl line 3" in d for d in app.session.view.bad_details)
+        assert any("allocation.jsonl line 11: invalid JSON" in d for d in app.session.view.bad_details)
+        assert any(f"{broken.name}/leaderboard_base.csv" in d for d in app.session.view.bad_details)
         await pilot.press("G")
-        assert app.is_running and app.view.tests_seen == 48 and app.view.tests_failed == 1
-        assert app.view.bad_lines == 4  # the JSON line without a strategy was refused by its model on reading
-        assert any("allocation.jsonl line 10: session_id: Field required" in d for d in app.view.bad_details)
-        assert "corrupt lines skipped: 4" in str(app.w_status.render())
+        assert app.is_running and app.session.view.tests_seen == 48 and app.session.view.tests_failed == 1
+        assert app.session.view.bad_lines == 4  # the JSON line without a strategy was refused by its model on reading
+        assert any("allocation.jsonl line 10: session_id: Field required" in d for d in app.session.view.bad_details)
+        assert "corrupt lines skipped: 4" in str(app.session.w_status.render())
         # the rest is shown as the files say: plans and allocation as recorded, the one test's rows missing
         want = rebuild(recorded, app.feed.end)
         assert plan_statuses(app.query_one(PlansTable)) == want.plans
@@ -330,8 +330,8 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         for cid, _, tests, _ in want.board:
             assert board.get(cid, 0) == tests - (cid in lost), cid
         await pilot.press("g")
-        assert app.view.bad_lines == 4  # what the files hold stays counted, seek or no seek
-        assert "corrupt lines skipped: 4" in str(app.w_status.render())
+        assert app.session.view.bad_lines == 4  # what the files hold stays counted, seek or no seek
+        assert "corrupt lines skipped: 4" in str(app.session.w_status.render())
 
 
 @pytest.mark.parametrize(("v", "says"), [(0, "schema version v=0: this session was written by an older"),
@@ -350,7 +350,7 @@ def test_a_session_of_another_schema_version_is_refused_with_a_clear_message(rec
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert "reads v=1" in out.stderr and str(session / "session_config.json") in out.stderr
     with pytest.raises(SessionFileError, match="schema version"):
-        ReplayApp(session)
+        console(session, replay=True)
 
 
 async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tmp_path: Path):
@@ -360,13 +360,13 @@ async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tm
         session = wait_for(lambda: find_session(tmp_path), what="the session folder")
         plan = wait_for(lambda: conductor_state(session).get("state") == "waiting" and pending_plans(session),
                         what="a pending plan")[0]
-        app = ReplayApp(session)
+        app = console(session, replay=True)
         assert app.feed.recorded == "waiting" and app.feed.live
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.pause(0.2)
             await pilot.press("G")
             before = len(app.feed.timeline)
-            assert app.view.plans[plan["plan_id"]].status == "pending"
+            assert app.session.view.plans[plan["plan_id"]].status == "pending"
             approved: set[str] = set()
             for _ in range(1200):  # approve each plan as it comes; the replay reads the folder every 2 s meanwhile
                 for pending in pending_plans(session):
@@ -379,8 +379,8 @@ async def test_a_running_session_replays_and_its_timeline_grows_as_it_goes_on(tm
             assert proc.returncode == 0
             assert len(app.feed.timeline) > before and app.feed.recorded == "finished"
             await pilot.press("G")
-            assert app.view.tests_seen == 24
-            assert app.view.plans[plan["plan_id"]].status == "applied"
+            assert app.session.view.tests_seen == 24
+            assert app.session.view.plans[plan["plan_id"]].status == "applied"
             assert_panes_show(app, rebuild(session, app.feed.end))
     finally:
         if proc.poll() is None:

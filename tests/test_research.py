@@ -176,14 +176,14 @@ def test_the_baseline_flag_overrides_and_a_bad_one_is_refused(tmp_path: Path):
 
 @pytest.mark.slow
 async def test_the_status_bar_names_the_baseline_and_the_fit(tmp_path: Path):
-    from maestro_tui.app import MaestroApp
+    from maestro_tui.app import console
 
     data = days_of_bars(tmp_path / "short.csv", 20)
     session = headless_session(tmp_path / "s", "--data", str(data))
-    app = MaestroApp(session)
+    app = console(session)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot, lambda: "tried" in str(app.w_board.parent.border_subtitle))  # the feed read it all
-        foot, status = str(app.w_board.parent.border_subtitle), str(app.w_status.render())
+        await settle(pilot, lambda: "tried" in str(app.session.w_board.parent.border_subtitle))  # the feed read it all
+        foot, status = str(app.session.w_board.parent.border_subtitle), str(app.session.w_status.render())
     assert "base: defaults" in status and "fitted to 3 windows" in status
     trials = read_json(session / "metrics_global.json")["overfitting"]["trials"]
     assert foot == f"{trials} tried · PBO n/a"  # 3 tests: too few to split

@@ -1,5 +1,5 @@
-"""SVG snapshots of the console: the main screen at 80×24 and 160×48, and the review modal
-of a pending and of an applied plan.
+"""SVG snapshots of the console at 80×24 and 160×48: the main screen, each pane maximised, the
+review of a pending and of an applied plan, the help, and the replay.
 
 The session is made by a real conductor in a folder with a fixed name, so every pixel is
 deterministic. SVGs change with Textual's version: textual is pinned in pyproject.toml.
@@ -9,6 +9,8 @@ Update them with `pytest tests/test_snapshots.py --snapshot-update` and look at 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from agents.session_start import new_session_config
 from agents.settings import Settings
 from engine.jsonl import read_jsonl, write_json_atomic
 from engine.session import CONFIG, SessionDir
-from maestro_tui.app import MaestroApp
+from maestro_tui.app import console
+from maestro_tui.screens.session import PANES
 from tests.sessions import cli
 
 pytestmark = pytest.mark.slow  # each snapshot needs a conducted session
@@ -58,32 +61,73 @@ def pending_session(tmp_path_factory) -> Path:
     return root
 
 
-def test_main_screen_160x48(snap_compare, finished_session):
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(160, 48), run_before=_settle)
+@pytest.fixture(scope="module")
+def replayed_session(finished_session: Path, tmp_path_factory) -> Path:
+    """The finished session with every time in it made one instant: a replay's clock and timeline show the same
+    on every run (the run itself took a different time each time)."""
+    root = tmp_path_factory.mktemp("snap-replay") / finished_session.name
+    shutil.copytree(finished_session, root)
+    instant = "2026-01-02T03:04:05.000Z"
+    for path in root.glob("*.jsonl"):
+        records = read_jsonl(path).records
+        path.write_text("".join(json.dumps({**r, "emitted_at": instant} if "emitted_at" in r else r) + "\n"
+                                for r in records))
+    config = json.loads((root / CONFIG).read_text())
+    (root / CONFIG).write_text(json.dumps({**config, "created_at": instant}))
+    when = 1767323045.0  # the instant, in seconds: a test's time is its folder's
+    for folder in root.glob("seg*/seg*_test*"):
+        os.utime(folder, (when, when))
+    return root
 
 
-def test_main_screen_80x24(snap_compare, finished_session):
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(80, 24), run_before=_settle)
+SIZES = [pytest.param((160, 48), id="160x48"), pytest.param((80, 24), id="80x24")]
 
 
-def test_review_modal(snap_compare, pending_session):
-    async def open_modal(pilot):
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen(snap_compare, finished_session, size):
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("pane", PANES)
+def test_each_pane_maximised(snap_compare, finished_session, pane, size):
+    run_before = _after(str(PANES.index(pane) + 1), "z")
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_review_modal(snap_compare, pending_session, size):
+    # the pending plan is the first row
+    assert snap_compare(console(pending_session), terminal_size=size, run_before=_after("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_review_modal_of_an_applied_plan(snap_compare, finished_session, size):
+    # the newest plan: applied, read-only, with its effect
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=_after("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, finished_session, size):
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=_after("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_replay(snap_compare, replayed_session, size):
+    assert snap_compare(console(replayed_session, replay=True), terminal_size=size, run_before=_after())
+
+
+def _after(*keys: str):
+    """What runs before a snapshot: the session read, no toasts, then `keys` pressed and their screen settled."""
+    async def run_before(pilot) -> None:
         await _settle(pilot)
         await _no_toasts(pilot)
-        await pilot.press("enter")  # the pending plan is the first row
-        await pilot.pause(0.3)
+        if keys:
+            await pilot.press(*keys)
+            await pilot.pause(0.3)
+            await _no_toasts(pilot)
 
-    assert snap_compare(MaestroApp(pending_session), terminal_size=(120, 48), run_before=open_modal)
-
-
-def test_review_modal_of_an_applied_plan(snap_compare, finished_session):
-    async def open_modal(pilot):
-        await _settle(pilot)
-        await _no_toasts(pilot)
-        await pilot.press("enter")  # the newest plan: applied, read-only, with its effect
-        await pilot.pause(0.3)
-
-    assert snap_compare(MaestroApp(finished_session), terminal_size=(120, 48), run_before=open_modal)
+    return run_before
 
 
 async def _no_toasts(pilot) -> None:
@@ -96,6 +140,7 @@ async def _settle(pilot) -> None:
     app = pilot.app
     for _ in range(100):
         await pilot.pause(0.05)
-        if app.view.tests_seen and not app.feed.items and app.view.conductor:
+        view = app.session.view
+        if view.tests_seen and (app.session.mode == "replay" or (not app.feed.items and view.conductor)):
             break
     await pilot.pause(0.3)

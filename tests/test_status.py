@@ -17,7 +17,7 @@ from agents.settings import Settings
 from engine.events import utc_now_iso
 from engine.jsonl import write_json_atomic
 from engine.session import CONFIG, ConductorState, SessionDir, write_conductor_state
-from maestro_tui.app import MaestroApp
+from maestro_tui.app import MaestroApp, console
 from maestro_tui.widgets.status import StatusBar
 
 
@@ -56,7 +56,7 @@ async def status_lines(app: MaestroApp, pilot, says: str) -> list[str]:
     ("paused", {}, " PAUSED   tests 10/20  seg 1/2"),
 ])
 async def test_the_state_starts_the_first_line_at_80x24_whole_and_unwrapped(tmp_path: Path, state, fields, first):
-    app = MaestroApp(session_in(tmp_path, state, **fields))
+    app = console(session_in(tmp_path, state, **fields))
     async with app.run_test(size=(80, 24)) as pilot:
         lines = await status_lines(app, pilot, first.split()[0])
         assert len(lines) == 2 and all(len(line) <= 78 for line in lines), lines
@@ -66,7 +66,7 @@ async def test_the_state_starts_the_first_line_at_80x24_whole_and_unwrapped(tmp_
 
 
 async def test_a_long_failure_reason_is_cut_at_the_end_never_wrapped(tmp_path: Path):
-    app = MaestroApp(session_in(tmp_path, "failed", error="the worker pool broke: " + "x" * 200))
+    app = console(session_in(tmp_path, "failed", error="the worker pool broke: " + "x" * 200))
     async with app.run_test(size=(80, 24)) as pilot:
         lines = await status_lines(app, pilot, "FAILED")
         assert lines[0].startswith(" FAILED   the worker pool broke: xxx") and lines[0].endswith("…"), lines
@@ -75,7 +75,7 @@ async def test_a_long_failure_reason_is_cut_at_the_end_never_wrapped(tmp_path: P
 
 async def test_rate_and_eta_show_while_tests_run_and_go_when_they_stop(tmp_path: Path):
     root = session_in(tmp_path, "running", tests_done=2)
-    app = MaestroApp(root)
+    app = console(root)
     async with app.run_test(size=(160, 48)) as pilot:
         await status_lines(app, pilot, "RUNNING")
         doc = ConductorState.model_validate_json((root / "conductor.json").read_text())
@@ -93,7 +93,7 @@ async def test_rate_and_eta_show_while_tests_run_and_go_when_they_stop(tmp_path:
 async def test_a_dead_conductor_says_R_resumes_and_a_read_only_attach_does_not(tmp_path: Path):
     root = session_in(tmp_path, "running", host=socket.gethostname(), pid=2**22 + 7)  # no such process
     for read_only, key in ((False, ", R resumes"), (True, "")):
-        app = MaestroApp(root, read_only=read_only)
+        app = console(root, read_only=read_only)
         async with app.run_test(size=(80, 24)) as pilot:
             lines = await status_lines(app, pilot, "DEAD")
             assert lines[0].startswith(" DEAD   the conductor stopped without a word"), lines

@@ -4,56 +4,50 @@ own descriptions, with the id a keymap uses to remap each."""
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from maestro_tui.feed import Mode
+from maestro_tui.screens.message import MessageScreen
 from maestro_tui.screens.quit import choices
 from maestro_tui.screens.review import ReviewScreen
+from maestro_tui.screens.session import STEERING, SessionScreen, acts_in
 from maestro_tui.widgets.panes import PlansTable
 
-# keys that do nothing but say so where the console cannot decide or steer (read-only attach, replay)
-STEERING = {"app.pause", "app.resume", "plans.approve", "plans.edit", "plans.veto", "review.approve", "review.edit",
-            "review.veto"}
 
-
-def app_bindings(app: App) -> list[Binding]:
-    """The app's own bindings as they act: a subclass's (the replay's) first, then those of the classes it extends
-    that it does not rebind; Textual's own are left out (ours rebind what of them we keep)."""
-    seen: set[str] = set()
-    out: list[Binding] = []
-    for cls in type(app).__mro__:
-        if not cls.__module__.startswith("maestro_tui") or "BINDINGS" not in vars(cls):
-            continue
-        for b in vars(cls)["BINDINGS"]:
-            if isinstance(b, Binding) and b.key not in seen:
-                seen.add(b.key)
-                out.append(b)
-    return out
+def keys_of(mode: Mode, live: bool, app_bindings: list[Binding]) -> list[tuple[str, Binding]]:
+    """(where, binding) for every key that acts on a console in `mode`: the console's (the App's and the session
+    screen's), the plans pane's, the review's, the agent message's and the quit dialog's (`live`: the choices of a
+    session this console can stop). A key that steers is left out where nothing can be steered."""
+    groups = (("console", [*app_bindings, *SessionScreen.BINDINGS]), ("plans pane", PlansTable.BINDINGS),
+              ("review", ReviewScreen.BINDINGS), ("message", MessageScreen.BINDINGS), ("quit", choices(live)))
+    return [(where, b) for where, bindings in groups for b in bindings
+            if isinstance(b, Binding) and acts_in(b.action, mode) and not (mode != "live" and b.id in STEERING)]
 
 
 def key_table(app: App) -> Table:
-    """Key, what it does, binding id — for the console on screen, the plans pane, the review and the quit dialog."""
-    read_only = bool(getattr(app, "read_only", False))
-    live = bool(getattr(app, "session_live", lambda: False)())
-    mode = "replay" if type(app).__name__ == "ReplayApp" else "read-only" if read_only else "live"
-    table = Table(title=f"keys of this console ({mode}) — remap by id in config.toml [keys]", expand=True)
-    table.add_column("where")
-    table.add_column("key")
-    table.add_column("does")
-    table.add_column("id")
-    keymap: dict[str, str] = getattr(app, "_keymap", {}) or {}
-    groups = (("console", app_bindings(app)), ("plans pane", PlansTable.BINDINGS),
-              ("review", ReviewScreen.BINDINGS), ("quit", choices(live)))
-    for where, bindings in groups:
-        for b in bindings:
-            if not isinstance(b, Binding) or (read_only and b.id in STEERING):
-                continue
-            keys = keymap.get(b.id or "", b.key)
-            shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-            table.add_row(where, shown, b.description or b.action, b.id or "")
+    """Key, what it does, binding id — for the console on screen (maestro_tui.app.MaestroApp), one section per place
+    the keys act in (the console, the plans pane, the review, a message, the quit dialog)."""
+    session = app.session  # type: ignore[attr-defined]
+    mode: Mode = session.mode
+    table = Table(title=f"keys of this console ({mode}) · remap by id in config.toml [keys]", expand=True,
+                  box=None, pad_edge=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("does", ratio=3)
+    table.add_column("id", style="dim", ratio=2, overflow="fold")
+    keymap: dict[str, str] = getattr(app, "keymap_ids", {})
+    section = ""
+    for where, b in keys_of(mode, session.session_live(), list(type(app).BINDINGS)):
+        if where != section:
+            section = where
+            table.add_row(Text(where, style="bold underline"), "", "", end_section=False)
+        keys = keymap.get(b.id or "", b.key)
+        shown = " ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
+        table.add_row(Text(shown, style="bold"), b.description or b.action, b.id or "")
     return table
 
 

@@ -8,6 +8,7 @@ an LLM is rendered as data (rich Text, never markup): a reason may contain `[/]`
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -18,7 +19,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -79,7 +79,16 @@ def _heading(text: str) -> Text:
     return Text(text, style="bold")
 
 
-class ReviewScreen(ModalScreen[None]):
+@dataclass(frozen=True)
+class Decision:
+    """The human decided: `decision` is approve/edit/veto, `values` the edited ones (what ReviewScreen dismisses with)."""
+
+    plan_id: str
+    decision: str
+    values: dict[str, str]
+
+
+class ReviewScreen(ModalScreen[Decision | None]):
     """Review one plan; decide it when it is pending. Nothing is decided by a key outside this screen."""
 
     DEFAULT_CSS = """
@@ -99,15 +108,6 @@ class ReviewScreen(ModalScreen[None]):
         Binding("v", "veto", "veto", id="review.veto"),
         Binding("escape", "close", "close", id="review.close"),
     ]
-
-    class Decided(Message):
-        """The human decided: `decision` is approve/edit/veto, `values` the edited ones."""
-
-        def __init__(self, plan_id: str, decision: str, values: dict[str, str]) -> None:
-            super().__init__()
-            self.plan_id = plan_id
-            self.decision = decision
-            self.values = values
 
     def __init__(
         self,
@@ -378,6 +378,25 @@ class ReviewScreen(ModalScreen[None]):
             return Text("read-only: decisions are disabled", style="bold red")
         return Text("a approve   e edit   v veto   esc close", style="dim")
 
+    # ------------------------------------------------------------ decided elsewhere
+
+    def follow(self, plan: PlanEvent, decided_by: str | None = None) -> None:
+        """The plan's latest line, as the session screen reads it: when it was decided (another console, `decide`,
+        the conductor's expiry) while this review was open, say so and stop offering a decision."""
+        if plan.status == self.plan.status:
+            return
+        self.plan, self.shown = plan, _visible(plan)
+        self.editing = False
+        self.query_one("#edit-form").add_class("hidden")
+        self.query_one("#title", Static).update(self._title())
+        self.query_one("#changes", Static).update(self._changes())
+        who = f" by {visible(decided_by, one_line=True)}" if decided_by else ""
+        self.query_one("#hint", Static).update(Text.assemble(
+            (f"{plan.plan_id} was {plan.status}{who} while this review was open: nothing to decide", "bold yellow"),
+            ("   esc close", "dim")))
+        self.notify(f"{plan.plan_id} was {plan.status}{who} elsewhere", title="review", severity="warning",
+                    markup=False)
+
     # ------------------------------------------------------------ deciding
 
     def _can_decide(self) -> bool:
@@ -392,8 +411,7 @@ class ReviewScreen(ModalScreen[None]):
 
     def _decide(self, decision: str, values: dict[str, str] | None = None) -> None:
         if self._can_decide():
-            self.post_message(self.Decided(self.plan.plan_id, decision, values or {}))
-            self.dismiss()
+            self.dismiss(Decision(self.plan.plan_id, decision, values or {}))
 
     def action_approve(self) -> None:
         if not self.editing:

@@ -565,6 +565,8 @@ class Conversation(Log):
                               for m in new])
         self._seen = len(view.conversation)
 
-    def full_json(self, view: SessionView) -> str:
-        return json.dumps(view.conversation[-1].message, indent=2, ensure_ascii=False) if view.conversation else ""
+    def restart(self) -> None:
+        """Empty, for a view that starts again (a replay gone back): show_new shows its messages from the first."""
+        self.clear()
+        self._seen = 0
 

@@ -15,7 +15,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from engine.text import visible
-from maestro_tui.state import SessionView
+from maestro_tui.feed import Mode
+from maestro_tui.state import ConductorStatus, SessionView
 from maestro_tui.widgets.panes import show_text
 
 STATE_STYLE = {"waiting": "bold black on yellow", "paused": "bold black on yellow", "dead": "bold white on red",
@@ -69,30 +70,31 @@ class StatusBar(Static):
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self._rate: list[tuple[float, int]] = []
-        self._last: tuple[SessionView, bool] | None = None
+        self._last: tuple[SessionView, Mode, ConductorStatus] | None = None
         self.dead = False  # the conductor died without saying so
-        self.replay_of: str | None = None  # a replay's: what the recorded session is (running, finished, …)
         self.session_name = ""  # the session's folder: the name before session_config.json says it
 
     def on_resize(self) -> None:
         if self._last is not None:
             self.refresh_from(*self._last)
 
-    def refresh_from(self, view: SessionView, read_only: bool) -> None:
-        """Show the view's state, progress and session; fitted to the bar's width."""
-        self._last = (view, read_only)
-        c, cfg = view.conductor_status, view.session_config
+    def refresh_from(self, view: SessionView, mode: Mode, c: ConductorStatus) -> None:
+        """Show the state and progress `c` (the feed's: conductor.json, or a replay's position) and the view's
+        session; fitted to the bar's width. A replay says REPLAY, and the recorded session's state after it."""
+        self._last = (view, mode, c)
+        read_only = mode != "live"
+        cfg = view.session_config
         done, total = view.tests_seen if c.tests_done is None else c.tests_done, c.tests_total
         now = time.monotonic()
         self._rate = [(t, n) for t, n in self._rate if now - t < 10] + [(now, done)]
         t0, n0 = self._rate[0]
         rate = (done - n0) / (now - t0) if now - t0 > 0.5 else 0.0
         state = c.state
-        if c.present and not c.alive() and state not in ENDED:
+        if mode == "replay":
+            state = "replay"
+        elif c.present and not c.alive() and state not in ENDED:
             state = "dead"
         self.dead = state == "dead"
-        if self.replay_of is not None:
-            state = "replay"
         running = state == "running"  # a rate and an ETA only while tests run: elsewhere they only mislead
 
         badge = Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold reverse"))
@@ -100,7 +102,7 @@ class StatusBar(Static):
             "waiting": c.waiting_for or "",
             "failed": c.error or "see conductor.log",
             "dead": "the conductor stopped without a word: see conductor.log" + ("" if read_only else ", R resumes"),
-            "replay": f"recorded session: {self.replay_of}",
+            "replay": f"recorded session: {c.state}",
         }.get(state, "")
         line1 = [
             Part([badge]),
@@ -142,7 +144,7 @@ class StatusBar(Static):
             fitted = f"fitted to {windows.available} windows"
         line2 = [
             _part(0, cfg.session_id or c.session_id or self.session_name, style="bold"),
-            _part(1, "READ-ONLY" if read_only else "", style="bold red"),
+            _part(1, "READ-ONLY" if mode == "read-only" else "", style="bold red"),
             _part(1, f"approval:{c.approval}"),
             _part(3, badges, short),
             _part(2, f"LLM {c.llm_calls} calls ${c.llm_cost_usd:.4f}" if c.llm_calls else "",
