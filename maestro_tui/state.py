@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agents.allocator import Rating, family_returns
 from agents.documents import BaselineDoc, WindowsDoc
+from engine.allocation import AllocationSettings
 from engine.events import (
     AllocationEvent,
     AuditEvent,
@@ -34,6 +36,7 @@ from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
+RECENT_TESTS = 10  # the targets are measured over the research config's last this many tests
 BUILT_IN_NAMES = tuple(s.name for s in BUILT_INS)
 
 
@@ -110,6 +113,7 @@ class SessionConfig:
     baseline: BaselineDoc | None = None  # where the starting config came from
     windows: WindowsDoc | None = None  # how the tests sit on the data's windows
     methods: tuple[str, ...] = BUILT_IN_NAMES  # the session's strategies (a session from before: the built-ins)
+    allocation: AllocationSettings = field(default_factory=AllocationSettings)  # settings.allocation (else defaults)
 
     @classmethod
     def of(cls, doc: Mapping[str, Any] | None) -> SessionConfig:
@@ -127,6 +131,7 @@ class SessionConfig:
             windows=_doc(WindowsDoc, _field(doc, "windows", Mapping, None)),
             methods=tuple(str(r["name"]) for r in _field(doc, "strategies", list, [])
                           if isinstance(r, Mapping) and isinstance(r.get("name"), str)) or BUILT_IN_NAMES,
+            allocation=_doc(AllocationSettings, _field(settings, "allocation", Mapping, None)) or AllocationSettings(),
         )
 
 
@@ -203,6 +208,10 @@ class SessionView:
     conversation: list[MessageEvent] = field(default_factory=list)
     allocation: dict[str, AllocationEvent] = field(default_factory=dict)  # strategy -> latest AllocationEvent
     overrides: list[AllocationEvent] = field(default_factory=list)
+    mode_changes: dict[str, AllocationEvent] = field(default_factory=dict)  # strategy -> its latest change of mode
+    # per method family, its out-of-sample return in every test so far (agents.allocator.family_returns),
+    # from which `ratings` gives the trailing Sharpe the allocation desk rates it by, as of the latest test
+    family_returns: dict[str, list[float]] = field(default_factory=dict)
     book: StandingsBook = field(default_factory=StandingsBook)  # the standings, test by test
     research: list[LeaderboardRow] = field(default_factory=list)  # the research config's row per test
     trials: int | None = None  # configs tried so far, and their PBO (agents.trials), as of the last segment end
@@ -251,6 +260,9 @@ class SessionView:
             if p.override:
                 self.overrides.append(p)
             else:
+                before = self.allocation.get(p.strategy)
+                if p.mode != (before.mode if before else "ACTIVE"):  # every strategy starts ACTIVE (engine.allocation)
+                    self.mode_changes[p.strategy] = p
                 self.allocation[p.strategy] = p
         elif kind == "test":
             if self.tests_seen == self.book.stored:  # else the book has it already (a replay went back)
@@ -266,6 +278,8 @@ class SessionView:
             )
             if research is not None:
                 self.research.append(research)
+            for family, r in family_returns(p.rows).items():
+                self.family_returns.setdefault(family, []).append(r)
         elif kind == "bad":
             self.bad_lines += len(p)
             self.bad_details.extend(p)
@@ -304,13 +318,23 @@ class SessionView:
         earlier = self.plan_order[: self.plan_order.index(plan_id)]
         return [self.plans[i] for i in earlier if names & {item.parameter for item in self.plans[i].patch}]
 
-    def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
+    def targets(self, last_tests: int = RECENT_TESTS, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
         rows = self.research[-trend_tests:]
         current = target_values(rows[-last_tests:])
         singles = [target_values([r]) for r in rows]
         trend = {k: [single[k] for single in singles] for k in TARGET_METRICS}
         return {k: (current[k], trend[k]) for k in current}
+
+    def target_trades(self, last_tests: int = RECENT_TESTS) -> int:
+        """The research config's validation trades over the tests `targets` measures: none, nothing to judge."""
+        return sum(r.val_trades for r in self.research[-last_tests:])
+
+    def ratings(self) -> dict[str, tuple[float | None, int]]:
+        """Per method family: (trailing Sharpe, tests it is of) as the allocation desk rates it after the latest
+        test (agents.allocator.Rating; None: too little history)."""
+        rating = Rating.of(self.session_config.allocation)
+        return {f: (rating.sharpe(r), min(len(r), rating.window)) for f, r in self.family_returns.items()}
 
     def equity_of(self, config_id: str) -> list[float]:
         """Cumulative validation PnL of a config over the tests it ran in (USD), for the plot."""
