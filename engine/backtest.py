@@ -12,7 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from engine.data import Bars
-from engine.metrics import PHASES, Metrics, summarize
+from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, metrics_of_row, phase_table
 from engine.params import Params
 from engine.simulator import (
     F_FEE_BPS,
@@ -147,36 +147,20 @@ class BacktestResult:
     validation_end: int
     interval_ms: int
     blunder_bars: int = BLUNDER_BARS
-    _metrics: dict = field(default_factory=dict, repr=False)
-
-    def phase_range(self, phase: str) -> tuple[int, int]:
-        """[start, stop) bars of a phase: 'train', 'validation', 'holdout' or 'all'."""
-        n = self.equity.shape[0]
-        return {
-            "train": (0, self.train_end),
-            "validation": (self.train_end, self.validation_end),
-            "holdout": (self.validation_end, n),
-            "all": (0, n),
-        }[phase]
+    # engine.metrics.phase_table's rows, computed on first use unless given
+    table: np.ndarray | None = field(default=None, repr=False)
 
     def metrics(self, phase: str = "validation") -> Metrics:
         """Aggregate metrics of the trades exiting in `phase` (see engine.metrics)."""
-        if phase not in self._metrics:
-            start, stop = self.phase_range(phase)
-            self._metrics[phase] = summarize(
-                self.trades,
-                self.equity,
-                start,
-                stop,
-                notional_usd=self.params.notional_usd,
-                interval_ms=self.interval_ms,
-                blunder_bars=self.blunder_bars,
-            )
-        return self._metrics[phase]
+        return self.by_phase[phase]
 
     @cached_property
     def by_phase(self) -> dict[str, Metrics]:
-        return {p: self.metrics(p) for p in (*PHASES, "all")}
+        """Metrics of each phase and of the whole window ('all'): engine.metrics.summarize's, from one numba pass."""
+        if self.table is None:
+            self.table = phase_table(self.trades, self.equity, self.train_end, self.validation_end,
+                                     self.params.notional_usd, YEAR_MS / self.interval_ms, self.blunder_bars)
+        return {phase: metrics_of_row(row) for phase, row in zip(TABLE_PHASES, self.table.tolist())}
 
 
 def run_backtest(
