@@ -26,7 +26,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.metrics import END_OF_DATA, SIGNAL_FLIP, SL_HIT, TIMEOUT, TP_HIT, payoff_ratio, score
+from engine.metrics import (
+    END_OF_DATA,
+    N_METRICS,
+    SIGNAL_FLIP,
+    SL_HIT,
+    TABLE_PHASES,
+    TIMEOUT,
+    TP_HIT,
+    payoff_ratio,
+    phase_table,
+    score,
+)
 
 TRADE_DTYPE = np.dtype(
     [
@@ -234,7 +245,15 @@ def _write_trade(
 
 @njit(cache=True, error_model="numpy")
 def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
-    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
+    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE)."""
+    equity = np.empty(close.shape[0])
+    trades, episodes = simulate_into(open_, high, low, close, volume, taker_buy, signal, fp, ip, equity)
+    return trades, equity, episodes
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_into(open_, high, low, close, volume, taker_buy, signal, fp, ip, equity):
+    """`simulate`, writing the equity into `equity` (float64[n]): returns (trades, episodes).
 
     Indicators are updated in the same pass as the trading loop (running sums, so the
     independent recurrences overlap in the CPU); gate values are only evaluated on bars
@@ -300,7 +319,6 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     for i in range(min(warmup, n), n - 1):
         n_signals += signal[i] != 0
     trades = np.empty(n_signals, dtype=TRADE_DTYPE)
-    equity = np.empty(n)
     k = 0
     realized = 0.0
     pos = 0
@@ -482,7 +500,53 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
         t = trades[j]
         t.vol_bin = _bin(atr_pct[t.entry_idx - 1], q1, q2)  # at the signal bar, the one before the fill
     _score_episodes(episodes, trades, ep_maxdd, ep_vol, q1, q2, ip[I_BLUNDER_BARS], notional)
-    return trades, equity, episodes
+    return trades, episodes
+
+
+N_TABLE = len(TABLE_PHASES)
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_of, fp, ip, periods_per_year,
+                   keep_equity):
+    """`simulate` every config k — signal signals[signal_of[k]], vectors fp[k] and ip[k] — over the same bars,
+    with its engine.metrics.phase_table (the phases of ip[k]; periods_per_year: YEAR_MS / interval_ms).
+
+    Returns (trades, offsets, equity, episodes, tables): every config's trades in config order, config k's
+    being trades[offsets[k]:offsets[k + 1]]; equity[k, bar] (USD) if `keep_equity`, else no rows;
+    episodes[k, episode]; tables[k, phase, metric]. The episode table's shape comes from config 0's
+    phases, which every config must share.
+    """
+    n_cfg = fp.shape[0]
+    n = close.shape[0]
+    # a kept curve is written to fresh memory, and the page faults cost a third of a backtest;
+    # else one row, warm in the cache, serves every config
+    equity = np.empty((n_cfg if keep_equity else 0, n))
+    scratch = np.empty(n)
+    offsets = np.zeros(n_cfg + 1, np.int64)
+    tables = np.empty((n_cfg, N_TABLE, N_METRICS))
+    n_ep = 0
+    if n_cfg > 0:
+        n_ep = _episode_table(n, ip[0, I_TRAIN_END], ip[0, I_VAL_END], ip[0, I_EPISODE_BARS]).shape[0]
+    episodes = np.empty((n_cfg, n_ep), dtype=EPISODE_DTYPE)
+    trades = np.empty(16 * n_cfg, dtype=TRADE_DTYPE)
+    k_trades = 0
+    for k in range(n_cfg):
+        curve = equity[k] if keep_equity else scratch
+        mine, eps = simulate_into(open_, high, low, close, volume, taker_buy, signals[signal_of[k]], fp[k], ip[k],
+                                  curve)
+        episodes[k] = eps
+        m = mine.shape[0]
+        if k_trades + m > trades.shape[0]:
+            grown = np.empty(max(2 * trades.shape[0], k_trades + m), dtype=TRADE_DTYPE)
+            grown[:k_trades] = trades[:k_trades]
+            trades = grown
+        trades[k_trades : k_trades + m] = mine
+        k_trades += m
+        offsets[k + 1] = k_trades
+        tables[k] = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
+                                periods_per_year, ip[k, I_BLUNDER_BARS])
+    return trades[:k_trades].copy(), offsets, equity, episodes, tables
 
 
 @njit(cache=True, error_model="numpy")

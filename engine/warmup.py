@@ -6,16 +6,18 @@ The worker pool's fork server imports it once, so the workers forked from it sta
 from engine.backtest import run_backtest
 from engine.methods import BUILT_INS
 from engine.params import Params
+from engine.sweep import run_sweep, sweep_of
 from engine.synthetic import synthetic_bars
 
 
 def warm_up() -> None:
-    """Run one tiny backtest per method: numba compiles every specialisation a test needs."""
+    """Run one tiny backtest and sweep per method, with metrics: numba compiles every specialisation a test needs."""
     bars = synthetic_bars(600, seed=0)
     for strategy in BUILT_INS:
         short = {p.name: 20 for p in strategy.parameters if p.name in ("ema_slow", "macd_slow", "breakout_lookback")}
-        run_backtest(bars, Params(method=strategy.name, atr_z_window=50, vhf_period=20, **short),
-                     train_end=300, validation_end=450)
+        params = Params(method=strategy.name, atr_z_window=50, vhf_period=20, **short)
+        _ = run_backtest(bars, params, train_end=300, validation_end=450).by_phase
+        run_sweep(bars, sweep_of([params]), train_end=300, validation_end=450)
 
 
 warm_up()
