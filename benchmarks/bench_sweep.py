@@ -10,8 +10,9 @@ timeout_bars (2), on the synthetic default data, one core. A run times, in turn:
   the same trades, and nothing else;
 - sweep: `run_sweep(bars, sweep_grid(base, axes))`, everything included: validating the grid,
   the signals, the kernel and the metrics of every phase of every config;
-- loop: what a sweep cost before the batch API: `run_backtest(bars, base.with_changes(...)).by_phase`
-  per config (pydantic per config, numpy metrics before engine.metrics.summarize_ranges).
+- loop: `run_backtest(bars, base.with_changes(...)).by_phase` per config (pydantic per config);
+- loop before: the same with the metrics of engine.metrics.summarize per phase, the numpy
+  definitions `by_phase` used before its numba pass: what a sweep cost before the batch API.
 
 Prints ms per 1,000 configs (median and range over the runs) and each run's ratio to bare; asserts nothing.
 """
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from engine import Params, run_backtest, synthetic_bars
+from engine.metrics import TABLE_PHASES, summarize
 from engine.simulator import I_BLUNDER_BARS, I_EPISODE_BARS, I_HAS_TAKER, I_TRAIN_END, I_VAL_END, simulate
 from engine.sweep import run_sweep, sweep_grid
 
@@ -84,18 +86,30 @@ def main() -> None:
             trades += len(r.trades)
         return trades
 
-    counts = {"bare": bare(), "sweep": swept(), "loop": loop()}  # compiles, and the same trades in all three
+    def loop_before() -> int:
+        trades = 0
+        n = len(bars)
+        for changes in combos:
+            r = run_backtest(bars, base.with_changes(**changes))
+            bounds = ((0, r.train_end), (r.train_end, r.validation_end), (r.validation_end, n), (0, n))
+            _ = {phase: summarize(r.trades, r.equity, a, b, notional_usd=r.params.notional_usd,
+                                  interval_ms=bars.interval_ms) for phase, (a, b) in zip(TABLE_PHASES, bounds)}
+            trades += len(r.trades)
+        return trades
+
+    runs = {"bare": bare, "sweep": swept, "loop": loop, "loop before": loop_before}
+    counts = {label: fn() for label, fn in runs.items()}  # compiles, and the same trades in all
     print(f"{len(combos):,} configs ({len(sweep.sources)} signals) over {len(bars):,} bars, gates {args.gates}, one core, "
           f"{args.runs} runs; trades: {counts}")
-    times: dict[str, list[float]] = {"bare": [], "sweep": [], "loop": []}
+    times: dict[str, list[float]] = {label: [] for label in runs}
     for _ in range(args.runs):
-        for label, fn in (("bare", bare), ("sweep", swept), ("loop", loop)):
+        for label, fn in runs.items():
             t0 = time.perf_counter()
             fn()
             times[label].append((time.perf_counter() - t0) * 1e3)
     for label in times:
         ratios = np.array(times[label]) / np.array(times["bare"])
-        print(f"{label:6s} ms per {len(combos):,} configs {spread(times[label])}   ÷ bare: "
+        print(f"{label:11s} ms per {len(combos):,} configs {spread(times[label])}   ÷ bare, each run: median "
               f"{statistics.median(ratios):5.2f}× [{ratios.min():4.2f}–{ratios.max():4.2f}]")
     print("target: sweep ≤ 1.5× bare (median)")
 

@@ -28,10 +28,8 @@ from numba import njit
 
 from engine.metrics import (
     END_OF_DATA,
-    N_METRICS,
     SIGNAL_FLIP,
     SL_HIT,
-    TABLE_PHASES,
     TIMEOUT,
     TP_HIT,
     payoff_ratio,
@@ -503,50 +501,39 @@ def simulate_into(open_, high, low, close, volume, taker_buy, signal, fp, ip, eq
     return trades, episodes
 
 
-N_TABLE = len(TABLE_PHASES)
-
-
 @njit(cache=True, error_model="numpy")
 def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_of, fp, ip, periods_per_year,
-                   keep_equity):
+                   trades, offsets, equity, episodes, tables):
     """`simulate` every config k — signal signals[signal_of[k]], vectors fp[k] and ip[k] — over the same bars,
-    with its engine.metrics.phase_table (the phases of ip[k]; periods_per_year: YEAR_MS / interval_ms).
+    with its engine.metrics.phase_table (the phases of ip[k]; periods_per_year: YEAR_MS / interval_ms), into
+    arrays the caller made (numpy's allocator asks for huge pages, numba's does not, and the page faults
+    of a large output cost more than its metrics):
 
-    Returns (trades, offsets, equity, episodes, tables): every config's trades in config order, config k's
-    being trades[offsets[k]:offsets[k + 1]]; equity[k, bar] (USD) if `keep_equity`, else no rows;
-    episodes[k, episode]; tables[k, phase, metric]. The episode table's shape comes from config 0's
-    phases, which every config must share.
+    every config's trades one after the other into `trades` (room for every signal its kernel may
+    accept), config k's being trades[offsets[k]:offsets[k + 1]]; its equity (USD) into equity[k], or
+    into equity[0] for each config in turn when equity has one row; episodes[k, episode];
+    tables[k, phase, metric]. Every config must share config 0's phases.
     """
     n_cfg = fp.shape[0]
-    n = close.shape[0]
-    # a kept curve is written to fresh memory, and the page faults cost a third of a backtest;
-    # else one row, warm in the cache, serves every config
-    equity = np.empty((n_cfg if keep_equity else 0, n))
-    scratch = np.empty(n)
-    offsets = np.zeros(n_cfg + 1, np.int64)
-    tables = np.empty((n_cfg, N_TABLE, N_METRICS))
-    n_ep = 0
-    if n_cfg > 0:
-        n_ep = _episode_table(n, ip[0, I_TRAIN_END], ip[0, I_VAL_END], ip[0, I_EPISODE_BARS]).shape[0]
-    episodes = np.empty((n_cfg, n_ep), dtype=EPISODE_DTYPE)
-    trades = np.empty(16 * n_cfg, dtype=TRADE_DTYPE)
-    k_trades = 0
+    keep = equity.shape[0] == n_cfg
+    offsets[0] = 0
     for k in range(n_cfg):
-        curve = equity[k] if keep_equity else scratch
+        curve = equity[k] if keep else equity[0]
         mine, eps = simulate_into(open_, high, low, close, volume, taker_buy, signals[signal_of[k]], fp[k], ip[k],
                                   curve)
         episodes[k] = eps
-        m = mine.shape[0]
-        if k_trades + m > trades.shape[0]:
-            grown = np.empty(max(2 * trades.shape[0], k_trades + m), dtype=TRADE_DTYPE)
-            grown[:k_trades] = trades[:k_trades]
-            trades = grown
-        trades[k_trades : k_trades + m] = mine
-        k_trades += m
-        offsets[k + 1] = k_trades
+        if offsets[k] + mine.shape[0] > trades.shape[0]:
+            raise ValueError("simulate_sweep: no room left for a config's trades")
+        trades[offsets[k] : offsets[k] + mine.shape[0]] = mine
+        offsets[k + 1] = offsets[k] + mine.shape[0]
         tables[k] = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
                                 periods_per_year, ip[k, I_BLUNDER_BARS])
-    return trades[:k_trades].copy(), offsets, equity, episodes, tables
+
+
+@njit(cache=True, error_model="numpy")
+def episode_count(n, train_end, val_end, ep_bars):
+    """How many episodes a window of n bars has (the rows of `simulate`'s episodes)."""
+    return _episode_table(n, train_end, val_end, ep_bars).shape[0]
 
 
 @njit(cache=True, error_model="numpy")

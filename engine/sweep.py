@@ -40,6 +40,7 @@ from engine.data import Bars
 from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, metrics_of_row
 from engine.params import SHARED_FIELDS, ParamError, Params
 from engine.simulator import (
+    EPISODE_DTYPE,
     I_BLUNDER_BARS,
     I_EPISODE_BARS,
     I_HAS_TAKER,
@@ -48,6 +49,8 @@ from engine.simulator import (
     I_WARMUP,
     N_FLOAT,
     N_INT,
+    TRADE_DTYPE,
+    episode_count,
     simulate_sweep,
 )
 from engine.strategy import ParamValue, Strategy
@@ -85,22 +88,24 @@ class _Sources:
         self.sources: list[SignalSource] = []
         self._index: dict[tuple[int, bytes], int] = {}
 
-    def of(self, params: Params) -> int:
-        args = kernel_args(params)
-        key = (id(args.strategy), args.method_p.tobytes())
+    def of(self, params: Params, vector: np.ndarray | None = None) -> int:
+        """The index of `params`' signal source (`vector`: its strategy's values as the kernel takes them)."""
+        strategy = params.strategy
+        vector = strategy.vector(params.method_params) if vector is None else vector
+        key = (id(strategy), vector.tobytes())
         if key not in self._index:
             self._index[key] = len(self.sources)
-            warmup = int(args.strategy.warmup(params.method_params))
-            self.sources.append(SignalSource(args.strategy, params.method_params, args.method_p, warmup))
+            warmup = int(strategy.warmup(params.method_params))
+            self.sources.append(SignalSource(strategy, params.method_params, vector, warmup))
         return self._index[key]
 
 
 def sweep_of(configs: Sequence[Params]) -> Sweep:
     """The sweep of validated configs, in their order."""
     configs = tuple(configs)
-    sources = _Sources()
-    signal_of = np.array([sources.of(p) for p in configs], dtype=np.int64)
     args = [kernel_args(p) for p in configs]
+    sources = _Sources()
+    signal_of = np.array([sources.of(p, a.method_p) for p, a in zip(configs, args)], dtype=np.int64)
     fp = np.array([a.fp for a in args], dtype=np.float64).reshape(len(configs), N_FLOAT)
     ip = np.array([a.ip for a in args], dtype=np.int64).reshape(len(configs), N_INT)
     without = np.array([a.warmup_without_taker for a in args], dtype=np.int64)
@@ -210,8 +215,8 @@ def run_sweep(
 ) -> SweepResult:
     """Simulate every config of `sweep` over all of `bars`, as run_backtest does one (same phases, same results).
 
-    `keep_equity` keeps every config's equity curve (8 bytes a bar a config, and writing them costs
-    a third of the kernel's time); the metrics are computed either way.
+    `keep_equity` keeps every config's equity curve (8 bytes a bar a config); the metrics are
+    computed either way.
     """
     n = len(bars)
     if train_end is None or validation_end is None:
@@ -229,9 +234,19 @@ def run_sweep(
     signals = np.empty((len(sweep.sources), n), dtype=np.int8)
     for j, source in enumerate(sweep.sources):
         signals[j] = source.strategy.signals(bars, source.values, source.vector)
-    trades, offsets, equity, episodes, tables = simulate_sweep(
-        bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signals, sweep.signal_of, sweep.fp, ip,
-        YEAR_MS / bars.interval_ms, keep_equity,
-    )
-    return SweepResult(sweep, trades, offsets, equity if keep_equity else None, episodes, tables, train_end,
-                       validation_end, bars.interval_ms, blunder_bars)
+    # the outputs, made here by numpy (see simulate_sweep); the trades' room: every signal a config's kernel
+    # may accept (those from its warm-up to the bar before the last), as simulate makes room for them
+    configs = len(sweep)
+    accepted_before = np.zeros((len(sweep.sources), n + 1), dtype=np.int64)
+    np.cumsum(signals != 0, axis=1, out=accepted_before[:, 1:])
+    first = np.minimum(ip[:, I_WARMUP], max(n - 1, 0))
+    room = int((accepted_before[sweep.signal_of, max(n - 1, 0)] - accepted_before[sweep.signal_of, first]).sum())
+    trades = np.empty(room, dtype=TRADE_DTYPE)
+    offsets = np.empty(configs + 1, dtype=np.int64)
+    equity = np.empty((configs if keep_equity else 1, n))
+    episodes = np.empty((configs, episode_count(n, train_end, validation_end, episode_bars)), dtype=EPISODE_DTYPE)
+    tables = np.empty((configs, len(TABLE_PHASES), len(Metrics._fields)))
+    simulate_sweep(bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signals, sweep.signal_of, sweep.fp,
+                   ip, YEAR_MS / bars.interval_ms, trades, offsets, equity, episodes, tables)
+    return SweepResult(sweep, trades[: offsets[-1]], offsets, equity if keep_equity else None, episodes, tables,
+                       train_end, validation_end, bars.interval_ms, blunder_bars)
