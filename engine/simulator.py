@@ -19,6 +19,9 @@ Semantics (DESIGN.md §9), in the order the kernel applies them on bar i:
 
 Fees are fee_bps per side on the traded notional. pnl = side × qty × (exit − entry) − fees.
 bars_held = exit bar − fill bar. A trade belongs to the episode and phase of its exit bar.
+
+`simulate_sweep` runs many configs over one window in one call, each as `simulate` runs it,
+with the metrics of its phases (engine.sweep is its Python face).
 """
 
 from __future__ import annotations
@@ -511,8 +514,8 @@ def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_o
 
     every config's trades one after the other into `trades` (room for every signal its kernel may
     accept), config k's being trades[offsets[k]:offsets[k + 1]]; its equity (USD) into equity[k], or
-    into equity[0] for each config in turn when equity has one row; episodes[k, episode];
-    tables[k, phase, metric]. Every config must share config 0's phases.
+    into equity[0] for each config in turn when equity has one row; episodes[k, episode] (every
+    config with the phases `episodes` was shaped for); tables[k, phase, metric].
     """
     n_cfg = fp.shape[0]
     keep = equity.shape[0] == n_cfg
