@@ -26,13 +26,13 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from engine.backtest import run_backtest
 from engine.data import Bars
 from engine.leaderboard import LeaderboardRow, row_from_metrics
 from engine.params import Params
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
+from engine.sweep import run_sweep, sweep_of
 
 # Fault injection for tests of the retry path: "seg1_test003" makes the worker running that
 # test die with SIGKILL on every attempt; "seg1_test003@1" only on the first attempt.
@@ -97,28 +97,25 @@ def _maybe_die(task: TestTask) -> None:
 
 
 def run_test(task: TestTask) -> TestOutcome:
-    """Backtest every config of `task` on its window (runs in a worker process)."""
+    """Backtest every config of `task` on its window, in one sweep (runs in a worker process)."""
     _maybe_die(task)
     load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
-    for i, spec in enumerate(task.configs):
+    configs = []
+    for spec in task.configs:
         params = _PARAMS.get(spec.params_json)
         if params is None:  # parsed once per worker: Params also caches the kernel's vectors
             params = _PARAMS[spec.params_json] = Params.model_validate_json(spec.params_json)
-        result = run_backtest(
-            task.bars,
-            params,
-            train_end=task.train_end,
-            validation_end=task.validation_end,
-            episode_bars=task.episode_bars,
-            blunder_bars=task.blunder_bars,
-        )
-        outcome.rows.append(row_from_metrics(task.test_id, params, spec.role, result.by_phase))
+        configs.append(params)
+    swept = run_sweep(task.bars, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
+    for i, (spec, params) in enumerate(zip(task.configs, configs)):
+        outcome.rows.append(row_from_metrics(task.test_id, params, spec.role, swept.by_phase(i)))
         if i == 0:
-            outcome.trades = result.trades
-            outcome.episodes = result.episodes
+            outcome.trades = swept.trades_of(i)
+            outcome.episodes = swept.episodes[i]
         else:
-            outcome.extra_trades[spec.config_id] = result.trades
+            outcome.extra_trades[spec.config_id] = swept.trades_of(i)
     return outcome
 
 
