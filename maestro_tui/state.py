@@ -36,6 +36,7 @@ from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
+EPISODE_TESTS = 12  # a batch reads the episodes of at most this many tests (~36 each; the pane shows 40)
 RECENT_TESTS = 10  # the targets are measured over the research config's last this many tests
 BUILT_IN_NAMES = tuple(s.name for s in BUILT_INS)
 
@@ -222,6 +223,19 @@ class SessionView:
     bad_details: deque = field(default_factory=lambda: deque(maxlen=50))  # "plans.jsonl line 7: why", newest last
     version: int = 0  # bumps on every change: widgets redraw when it moves
     skip_episodes: bool = False  # a replay refold skips the episodes of tests long past
+
+    def fold(self, items: list[Item]) -> None:
+        """Fold a batch of items in order, reading episodes (scores.jsonl) only for its last EPISODE_TESTS tests:
+        the episodes pane shows the newest, and a batch of hundreds of tests (a replay's seek, a console opened on
+        a running session) would otherwise read and hold every one of them."""
+        tests = [i for i, item in enumerate(items) if item.kind == "test"]
+        recent_from = tests[-EPISODE_TESTS] if len(tests) >= EPISODE_TESTS else 0
+        for i, item in enumerate(items):
+            self.skip_episodes = i < recent_from
+            self.apply(item)
+            if item.kind == "test":
+                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
+        self.skip_episodes = False
 
     def apply(self, item: Item) -> None:
         """Fold one item into the view; a test whose scores.jsonl cannot be read counts as bad."""
