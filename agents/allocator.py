@@ -3,8 +3,9 @@
 Segments 1–4: one strategy per method family, rated after every test by the trailing
 Sharpe of its out-of-sample returns — each test's validation PnL of the family's baseline
 config / notional, over the last `window_days / 2` tests (one test per 2-day walk-forward
-step), annualised by √(365 / 2). A mode change, and every segment end, is an
-AllocationEvent in allocation.jsonl and a one-paragraph summary in audit.jsonl.
+step), annualised by √(365 / 2) (`family_returns`, `Rating`: the console rates the families
+with them too). A mode change, and every segment end, is an AllocationEvent in
+allocation.jsonl and a one-paragraph summary in audit.jsonl.
 
 Segment 5: the best configs found so far trade as one portfolio under the controller over
 the bars of the segment's windows (engine.allocation.run_portfolio), compared with equal
@@ -13,9 +14,10 @@ weights and with the systemic override switched off.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +35,13 @@ from engine.allocation import (
     run_portfolio,
     trailing_sharpe,
 )
-from engine.backtest import run_backtest
 from engine.configs import config_label
 from engine.data import Bars
 from engine.events import event_fields
 from engine.leaderboard import LeaderboardRow
 from engine.metrics import YEAR_MS, annualised_sharpe, max_drawdown
 from engine.params import Params
+from engine.sweep import run_sweep, sweep_of
 
 STEP_DAYS = 2.0  # walk-forward step: one test's validation return every 2 days
 
@@ -52,6 +54,35 @@ def summary(d: Decision) -> str:
         f"{d.strategy}: trailing Sharpe {sharpe}; mode {d.mode}; allocation {verb} from "
         f"{d.previous_allocation:.0%} to {d.allocation:.0%} of capital. {d.reason[0].upper() + d.reason[1:]}."
     )
+
+
+@dataclass(frozen=True)
+class Rating:
+    """How a family is rated: the trailing Sharpe of its last `window` per-test returns, from `min_history` on."""
+
+    window: int  # tests
+    min_history: int  # tests
+
+    @classmethod
+    def of(cls, settings: AllocationSettings) -> Rating:
+        """The settings' days in tests: one test per STEP_DAYS walk-forward step."""
+        return cls(max(2, int(round(settings.window_days / STEP_DAYS))),
+                   max(2, int(math.ceil(settings.min_history_days / STEP_DAYS))))
+
+    def sharpe(self, returns: Sequence[float]) -> float | None:
+        """Trailing Sharpe (engine.allocation.trailing_sharpe) of the last `window` of a family's per-test
+        returns, annualised by √(365 / STEP_DAYS); None with fewer than `min_history` of them."""
+        return trailing_sharpe(np.array(returns[-self.window:]), 365.0 / STEP_DAYS, self.min_history)
+
+
+def family_returns(rows: Iterable[LeaderboardRow]) -> dict[str, float]:
+    """One test's out-of-sample return per method family: its baseline row's validation PnL / notional
+    (the first baseline row of the method, in the test's ranked order)."""
+    out: dict[str, float] = {}
+    for r in rows:
+        if r.role == "baseline" and r.method not in out:
+            out[r.method] = r.val_pnl / float(json.loads(r.params_json)["notional_usd"])
+    return out
 
 
 @dataclass
@@ -70,12 +101,10 @@ class AllocationDesk:
         self.settings = settings
         self.session_id = session_id
         self.families = families
-        self.window = max(2, int(round(settings.window_days / STEP_DAYS)))
-        self.min_history = max(2, int(math.ceil(settings.min_history_days / STEP_DAYS)))
-        self.returns: dict[str, deque[float]] = {f: deque(maxlen=self.window) for f in families}
+        self.rating = Rating.of(settings)
+        self.returns: dict[str, deque[float]] = {f: deque(maxlen=self.rating.window) for f in families}
         self.controller = Controller({f: 1.0 / len(families) for f in families}, settings, session_id)
         self.modes: dict[str, Mode] = dict.fromkeys(families, "ACTIVE")
-        self._notional: dict[str, float] = {}  # params_json -> notional_usd
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {
@@ -96,18 +125,12 @@ class AllocationDesk:
 
     def after_test(self, test_id: str, rows: list[LeaderboardRow], ts: str) -> list[Record]:
         """Rate the families on this test's baseline results; records for every mode change."""
-        seen = set()
-        for r in rows:
-            if r.role == "baseline" and r.method in self.returns and r.method not in seen:
-                notional = self._notional.get(r.params_json)
-                if notional is None:  # once per config
-                    notional = self._notional[r.params_json] = float(Params.model_validate_json(r.params_json).notional_usd)
-                self.returns[r.method].append(r.val_pnl / notional)
-                seen.add(r.method)
+        seen = {f: r for f, r in family_returns(rows).items() if f in self.returns}
         if not seen:
             return []
-        per_year = 365.0 / STEP_DAYS
-        sharpes = {f: trailing_sharpe(np.array(self.returns[f]), per_year, self.min_history) for f in self.families}
+        for f, r in seen.items():
+            self.returns[f].append(r)
+        sharpes = {f: self.rating.sharpe(list(self.returns[f])) for f in self.families}
         out = []
         for d in self.controller.rebalance(sharpes):
             if d.mode != self.modes[d.strategy]:
@@ -121,7 +144,7 @@ class AllocationDesk:
         """Every family's standing at the end of a segment."""
         out = []
         for name in self.families:
-            sharpe = trailing_sharpe(np.array(self.returns[name]), 365.0 / STEP_DAYS, self.min_history)
+            sharpe = self.rating.sharpe(list(self.returns[name]))
             alloc = self.controller.allocations[name]
             d = Decision(name, sharpe, self.modes[name], alloc, alloc,
                          new_identity("research", name, self.session_id), f"end of segment {segment}")
@@ -143,9 +166,8 @@ def ensemble_portfolio(
     span = bars.slice(start, end)
     n = len(span)
     names = [f"{i + 1}:{config_label(p)}" for i, p in enumerate(members)]
-    decided = np.vstack([
-        decided_positions(run_backtest(span, p, train_end=train_bars, validation_end=n).trades, n) for p in members
-    ])
+    swept = run_sweep(span, sweep_of(members), train_end=train_bars, validation_end=n)  # each run_backtest's trades
+    decided = np.vstack([decided_positions(swept.trades_of(k), n) for k in range(len(members))])
     capital = float(members[0].notional_usd)
     result = run_portfolio(span.close, decided, names, np.full(len(members), 1.0 / len(members)), settings,
                            bars.interval_ms, capital_usd=capital)

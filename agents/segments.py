@@ -35,7 +35,6 @@ from agents.schedule import Schedule
 from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import Submit, TrialMatrix
-from engine.backtest import run_backtest
 from engine.configs import config_id, config_label, params_json
 from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestTask
@@ -56,6 +55,7 @@ from engine.session import (
     write_test_dir,
 )
 from engine.standings import StandingsBook
+from engine.sweep import run_sweep, sweep_of
 from engine.test_folder import score_records, stamped, test_files, trade_records
 
 log = logging.getLogger("maestro.segments")
@@ -133,11 +133,12 @@ class Segments:
                 return None
             assert s.bars is not None
             values = []
+            one = sweep_of([params])  # the workers' kernel (a one-config sweep is run_backtest, bit for bit)
             for w in past:
-                r = run_backtest(s.bars.slice(w.start, w.end), params, train_end=w.train_bars,
-                                 validation_end=w.train_bars + w.validation_bars,
-                                 episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
-                values.append(r.metrics("validation").score)
+                swept = run_sweep(s.bars.slice(w.start, w.end), one, train_end=w.train_bars,
+                                  validation_end=w.train_bars + w.validation_bars,
+                                  episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
+                values.append(swept.by_phase(0)["validation"].score)
             return float(np.mean(values))
 
         return score

@@ -12,7 +12,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from engine.data import Bars
-from engine.metrics import PHASES, Metrics, summarize
+from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, metrics_of_row, phase_table
 from engine.params import Params
 from engine.simulator import (
     F_FEE_BPS,
@@ -50,9 +50,23 @@ EPISODE_BARS = 120
 BLUNDER_BARS = 3
 
 
-def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
+# Where each shared parameter sits in the kernel's vectors (the layout of engine.simulator)
+FLOAT_SLOTS: dict[str, int] = {
+    "atr_stop_mult": F_STOP_MULT, "hard_tp_usd": F_TP_USD, "atr_z_min": F_Z_MIN, "imb_min": F_IMB_MIN,
+    "vhf_min": F_VHF_MIN, "fee_bps": F_FEE_BPS, "slippage_bps": F_SLIP_BPS, "notional_usd": F_NOTIONAL,
+}
+INT_SLOTS: dict[str, int] = {
+    "atr_period": I_ATR_PERIOD, "timeout_bars": I_TIMEOUT, "atr_z_window": I_Z_WINDOW, "cvd_window": I_CVD_WINDOW,
+    "imb_window": I_IMB_WINDOW, "vhf_period": I_VHF_PERIOD, "gate_cvd": I_GATE_CVD, "gate_imb": I_GATE_IMB,
+    "gate_atrz": I_GATE_ATRZ, "gate_vhf": I_GATE_VHF,
+}
+
+
+def first_signal_bar(method_warmup: np.ndarray | int, ip: np.ndarray, *, has_taker: bool) -> np.ndarray:
     """First bar whose close may produce a signal: the first bar at which every indicator the
-    config uses has its full lookback (the rule in engine/methods.py). In use, and full from:
+    config uses has its full lookback (the rule in engine/methods.py), from the strategy's
+    declared warm-up and the kernel's int vector `ip` (or a matrix of them, one config a row,
+    with one warm-up each). In use, and full from:
 
     - the strategy's indicators: its declared warm-up (engine/strategy.py; the built-ins': ema_slow;
       macd_slow + macd_signal; breakout_lookback);
@@ -67,17 +81,20 @@ def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
     bars there are), and without taker-buy volume (`has_taker` False) the cvd and imb gates
     pass every signal unread: neither delays signals.
     """
-    atr_full = params.atr_period + 1
-    first = [int(params.strategy.warmup(params.method_params)), atr_full]
-    if params.gate_atrz:
-        first.append(atr_full + params.atr_z_window - 1)
-    if params.gate_vhf:
-        first.append(params.vhf_period)
-    if params.gate_cvd and has_taker:
-        first.append(params.cvd_window - 1)
-    if params.gate_imb and has_taker:
-        first.append(params.imb_window - 1)
-    return max(first)
+    atr_full = ip[..., I_ATR_PERIOD] + 1
+    first = np.maximum(method_warmup, atr_full)
+    first = np.maximum(first, np.where(ip[..., I_GATE_ATRZ] != 0, atr_full + ip[..., I_Z_WINDOW] - 1, 0))
+    first = np.maximum(first, np.where(ip[..., I_GATE_VHF] != 0, ip[..., I_VHF_PERIOD], 0))
+    if has_taker:
+        first = np.maximum(first, np.where(ip[..., I_GATE_CVD] != 0, ip[..., I_CVD_WINDOW] - 1, 0))
+        first = np.maximum(first, np.where(ip[..., I_GATE_IMB] != 0, ip[..., I_IMB_WINDOW] - 1, 0))
+    return first
+
+
+def warmup_bars(params: Params, *, has_taker: bool = True) -> int:
+    """First bar whose close may produce a signal for `params` (first_signal_bar says which)."""
+    args = kernel_args(params)
+    return int(args.ip[I_WARMUP]) if has_taker else args.warmup_without_taker
 
 
 @dataclass(frozen=True)
@@ -98,27 +115,15 @@ def kernel_args(params: Params) -> KernelArgs:
         return params._kernel_cache
     strategy = params.strategy
     fp = np.zeros(N_FLOAT)
-    fp[F_STOP_MULT] = params.atr_stop_mult
-    fp[F_TP_USD] = params.hard_tp_usd
-    fp[F_Z_MIN] = params.atr_z_min
-    fp[F_IMB_MIN] = params.imb_min
-    fp[F_VHF_MIN] = params.vhf_min
-    fp[F_FEE_BPS] = params.fee_bps
-    fp[F_SLIP_BPS] = params.slippage_bps
-    fp[F_NOTIONAL] = params.notional_usd
+    for name, slot in FLOAT_SLOTS.items():
+        fp[slot] = getattr(params, name)
     ip = np.zeros(N_INT, np.int64)
-    ip[I_ATR_PERIOD] = params.atr_period
-    ip[I_TIMEOUT] = params.timeout_bars
-    ip[I_Z_WINDOW] = params.atr_z_window
-    ip[I_CVD_WINDOW] = params.cvd_window
-    ip[I_IMB_WINDOW] = params.imb_window
-    ip[I_VHF_PERIOD] = params.vhf_period
-    ip[I_GATE_CVD] = params.gate_cvd
-    ip[I_GATE_IMB] = params.gate_imb
-    ip[I_GATE_ATRZ] = params.gate_atrz
-    ip[I_GATE_VHF] = params.gate_vhf
-    ip[I_WARMUP] = warmup_bars(params)
-    args = KernelArgs(strategy, strategy.vector(params.method_params), fp, ip, warmup_bars(params, has_taker=False))
+    for name, slot in INT_SLOTS.items():
+        ip[slot] = getattr(params, name)
+    method_warmup = int(strategy.warmup(params.method_params))
+    ip[I_WARMUP] = first_signal_bar(method_warmup, ip, has_taker=True)
+    without_taker = int(first_signal_bar(method_warmup, ip, has_taker=False))
+    args = KernelArgs(strategy, strategy.vector(params.method_params), fp, ip, without_taker)
     params._kernel_cache = args
     return args
 
@@ -147,36 +152,20 @@ class BacktestResult:
     validation_end: int
     interval_ms: int
     blunder_bars: int = BLUNDER_BARS
-    _metrics: dict = field(default_factory=dict, repr=False)
-
-    def phase_range(self, phase: str) -> tuple[int, int]:
-        """[start, stop) bars of a phase: 'train', 'validation', 'holdout' or 'all'."""
-        n = self.equity.shape[0]
-        return {
-            "train": (0, self.train_end),
-            "validation": (self.train_end, self.validation_end),
-            "holdout": (self.validation_end, n),
-            "all": (0, n),
-        }[phase]
+    # engine.metrics.phase_table's rows, computed on first use unless given (engine.sweep)
+    table: np.ndarray | None = field(default=None, repr=False)
 
     def metrics(self, phase: str = "validation") -> Metrics:
         """Aggregate metrics of the trades exiting in `phase` (see engine.metrics)."""
-        if phase not in self._metrics:
-            start, stop = self.phase_range(phase)
-            self._metrics[phase] = summarize(
-                self.trades,
-                self.equity,
-                start,
-                stop,
-                notional_usd=self.params.notional_usd,
-                interval_ms=self.interval_ms,
-                blunder_bars=self.blunder_bars,
-            )
-        return self._metrics[phase]
+        return self.by_phase[phase]
 
     @cached_property
     def by_phase(self) -> dict[str, Metrics]:
-        return {p: self.metrics(p) for p in (*PHASES, "all")}
+        """Metrics of each phase and of the whole window ('all'): engine.metrics.summarize's, from one numba pass."""
+        if self.table is None:
+            self.table = phase_table(self.trades, self.equity, self.train_end, self.validation_end,
+                                     self.params.notional_usd, YEAR_MS / self.interval_ms, self.blunder_bars)
+        return {phase: metrics_of_row(row) for phase, row in zip(TABLE_PHASES, self.table.tolist())}
 
 
 def run_backtest(

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from engine import fork_server
-from engine.backtest import run_backtest
 from engine.data import Bars
 from engine.leaderboard import LeaderboardRow, rank_test_rows, row_from_metrics
 from engine.params import Params
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
+from engine.sweep import run_sweep, sweep_of
 from engine.test_folder import folder_text
 from engine.windows import Window
 
@@ -197,7 +197,7 @@ def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
 
 
 def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
-    """Backtest every config of `task` on its window (runs in a worker process).
+    """Backtest every config of `task` on its window, in one sweep (runs in a worker process).
 
     `bars` are the session's (a dask worker's scattered copy); None: this pool worker's own.
     """
@@ -206,24 +206,21 @@ def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
     assert task.bars is not None
     load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
-    for i, spec in enumerate(task.configs):
+    configs = []
+    for spec in task.configs:
         params = _PARAMS.get(spec.params_json)
         if params is None:  # parsed once per worker: Params also caches the kernel's vectors
             params = _PARAMS[spec.params_json] = Params.model_validate_json(spec.params_json)
-        result = run_backtest(
-            task.bars,
-            params,
-            train_end=task.train_end,
-            validation_end=task.validation_end,
-            episode_bars=task.episode_bars,
-            blunder_bars=task.blunder_bars,
-        )
-        outcome.rows.append(row_from_metrics(task.test_id, params, spec.role, result.by_phase))
+        configs.append(params)
+    swept = run_sweep(task.bars, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
+    for i, (spec, params) in enumerate(zip(task.configs, configs)):
+        outcome.rows.append(row_from_metrics(task.test_id, params, spec.role, swept.by_phase(i)))
         if i == 0:
-            outcome.trades = result.trades
-            outcome.episodes = result.episodes
+            outcome.trades = swept.trades_of(i)
+            outcome.episodes = swept.episodes[i]
         else:
-            outcome.extra_trades[spec.config_id] = result.trades
+            outcome.extra_trades[spec.config_id] = swept.trades_of(i)
     return outcome
 
 
@@ -259,15 +256,15 @@ def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float
     phase (as Metrics.total_pnl sums it) per USD of notional. `bars` as for `run_test`."""
     window = _session_bars(bars).slice(task.start, task.end)
     load_files(task.strategy_files)
+    configs = [_params(text) for text in task.configs]
+    swept = run_sweep(window, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
     out = []
-    for text in task.configs:
-        params = _params(text)
-        r = run_backtest(window, params, train_end=task.train_end, validation_end=task.validation_end,
-                         episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
-        exits = r.trades["exit_idx"]
-        pnl = r.trades["pnl"]
-        val = float(pnl[(exits >= r.train_end) & (exits < r.validation_end)].sum())
-        hold = float(pnl[exits >= r.validation_end].sum())
+    for k, params in enumerate(configs):
+        trades = swept.trades_of(k)  # run_backtest's, bit for bit
+        exits, pnl = trades["exit_idx"], trades["pnl"]
+        val = float(pnl[(exits >= task.train_end) & (exits < task.validation_end)].sum())
+        hold = float(pnl[exits >= task.validation_end].sum())
         out.append((val / params.notional_usd, hold / params.notional_usd))
     return out
 

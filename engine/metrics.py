@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
@@ -195,9 +195,9 @@ class TradeTally:
         return self.high_vol / self.trades if self.trades else 0.0
 
 
-@dataclass(frozen=True)
-class Metrics:
-    """Aggregate metrics of a set of trades and the equity over a range of bars."""
+class Metrics(NamedTuple):
+    """Aggregate metrics of a set of trades and the equity over a range of bars (a named tuple:
+    a backtest builds four of them, and a tuple builds four times faster than a frozen dataclass)."""
 
     n_trades: int
     hit: float
@@ -244,3 +244,271 @@ def summarize(
         sharpe=sharpe(equity, start, stop, notional_usd, interval_ms),
         score=float(score(n, hit, payoff, dd, blunders, notional_usd)),
     )
+
+
+# ---------------------------------------------------------------- the numba twin of summarize
+#
+# `summarize` above is the definition; `summarize_ranges` gives the same Metrics for many
+# ranges of bars in one numba call, bit for bit (tests/test_metrics.py holds it to that on
+# random trades and equity, and on backtests). Its sums add in numpy's order (pairwise, as
+# ndarray.sum does), so a backtest's metrics cost microseconds where numpy's cost hundreds.
+#
+# It reads the trades and the equity as the simulator writes them: the trades in exit order,
+# each entering no earlier than the one before exited, and the equity level (at the realized
+# PnL, 0.0 before the first exit) on every bar no trade holds — a trade holds its bars from
+# entry_idx to exit_idx. That keeps its work on the held bars, exactly: a level bar can neither
+# raise the peak nor deepen the drawdown; its return is 0.0, which adds nothing to a sum but
+# a zero's sign (numpy's leading 0.0 + clears that); and a block of the pairwise sum with no
+# held bar has every squared deviation the same, so its sum needs no loads.
+
+N_METRICS = len(Metrics._fields)
+(M_N_TRADES, M_HIT, M_PAYOFF, M_TOTAL_PNL, M_MAXDD, M_BLUNDERS, M_BLUNDERS_PER_100, M_HIGH_VOL_SHARE, M_SHARPE,
+ M_SCORE) = range(N_METRICS)
+PAIRWISE_BLOCK = 128  # numpy's: a sum of up to this many terms is one block of 8 accumulators
+_STACK = 64  # halvings of a pairwise sum: enough for 128 · 2^63 terms
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _term(x: float, center: float, squared: bool) -> float:
+    return (x - center) * (x - center) if squared else x
+
+
+@njit(cache=True, error_model="numpy")
+def _block_sum(a: np.ndarray, lo: int, n: int, center: float, squared: bool) -> float:
+    """numpy's pairwise sum of the terms of a[lo:lo + n], n ≤ PAIRWISE_BLOCK: a plain loop below 8, else
+    8 accumulators. A term is a[i], or (a[i] − center)² when `squared` (a variance's, made as added)."""
+    # unsigned indices: numba then skips its negative-index wrap-around code, twice as fast here
+    first = np.uint64(lo)
+    stop = np.uint64(lo + n)
+    if n < 8:
+        res = -0.0
+        for i in range(first, stop):
+            res += _term(a[i], center, squared)
+        return res
+    r0 = _term(a[first], center, squared)
+    r1 = _term(a[first + np.uint64(1)], center, squared)
+    r2 = _term(a[first + np.uint64(2)], center, squared)
+    r3 = _term(a[first + np.uint64(3)], center, squared)
+    r4 = _term(a[first + np.uint64(4)], center, squared)
+    r5 = _term(a[first + np.uint64(5)], center, squared)
+    r6 = _term(a[first + np.uint64(6)], center, squared)
+    r7 = _term(a[first + np.uint64(7)], center, squared)
+    tail = first + np.uint64(n - n % 8)
+    at = first + np.uint64(8)
+    while at < tail:
+        r0 += _term(a[at], center, squared)
+        r1 += _term(a[at + np.uint64(1)], center, squared)
+        r2 += _term(a[at + np.uint64(2)], center, squared)
+        r3 += _term(a[at + np.uint64(3)], center, squared)
+        r4 += _term(a[at + np.uint64(4)], center, squared)
+        r5 += _term(a[at + np.uint64(5)], center, squared)
+        r6 += _term(a[at + np.uint64(6)], center, squared)
+        r7 += _term(a[at + np.uint64(7)], center, squared)
+        at += np.uint64(8)
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for j in range(tail, stop):
+        res += _term(a[j], center, squared)
+    return res
+
+
+@njit(cache=True, error_model="numpy")
+def _same_block_sum(x: float, n: int) -> float:
+    """_block_sum of n terms that all equal x, in its order of additions (its 8 accumulators are equal)."""
+    if n < 8:
+        res = -0.0
+        for _ in range(n):
+            res += x
+        return res
+    r = x
+    for _ in range(n // 8 - 1):
+        r += x
+    res = ((r + r) + (r + r)) + ((r + r) + (r + r))
+    for _ in range(n % 8):
+        res += x
+    return res
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _no_held_bar(entry: np.ndarray, exit_: np.ndarray, q: int, stop: int) -> bool:
+    """No trade from q on (the first not exited before the block) holds a bar before `stop`."""
+    return q == entry.shape[0] or entry[q] >= stop
+
+
+@njit(cache=True, error_model="numpy")
+def _np_sum(a: np.ndarray, lo: int, n: int, center: float, squared: bool, held: bool, entry: np.ndarray,
+            exit_: np.ndarray, frames: np.ndarray, lefts: np.ndarray) -> float:
+    """The sum of the terms of a[lo:lo + n] (_block_sum) in the order numpy's ndarray.sum adds them:
+    0.0, plus the pairwise sum — one block up to PAIRWISE_BLOCK terms, above that the sum of the two
+    halves, the first a multiple of 8 long.
+
+    `held`: a is 0.0 on every bar no trade (entry, exit_) holds, so a block with no held bar sums
+    to a zero (plain) or to its one squared deviation added n times, the same for every block of
+    its length. The halving is walked on a stack (frames: int64[3, _STACK], lefts: float64[_STACK],
+    scratch), as numba's cache cannot hold a recursive function.
+    """
+    if n == 0:
+        return 0.0
+    q = 0  # the first trade not exited before the block at hand (blocks come in order)
+    if held:
+        while q < entry.shape[0] and exit_[q] < lo:
+            q += 1
+        if _no_held_bar(entry, exit_, q, lo + n):
+            return 0.0 + _same_block_sum(_term(0.0, center, squared), n)
+    if n <= PAIRWISE_BLOCK:
+        return 0.0 + _block_sum(a, lo, n, center, squared)
+    level = _term(0.0, center, squared)  # the term of a level bar
+    level_n = -1  # the length of the last block of level bars summed, and its sum
+    level_sum = 0.0
+    # frames[0]: first term, frames[1]: length, frames[2]: 0 new, 1 first half asked for, 2 second half asked for
+    frames[0, 0], frames[1, 0], frames[2, 0] = lo, n, 0
+    depth = 1
+    value = 0.0  # the sum of the part asked for last
+    while depth > 0:
+        top = depth - 1
+        m = frames[1, top]
+        half = m // 2
+        half -= half % 8
+        state = frames[2, top]
+        if state == 0:
+            start, length = frames[0, top], half
+        elif state == 1:
+            lefts[top] = value
+            start, length = frames[0, top] + half, m - half
+        else:
+            value = lefts[top] + value
+            depth -= 1
+            continue
+        frames[2, top] = state + 1
+        if length > PAIRWISE_BLOCK:
+            frames[0, depth], frames[1, depth], frames[2, depth] = start, length, 0
+            depth += 1
+            continue
+        if held:
+            while q < entry.shape[0] and exit_[q] < start:
+                q += 1
+            if _no_held_bar(entry, exit_, q, start + length):
+                if not squared:
+                    value = 0.0  # the sum of ±0: a zero, its sign no matter
+                elif length == level_n:
+                    value = level_sum
+                else:
+                    level_n, level_sum = length, _same_block_sum(level, length)
+                    value = level_sum
+                continue
+        value = _block_sum(a, start, length, center, squared)
+    return 0.0 + value
+
+
+@njit(cache=True, error_model="numpy")
+def summarize_ranges(trades: np.ndarray, equity: np.ndarray, starts: np.ndarray, stops: np.ndarray,
+                     notional_usd: float, periods_per_year: float, blunder_bars: int) -> np.ndarray:
+    """`summarize` of each range [starts[r], stops[r]) of bars (0 ≤ start, stop ≤ len(equity)), for trades
+    and equity as the simulator writes them (see above): row r holds its Metrics' fields in order, as
+    float64 (periods_per_year: YEAR_MS / interval_ms)."""
+    k = starts.shape[0]
+    out = np.empty((k, N_METRICS))
+    hi = 0
+    for r in range(k):
+        hi = max(hi, stops[r])
+    n_trades = trades.shape[0]
+    entry = np.empty(n_trades, np.int64)
+    exit_ = np.empty(n_trades, np.int64)
+    for j in range(n_trades):
+        entry[j] = trades[j].entry_idx
+        exit_[j] = trades[j].exit_idx
+    # per-bar returns (equity change / notional), the same in every range holding the bar
+    returns = np.empty(hi)
+    if hi > 0:
+        returns[0] = (equity[0] - 0.0) / notional_usd
+    for j in range(1, hi):
+        returns[j] = (equity[j] - equity[j - 1]) / notional_usd
+    frames = np.empty((3, _STACK), np.int64)
+    lefts = np.empty(_STACK)
+    pnl_all = np.empty(n_trades)
+    win_pnl = np.empty(n_trades)
+    loss_pnl = np.empty(n_trades)
+    for r in range(k):
+        start = starts[r]
+        stop = stops[r]
+        n = 0
+        n_wins = 0
+        n_losses = 0
+        blunders = 0
+        high_vol = 0
+        for j in range(n_trades):
+            t = trades[j]
+            if t.exit_idx < start or t.exit_idx >= stop:
+                continue
+            pnl = t.pnl
+            pnl_all[n] = pnl
+            n += 1
+            if pnl > 0.0:
+                win_pnl[n_wins] = pnl
+                n_wins += 1
+            if pnl < 0.0:
+                loss_pnl[n_losses] = pnl
+                n_losses += 1
+            if t.exit_reason == SL_HIT and t.bars_held < blunder_bars:
+                blunders += 1
+            if t.vol_bin == 2:
+                high_vol += 1
+        hit = n_wins / n if n else 0.0
+        payoff = payoff_ratio(n_wins, _np_sum(win_pnl, 0, n_wins, 0.0, False, False, entry, exit_, frames, lefts),
+                              n_losses, _np_sum(loss_pnl, 0, n_losses, 0.0, False, False, entry, exit_, frames, lefts))
+        # max_drawdown, over the held bars
+        dd = 0.0
+        if stop > start:
+            peak = equity[start - 1] if start > 0 else 0.0
+            done = start - 1  # the last bar seen: consecutive trades share the bar of a flip
+            for j in range(n_trades):
+                if exit_[j] < start:
+                    continue
+                if entry[j] >= stop:
+                    break
+                for b in range(max(entry[j], done + 1), min(exit_[j] + 1, stop)):
+                    e = equity[b]
+                    peak = e if e > peak else peak
+                    x = e - peak
+                    dd = x if x < dd else dd
+                    done = b
+        # `sharpe`: numpy's mean of the returns, then its population sd from the squared deviations
+        m = stop - start
+        sharpe_ = 0.0
+        if m >= 2:
+            mean = _np_sum(returns, start, m, 0.0, False, True, entry, exit_, frames, lefts) / m
+            sd = np.sqrt(_np_sum(returns, start, m, mean, True, True, entry, exit_, frames, lefts) / m)
+            sharpe_ = 0.0 if sd <= 1e-15 else mean / sd * np.sqrt(periods_per_year)
+        row = out[r]
+        row[M_N_TRADES] = n
+        row[M_HIT] = hit
+        row[M_PAYOFF] = payoff
+        row[M_TOTAL_PNL] = _np_sum(pnl_all, 0, n, 0.0, False, False, entry, exit_, frames, lefts)
+        row[M_MAXDD] = dd
+        row[M_BLUNDERS] = blunders
+        row[M_BLUNDERS_PER_100] = 100.0 * blunders / n if n else 0.0
+        row[M_HIGH_VOL_SHARE] = high_vol / n if n else 0.0
+        row[M_SHARPE] = sharpe_
+        row[M_SCORE] = score(n, hit, payoff, dd, blunders, notional_usd)
+    return out
+
+
+# the rows of a backtest's metrics table (phase_table): each phase, then the whole window
+TABLE_PHASES = (*PHASES, "all")
+
+
+@njit(cache=True, error_model="numpy")
+def phase_table(trades: np.ndarray, equity: np.ndarray, train_end: int, validation_end: int, notional_usd: float,
+                periods_per_year: float, blunder_bars: int) -> np.ndarray:
+    """summarize_ranges of a backtest's phases — train [0, train_end), validation, holdout, then all
+    of its bars — one row each, in TABLE_PHASES order."""
+    n = equity.shape[0]
+    starts = np.array([0, train_end, validation_end, 0])
+    stops = np.array([train_end, validation_end, n, n])
+    return summarize_ranges(trades, equity, starts, stops, notional_usd, periods_per_year, blunder_bars)
+
+
+def metrics_of_row(row: list[float]) -> Metrics:
+    """The Metrics of one row of `summarize_ranges` (as a list: `table.tolist()`), its counts back to int."""
+    row[M_N_TRADES] = int(row[M_N_TRADES])
+    row[M_BLUNDERS] = int(row[M_BLUNDERS])
+    return Metrics._make(row)

@@ -19,6 +19,9 @@ Semantics (DESIGN.md §9), in the order the kernel applies them on bar i:
 
 Fees are fee_bps per side on the traded notional. pnl = side × qty × (exit − entry) − fees.
 bars_held = exit bar − fill bar. A trade belongs to the episode and phase of its exit bar.
+
+`simulate_sweep` runs many configs over one window in one call, each as `simulate` runs it,
+with the metrics of its phases (engine.sweep is its Python face).
 """
 
 from __future__ import annotations
@@ -26,7 +29,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.metrics import END_OF_DATA, SIGNAL_FLIP, SL_HIT, TIMEOUT, TP_HIT, payoff_ratio, score
+from engine.metrics import (
+    END_OF_DATA,
+    SIGNAL_FLIP,
+    SL_HIT,
+    TIMEOUT,
+    TP_HIT,
+    payoff_ratio,
+    phase_table,
+    score,
+)
 
 TRADE_DTYPE = np.dtype(
     [
@@ -234,7 +246,15 @@ def _write_trade(
 
 @njit(cache=True, error_model="numpy")
 def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
-    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE).
+    """Run one window: returns (trades TRADE_DTYPE, equity float64[n] USD, episodes EPISODE_DTYPE)."""
+    equity = np.empty(close.shape[0])
+    trades, episodes = simulate_into(open_, high, low, close, volume, taker_buy, signal, fp, ip, equity)
+    return trades, equity, episodes
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_into(open_, high, low, close, volume, taker_buy, signal, fp, ip, equity):
+    """`simulate`, writing the equity into `equity` (float64[n]): returns (trades, episodes).
 
     Indicators are updated in the same pass as the trading loop (running sums, so the
     independent recurrences overlap in the CPU); gate values are only evaluated on bars
@@ -300,7 +320,6 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
     for i in range(min(warmup, n), n - 1):
         n_signals += signal[i] != 0
     trades = np.empty(n_signals, dtype=TRADE_DTYPE)
-    equity = np.empty(n)
     k = 0
     realized = 0.0
     pos = 0
@@ -482,7 +501,42 @@ def simulate(open_, high, low, close, volume, taker_buy, signal, fp, ip):
         t = trades[j]
         t.vol_bin = _bin(atr_pct[t.entry_idx - 1], q1, q2)  # at the signal bar, the one before the fill
     _score_episodes(episodes, trades, ep_maxdd, ep_vol, q1, q2, ip[I_BLUNDER_BARS], notional)
-    return trades, equity, episodes
+    return trades, episodes
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_of, fp, ip, periods_per_year,
+                   trades, offsets, equity, episodes, tables):
+    """`simulate` every config k — signal signals[signal_of[k]], vectors fp[k] and ip[k] — over the same bars,
+    with its engine.metrics.phase_table (the phases of ip[k]; periods_per_year: YEAR_MS / interval_ms), into
+    arrays the caller made (numpy's allocator asks for huge pages, numba's does not, and the page faults
+    of a large output cost more than its metrics):
+
+    every config's trades one after the other into `trades` (room for every signal its kernel may
+    accept), config k's being trades[offsets[k]:offsets[k + 1]]; its equity (USD) into equity[k], or
+    into equity[0] for each config in turn when equity has one row; episodes[k, episode] (every
+    config with the phases `episodes` was shaped for); tables[k, phase, metric].
+    """
+    n_cfg = fp.shape[0]
+    keep = equity.shape[0] == n_cfg
+    offsets[0] = 0
+    for k in range(n_cfg):
+        curve = equity[k] if keep else equity[0]
+        mine, eps = simulate_into(open_, high, low, close, volume, taker_buy, signals[signal_of[k]], fp[k], ip[k],
+                                  curve)
+        episodes[k] = eps
+        if offsets[k] + mine.shape[0] > trades.shape[0]:
+            raise ValueError("simulate_sweep: no room left for a config's trades")
+        trades[offsets[k] : offsets[k] + mine.shape[0]] = mine
+        offsets[k + 1] = offsets[k] + mine.shape[0]
+        tables[k] = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
+                                periods_per_year, ip[k, I_BLUNDER_BARS])
+
+
+@njit(cache=True, error_model="numpy")
+def episode_count(n, train_end, val_end, ep_bars):
+    """How many episodes a window of n bars has (the rows of `simulate`'s episodes)."""
+    return _episode_table(n, train_end, val_end, ep_bars).shape[0]
 
 
 @njit(cache=True, error_model="numpy")

@@ -593,7 +593,8 @@ def _check_strategy(args: argparse.Namespace) -> int:
 
 
 def _backtest(args: argparse.Namespace) -> int:
-    from engine import Params, bars_needed, load_bars, registered, run_backtest, synthetic_bars, walk_forward_windows
+    from engine import Params, bars_needed, load_bars, registered, synthetic_bars, walk_forward_windows
+    from engine.sweep import run_sweep, sweep_of
 
     if args.windows < 1:
         raise BadInput("--windows must be at least 1")
@@ -602,16 +603,15 @@ def _backtest(args: argparse.Namespace) -> int:
     if not windows:
         raise BadInput(f"{len(bars):,} bars hold no full 15-day walk-forward window")
     print(visible(f"{bars.source}: {len(bars):,} bars, {len(windows):,} walk-forward windows", one_line=True))
-    for line in backtest_table({name: _backtest_method(bars, windows, Params(method=name), run_backtest)
-                                for name in registered()}):
+    # every method's default config in one sweep per window
+    names = list(registered())
+    sweep = sweep_of([Params(method=name) for name in names])
+    swept = [run_sweep(bars.slice(w.start, w.end), sweep) for w in windows]
+    results = {name: {phase: [s.by_phase(k)[phase] for s in swept] for phase in ("validation", "holdout")}
+               for k, name in enumerate(names)}
+    for line in backtest_table(results):
         print(line)
     return EXIT_OK
-
-
-def _backtest_method(bars, windows, params, run_backtest) -> dict[str, list]:
-    """{phase: [Metrics per window]} of one config over the walk-forward windows."""
-    results = [run_backtest(bars.slice(w.start, w.end), params) for w in windows]
-    return {phase: [r.metrics(phase) for r in results] for phase in ("validation", "holdout")}
 
 
 # (heading, width) of `backtest`'s columns, validation's then holdout's

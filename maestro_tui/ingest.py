@@ -41,11 +41,10 @@ DOCUMENTS = {CONFIG: "config", CONDUCTOR: "conductor"}
 class SessionFeed:
     """Turns a session directory into a stream of Items; `drain(n)` hands out at most n."""
 
-    def __init__(self, root: Path, *, read_only: bool = False, eager_scores: bool = True) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self.root = Path(root)
         self.read_only = read_only  # a console that watches a session another one steers
         self._session = SessionDir(self.root)
-        self.eager_scores = eager_scores  # live: read episodes here, in the feed thread, not in the UI
         self.items: deque[Item] = deque()
         # each line checked against its event model: a record that breaks it is skipped and counted, not shown;
         # a record that passes is handed on as that model, which every reader after this one trusts
@@ -100,11 +99,9 @@ class SessionFeed:
             where = err.path.relative_to(root) if err.path.is_relative_to(root) else err.path
             self.items.append(Item("bad", [f"{where}: {err.problem}"]))
             rows = []
-        # a failed test is the one test with no leaderboard rows (its test.log says why)
-        done = TestDone(folder.name, rows, failed=not rows, scores_path=folder / SCORES)
-        if self.eager_scores:
-            done.scores  # noqa: B018 - loads them now
-        return done
+        # a failed test is the one test with no leaderboard rows (its test.log says why); its episodes are read
+        # when shown (SessionView.fold), not here: most tests' episodes never are
+        return TestDone(folder.name, rows, failed=not rows, scores_path=folder / SCORES)
 
     def drain(self, limit: int) -> list[Item]:
         """At most `limit` items, oldest first."""
@@ -130,8 +127,7 @@ class SessionFeed:
         return Batch(self.drain(limit))
 
     def fold(self, view: SessionView, items: list[Item]) -> None:
-        for item in items:
-            view.apply(item)
+        view.fold(items)
 
     def status(self, view: SessionView) -> ConductorStatus:
         return view.conductor_status

@@ -30,7 +30,6 @@ from maestro_tui.ingest import SessionFeed
 from maestro_tui.state import ConductorStatus, Item, SessionConfig, SessionView
 
 SPEEDS = (1, 10, 100, 1000, float("inf"))
-RECENT_TESTS = 12  # a seek reads the episodes of this many tests before the position (~36 each; the pane shows 40)
 LIVE_STATES = ("starting", "running", "waiting", "paused")
 REFRESH_S = 2.0  # how often a still-running session's files are read again
 
@@ -61,7 +60,7 @@ class ReplayFeed:
         self.session = SessionDir(self.root)
         self.session.check_version()
         self.recorded = session_status(self.session)  # what the session itself is: running, finished, interrupted…
-        self._source = SessionFeed(self.root, eager_scores=False)
+        self._source = SessionFeed(self.root)
         self.timeline: list[Stamped] = []
         self.tests_before: list[int] = [0]  # tests_before[k]: test items among the first k
         self.plan_marks: list[int] = []  # positions just after each plan or decision line (see _mark)
@@ -267,15 +266,8 @@ class ReplayFeed:
         return Batch(self.drain(limit))
 
     def fold(self, view: SessionView, items: list[Item]) -> None:
-        """Fold items into the view, reading episodes only for the last RECENT_TESTS tests among them."""
-        tests = [i for i, item in enumerate(items) if item.kind == "test"]
-        recent_from = tests[-RECENT_TESTS] if len(tests) >= RECENT_TESTS else 0
-        for i, item in enumerate(items):
-            view.skip_episodes = i < recent_from
-            view.apply(item)
-            if item.kind == "test":
-                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
-        view.skip_episodes = False
+        """Fold items into the view (SessionView.fold: episodes of the last tests only), as of its position."""
+        view.fold(items)
         view.book.show(view.tests_seen)  # tests the book had already (a seek back, then forward) count now
 
     def status(self, view: SessionView) -> ConductorStatus:

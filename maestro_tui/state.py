@@ -16,7 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agents.allocator import Rating, family_returns
 from agents.documents import BaselineDoc, WindowsDoc
+from engine.allocation import AllocationSettings
 from engine.events import (
     AllocationEvent,
     AuditEvent,
@@ -34,6 +36,8 @@ from engine.standings import Standing, StandingsBook
 from engine.targets import TARGET_METRICS, target_values
 
 MAX_EPISODES = 400
+EPISODE_TESTS = 12  # a batch reads the episodes of at most this many tests (~36 each; the pane shows 40)
+RECENT_TESTS = 10  # the targets are measured over the research config's last this many tests
 BUILT_IN_NAMES = tuple(s.name for s in BUILT_INS)
 
 
@@ -110,6 +114,7 @@ class SessionConfig:
     baseline: BaselineDoc | None = None  # where the starting config came from
     windows: WindowsDoc | None = None  # how the tests sit on the data's windows
     methods: tuple[str, ...] = BUILT_IN_NAMES  # the session's strategies (a session from before: the built-ins)
+    allocation: AllocationSettings = field(default_factory=AllocationSettings)  # settings.allocation (else defaults)
 
     @classmethod
     def of(cls, doc: Mapping[str, Any] | None) -> SessionConfig:
@@ -127,6 +132,7 @@ class SessionConfig:
             windows=_doc(WindowsDoc, _field(doc, "windows", Mapping, None)),
             methods=tuple(str(r["name"]) for r in _field(doc, "strategies", list, [])
                           if isinstance(r, Mapping) and isinstance(r.get("name"), str)) or BUILT_IN_NAMES,
+            allocation=_doc(AllocationSettings, _field(settings, "allocation", Mapping, None)) or AllocationSettings(),
         )
 
 
@@ -203,6 +209,10 @@ class SessionView:
     conversation: list[MessageEvent] = field(default_factory=list)
     allocation: dict[str, AllocationEvent] = field(default_factory=dict)  # strategy -> latest AllocationEvent
     overrides: list[AllocationEvent] = field(default_factory=list)
+    mode_changes: dict[str, AllocationEvent] = field(default_factory=dict)  # strategy -> its latest change of mode
+    # per method family, its out-of-sample return in every test so far (agents.allocator.family_returns),
+    # from which `ratings` gives the trailing Sharpe the allocation desk rates it by, as of the latest test
+    family_returns: dict[str, list[float]] = field(default_factory=dict)
     book: StandingsBook = field(default_factory=StandingsBook)  # the standings, test by test
     research: list[LeaderboardRow] = field(default_factory=list)  # the research config's row per test
     trials: int | None = None  # configs tried so far, and their PBO (agents.trials), as of the last segment end
@@ -213,6 +223,19 @@ class SessionView:
     bad_details: deque = field(default_factory=lambda: deque(maxlen=50))  # "plans.jsonl line 7: why", newest last
     version: int = 0  # bumps on every change: widgets redraw when it moves
     skip_episodes: bool = False  # a replay refold skips the episodes of tests long past
+
+    def fold(self, items: list[Item]) -> None:
+        """Fold a batch of items in order, reading episodes (scores.jsonl) only for its last EPISODE_TESTS tests:
+        the episodes pane shows the newest, and a batch of hundreds of tests (a replay's seek, a console opened on
+        a running session) would otherwise read and hold every one of them."""
+        tests = [i for i, item in enumerate(items) if item.kind == "test"]
+        recent_from = tests[-EPISODE_TESTS] if len(tests) >= EPISODE_TESTS else 0
+        for i, item in enumerate(items):
+            self.skip_episodes = i < recent_from
+            self.apply(item)
+            if item.kind == "test":
+                item.payload.forget_scores()  # the view holds what it shows; the rest can be read again
+        self.skip_episodes = False
 
     def apply(self, item: Item) -> None:
         """Fold one item into the view; a test whose scores.jsonl cannot be read counts as bad."""
@@ -251,6 +274,9 @@ class SessionView:
             if p.override:
                 self.overrides.append(p)
             else:
+                before = self.allocation.get(p.strategy)
+                if p.mode != (before.mode if before else "ACTIVE"):  # every strategy starts ACTIVE (engine.allocation)
+                    self.mode_changes[p.strategy] = p
                 self.allocation[p.strategy] = p
         elif kind == "test":
             if self.tests_seen == self.book.stored:  # else the book has it already (a replay went back)
@@ -266,6 +292,8 @@ class SessionView:
             )
             if research is not None:
                 self.research.append(research)
+            for family, r in family_returns(p.rows).items():
+                self.family_returns.setdefault(family, []).append(r)
         elif kind == "bad":
             self.bad_lines += len(p)
             self.bad_details.extend(p)
@@ -304,13 +332,23 @@ class SessionView:
         earlier = self.plan_order[: self.plan_order.index(plan_id)]
         return [self.plans[i] for i in earlier if names & {item.parameter for item in self.plans[i].patch}]
 
-    def targets(self, last_tests: int = 10, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
+    def targets(self, last_tests: int = RECENT_TESTS, trend_tests: int = 60) -> dict[str, tuple[float, list[float]]]:
         """Per target metric: (current value over the last tests, trend over recent tests) of the research config."""
         rows = self.research[-trend_tests:]
         current = target_values(rows[-last_tests:])
         singles = [target_values([r]) for r in rows]
         trend = {k: [single[k] for single in singles] for k in TARGET_METRICS}
         return {k: (current[k], trend[k]) for k in current}
+
+    def target_trades(self, last_tests: int = RECENT_TESTS) -> int:
+        """The research config's validation trades over the tests `targets` measures: none, nothing to judge."""
+        return sum(r.val_trades for r in self.research[-last_tests:])
+
+    def ratings(self) -> dict[str, tuple[float | None, int]]:
+        """Per method family: (trailing Sharpe, tests it is of) as the allocation desk rates it after the latest
+        test (agents.allocator.Rating; None: too little history)."""
+        rating = Rating.of(self.session_config.allocation)
+        return {f: (rating.sharpe(r), min(len(r), rating.window)) for f, r in self.family_returns.items()}
 
     def equity_of(self, config_id: str) -> list[float]:
         """Cumulative validation PnL of a config over the tests it ran in (USD), for the plot."""

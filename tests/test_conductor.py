@@ -108,7 +108,13 @@ def test_default_session_writes_every_file_and_every_line_validates(full_session
     assert len(ensemble["members"]) >= 3 and ensemble["rebalances"] > 0
     assert {"pnl", "equal_weights_pnl", "no_override_pnl", "override_bars", "final"} <= set(ensemble)
     assert read_json(s / "metrics_global.json")["ensemble"] == ensemble
-    assert "Ensemble portfolio" in (s / "session_summary.md").read_text()
+    summary = (s / "session_summary.md").read_text()
+    assert "Ensemble portfolio" in summary
+    # each member on a line of its own, told apart by its label and found on the leaderboard by its id
+    table = [line.split(" | ") for line in summary.split("## Ensemble portfolio")[1].splitlines() if line.startswith("| ")]
+    members = [(cells[0].removeprefix("| "), cells[1]) for cells in table[2:]]
+    assert [m for m, _ in members] == ensemble["members"] and len({m.split(":", 1)[1] for m, _ in members}) == len(members)
+    assert all(cid.startswith("c-") and f"| {cid} |" in summary.split("## Ensemble")[0] for _, cid in members)
     config = read_json(s / "session_config.json")
     assert config["settings"]["approval"] == "auto" and config["data"]["kind"] == "synthetic"
     assert "api_key" not in json.dumps(config).lower()  # the sentinel-key test of the LLM issue goes further

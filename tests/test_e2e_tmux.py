@@ -22,8 +22,11 @@ pytestmark = [
 ]
 
 
+SOCKET = "maestro-e2e"  # a tmux server of the tests' own: a developer's sessions are never touched
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False).stdout
 
 
 def screen(name: str) -> str:
@@ -33,7 +36,7 @@ def screen(name: str) -> str:
 def start(name: str, command: list[str], env: dict[str, str]) -> None:
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     line = f"cd {shlex.quote(str(ROOT))} && env {exports} {' '.join(shlex.quote(c) for c in command)}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "160", "-y", "48", line], check=True)
+    subprocess.run(["tmux", "-L", SOCKET, "new-session", "-d", "-s", name, "-x", "160", "-y", "48", line], check=True)
 
 
 @pytest.fixture

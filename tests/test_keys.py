@@ -47,8 +47,14 @@ def loaded(app: MaestroApp) -> bool:
 
 
 def board_column(app: MaestroApp, column: str) -> list[object]:
-    at = app.session.w_board.COLUMNS.index(column)
-    return [app.session.w_board.get_row_at(i)[at] for i in range(app.session.w_board.row_count)]
+    """A leaderboard column as shown, its figures as numbers (`-12,345` → -12345)."""
+    board = app.session.w_board
+    at = board.COLUMNS.index(column)
+    cells = [str(board.get_row_at(i)[at]) for i in range(board.row_count)]
+    try:
+        return [float(c.replace(",", "")) for c in cells]
+    except ValueError:
+        return cells
 
 
 def screen_text(app: MaestroApp) -> str:
@@ -64,11 +70,11 @@ async def test_s_sorts_best_first_S_reverses_and_the_title_says_by_what_and_whic
         await settle(pilot, lambda: loaded(app))
         frame = app.session.w_board.parent
         assert frame.border_title == "3 leaderboard · by score ↓"
-        scores = board_column(app, "val score")
+        scores = board_column(app, "score")
         assert scores == sorted(scores, reverse=True) and board_column(app, "rank")[0] == 1  # best first: the ranking
         await pilot.press("S")
         assert frame.border_title == "3 leaderboard · by score ↑"
-        assert board_column(app, "val score") == sorted(scores)
+        assert board_column(app, "score") == sorted(scores)
         await pilot.press("s")  # the next column, best first again
         assert frame.border_title == "3 leaderboard · by pnl ↓"
         pnl = board_column(app, "val pnl")

@@ -79,6 +79,7 @@ class Expected:
     tests: int
     newest_episode: str | None  # "test_id:episode_id" of the last episode written
     hit: float  # the research config's trade-weighted hit over the last 10 tests (0 without trades)
+    trades: int  # its validation trades over those tests
 
 
 def rebuild(session: Path, moment: float) -> Expected:
@@ -112,22 +113,37 @@ def rebuild(session: Path, moment: float) -> Expected:
         scores = read_jsonl(folders[-1] / SCORES).records
         newest = f"{scores[-1]['test_id']}:{scores[-1]['episode_id']}" if scores else None
     return Expected(plans, allocation, overrides, upto("conversation.jsonl"), board, len(folders), newest,
-                    sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0)
+                    sum(r.val_hit * r.val_trades for r in recent) / trades if trades else 0.0, trades)
+
+
+def plan_statuses(plans: PlansTable) -> dict[str, str]:
+    """plan_id -> status, as the plans pane shows them (a plan's id over its status)."""
+    return {key: str(plans.cell_of(key, "plan")).split("\n")[1] for key in plans.keys}
+
+
+def allocation_modes(alloc: AllocationTable) -> dict[str, str]:
+    """strategy -> mode as the allocation pane shows them, but for families not rated yet (ACTIVE, no record)."""
+    return {key: str(alloc.cell_of(key, "mode")) for key in alloc.keys if key != "__systemic__"}
+
+
+def assert_modes(alloc: AllocationTable, want: dict[str, str]) -> None:
+    modes = allocation_modes(alloc)
+    assert {k: v for k, v in modes.items() if k in want} == want
+    assert all(modes[k] == "ACTIVE" and str(alloc.cell_of(k, "since")) == "start" for k in modes.keys() - want.keys())
 
 
 def assert_panes_show(app: MaestroApp, want: Expected) -> None:
     """Each pane of the replay console against the rebuilt session."""
     plans = app.query_one(PlansTable)
-    shown = {key: str(plans.cells_of(key)[1]) for key in plans.keys}
-    assert shown == want.plans
+    assert plan_statuses(plans) == want.plans
 
     board = app.query_one(LeaderboardTable)
-    rows = [(key, *(board.cells_of(key)[i] for i in (0, 3, 7))) for key in board.keys]
+    rows = [(key, *(int(str(board.cell_of(key, c)).replace(",", "")) for c in ("rank", "tests", "val pnl")))
+            for key in board.keys]
     assert rows == want.board
 
     alloc = app.query_one(AllocationTable)
-    modes = {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"}
-    assert modes == want.allocation
+    assert_modes(alloc, want.allocation)
     assert ("__systemic__" in alloc.keys) == (want.overrides > 0)
 
     lines = list(app.query_one(Conversation).lines)
@@ -144,7 +160,8 @@ def assert_panes_show(app: MaestroApp, want: Expected) -> None:
     if app.session.view.config is None:  # before the session's config: nothing to measure against
         assert targets == ""
     else:
-        assert targets.startswith(f"hit{'':11s}{want.hit:8.3f}"), targets
+        hit = next(line for line in targets.split("\n") if line.startswith("hit "))
+        assert hit.split()[1] == (f"{want.hit:.3f}" if want.trades else "—"), targets
 
 
 # ---------------------------------------------------------------- jumps and seeks
@@ -305,13 +322,11 @@ async def test_corrupt_lines_and_files_are_skipped_counted_and_named(recorded: P
         assert "corrupt lines skipped: 4" in str(app.session.w_status.render())
         # the rest is shown as the files say: plans and allocation as recorded, the one test's rows missing
         want = rebuild(recorded, app.feed.end)
-        plans = app.query_one(PlansTable)
-        assert {key: str(plans.cells_of(key)[1]) for key in plans.keys} == want.plans
-        alloc = app.query_one(AllocationTable)
-        assert {key: str(alloc.cells_of(key)[2]).strip() for key in alloc.keys if key != "__systemic__"} == want.allocation
+        assert plan_statuses(app.query_one(PlansTable)) == want.plans
+        assert_modes(app.query_one(AllocationTable), want.allocation)
         lost = {r.config_id for r in read_leaderboard_csv(recorded / broken.relative_to(session) / "leaderboard_base.csv")}
         table = app.query_one(LeaderboardTable)
-        board = {key: table.cells_of(key)[3] for key in table.keys}
+        board = {key: int(str(table.cell_of(key, "tests"))) for key in table.keys}
         for cid, _, tests, _ in want.board:
             assert board.get(cid, 0) == tests - (cid in lost), cid
         await pilot.press("g")

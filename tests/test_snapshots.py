@@ -91,54 +91,43 @@ def test_main_screen(snap_compare, finished_session, size):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("pane", PANES)
 def test_each_pane_maximised(snap_compare, finished_session, pane, size):
-    async def maximise(pilot):
-        await _settle(pilot)
-        await pilot.press(str(PANES.index(pane) + 1), "z")
-        await _no_toasts(pilot)
-
-    assert snap_compare(console(finished_session), terminal_size=size, run_before=maximise)
+    run_before = _after(str(PANES.index(pane) + 1), "z")
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_review_modal(snap_compare, pending_session, size):
-    async def open_modal(pilot):
-        await _settle(pilot)
-        await _no_toasts(pilot)
-        await pilot.press("enter")  # the pending plan is the first row
-        await pilot.pause(0.3)
-
-    assert snap_compare(console(pending_session), terminal_size=size, run_before=open_modal)
+    # the pending plan is the first row
+    assert snap_compare(console(pending_session), terminal_size=size, run_before=_after("enter"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_review_modal_of_an_applied_plan(snap_compare, finished_session, size):
-    async def open_modal(pilot):
-        await _settle(pilot)
-        await _no_toasts(pilot)
-        await pilot.press("enter")  # the newest plan: applied, read-only, with its effect
-        await pilot.pause(0.3)
-
-    assert snap_compare(console(finished_session), terminal_size=size, run_before=open_modal)
+    # the newest plan: applied, read-only, with its effect
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=_after("enter"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_help(snap_compare, finished_session, size):
-    async def open_help(pilot):
-        await _settle(pilot)
-        await _no_toasts(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause(0.3)
-
-    assert snap_compare(console(finished_session), terminal_size=size, run_before=open_help)
+    assert snap_compare(console(finished_session), terminal_size=size, run_before=_after("question_mark"))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_replay(snap_compare, replayed_session, size):
-    async def opened(pilot):
+    assert snap_compare(console(replayed_session, replay=True), terminal_size=size, run_before=_after())
+
+
+def _after(*keys: str):
+    """What runs before a snapshot: the session read, no toasts, then `keys` pressed and their screen settled."""
+    async def run_before(pilot) -> None:
         await _settle(pilot)
         await _no_toasts(pilot)
+        if keys:
+            await pilot.press(*keys)
+            await pilot.pause(0.3)
+            await _no_toasts(pilot)
 
-    assert snap_compare(console(replayed_session, replay=True), terminal_size=size, run_before=opened)
+    return run_before
 
 
 async def _no_toasts(pilot) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.events import PatchItem, PlanEvent, event_to_json
+from engine.events import PatchItem, PlanEvent, ScoreEvent, event_to_json
 from maestro_tui import state  # state.TestDone: a name pytest would try to collect
 from maestro_tui.ingest import SessionFeed
 from maestro_tui.state import ConductorStatus, Item, SessionConfig, SessionView
@@ -20,7 +20,7 @@ def a_plan(plan_id: str = "P1-001") -> PlanEvent:
 
 
 def fold(root: Path) -> SessionView:
-    feed = SessionFeed(root, eager_scores=False)
+    feed = SessionFeed(root)
     feed.scan(final=True)
     view = SessionView()
     for item in feed.drain(1000):
@@ -46,6 +46,27 @@ def test_a_test_whose_scores_cannot_be_read_is_counted_as_bad_where_the_view_rea
     view.apply(Item("test", state.TestDone("seg1_test001", [], scores_path=unreadable)))
     assert view.bad_lines == 1 and "a test record skipped" in view.bad_details[-1]
     assert str(unreadable) in view.bad_details[-1]
+
+
+def test_a_batch_reads_the_episodes_of_its_last_tests_only_newest_last(tmp_path: Path):
+    """A console opened on a long session gets hundreds of tests in one batch: it reads the episodes of the
+    newest (state.EPISODE_TESTS), which the pane shows, and never opens the others' scores.jsonl."""
+    items = []
+    for n in range(1, 31):
+        folder = tmp_path / f"seg1_test{n:03d}"
+        folder.mkdir()
+        if n <= 30 - state.EPISODE_TESTS:
+            (folder / "scores.jsonl").mkdir()  # unreadable: reading it would count a bad line
+        else:
+            (folder / "scores.jsonl").write_text("".join(event_to_json(ScoreEvent(
+                **BASE, episode_id=e, test_id=folder.name, bars=120, n_trades=1, hit=1.0, payoff=2.0, total_pnl=5.0,
+                maxdd=-1.0, blunders=0, score=50.0, vol_regime="mid", phase="validation")) + "\n" for e in (1, 2)))
+        items.append(Item("test", state.TestDone(folder.name, [], scores_path=folder / "scores.jsonl")))
+    view = SessionView()
+    view.fold(items)
+    assert view.tests_seen == 30 and view.bad_lines == 0
+    shown = [f"{s.test_id}:{s.episode_id}" for s in view.episodes]
+    assert shown == [f"seg1_test{n:03d}:{e}" for n in range(31 - state.EPISODE_TESTS, 31) for e in (1, 2)]
 
 
 def test_the_session_config_reads_what_it_holds_and_defaults_the_rest():

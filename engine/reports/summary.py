@@ -13,18 +13,25 @@ from engine.session import METRICS_GLOBAL, PLANS, SUMMARY, SessionDir
 from engine.text import visible
 
 
+def _num(v: Any) -> str:
+    if v is None:
+        return "?"
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def outcome_metric(o: Mapping[str, Any]) -> str:
+    """The triggering metric of a plan's outcome, before → after: `hit 0.41→0.47`."""
+    name = {"blunders_per_100": "blunders/100", "high_vol_share": "high-vol share"}.get(o["metric"], o["metric"])
+    return f"{name} {_num(o.get('before'))}→{_num(o.get('after'))}"
+
+
 def describe_outcome(o: Mapping[str, Any] | None) -> str:
-    """One short line for a plan's outcome: `hit 0.41→0.47 ✓ score 38→44 (12→15 trades)`."""
+    """One short line for a plan's outcome: `hit 0.41→0.47 ✓, score 38→44 (12→15 trades)`."""
     if not o:
         return ""
-    def num(v: Any) -> str:
-        if v is None:
-            return "?"
-        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
     mark = "✓" if o.get("improved") else "✗"
-    name = {"blunders_per_100": "blunders/100", "high_vol_share": "high-vol share"}.get(o["metric"], o["metric"])
-    return (f"{name} {num(o.get('before'))}→{num(o.get('after'))} {mark}, score {num(o.get('score_before'))}→"
-            f"{num(o.get('score_after'))} ({o.get('trades_before', '?')}→{o.get('trades_after', '?')} trades)")
+    return (f"{outcome_metric(o)} {mark}, score {_num(o.get('score_before'))}→"
+            f"{_num(o.get('score_after'))} ({o.get('trades_before', '?')}→{o.get('trades_after', '?')} trades)")
 
 
 def luck_section(metrics: Mapping[str, Any]) -> list[str]:
@@ -146,10 +153,13 @@ def session_summary(session: SessionDir, metrics: Mapping[str, Any]) -> str:
             f"equal weights {e['equal_weights_pnl']:,.0f} USD, without the systemic override "
             f"{e['no_override_pnl']:,.0f} USD; {e['override_bars']} bars with BUYs held, {e['rebalances']} rebalances.",
             "",
-            "| member | final mode | final allocation |",
-            "| --- | --- | --- |",
+            "| member | id | final mode | final allocation |",
+            "| --- | --- | --- | --- |",
         ]
-        lines += [f"| {name} | {f['mode']} | {f['allocation']:.0%} |" for name, f in e["final"].items()]
+        # a member is named "k:" + its config label; the leaderboard above has its id (a label names one config)
+        ids = {s["label"]: s["config_id"] for s in metrics["standings"]}
+        lines += [f"| {name} | {ids.get(name.split(':', 1)[-1], '')} | {f['mode']} | {f['allocation']:.0%} |"
+                  for name, f in e["final"].items()]
     lines.append("")
     return visible("\n".join(lines))  # agents' words and notes: text, never a control sequence
 

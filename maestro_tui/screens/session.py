@@ -117,6 +117,7 @@ class SessionScreen(Screen):
         self._failures_shown: set[str] = set()
         self._bad_told = 0  # unreadable lines already notified
         self.current_pane = 0
+        self._session_ran: bool | None = None  # whether the session ran at the last redraw (see check_action)
 
     @property
     def mode(self) -> Mode:
@@ -135,8 +136,13 @@ class SessionScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """A key acts only in the modes it is for (`acts_in`); out of them it is hidden, and the next binding of
-        the same key (`p`: pause live, play in a replay) has its turn."""
-        return acts_in(action, self.mode)
+        the same key (`p`: pause live, play in a replay) has its turn. Pause is greyed out (None) where the
+        session no longer runs: a finished, failed or stopped one."""
+        if not acts_in(action, self.mode):
+            return False
+        if action == "pause" and self.mode == "live" and hasattr(self, "w_status") and not self.session_live():
+            return None
+        return True
 
     # ------------------------------------------------------------ layout
 
@@ -240,6 +246,11 @@ class SessionScreen(Screen):
         self.w_targets.show(v)
         self.w_equity.show(v, self.w_board.selected_config())
         self.w_conversation.show_new(v)
+        running = self.session_live()
+        if running != self._session_ran:  # the footer greys out pause when the session stops running
+            if self._session_ran is not None:  # the first redraw is the mount's: the footer reads it when it first shows
+                self.refresh_bindings()
+            self._session_ran = running
         for screen in self.app.screen_stack:
             if isinstance(screen, ReviewScreen) and screen.plan.plan_id in v.plans:
                 plan_id = screen.plan.plan_id

@@ -18,19 +18,33 @@ from engine.text import visible
 
 
 def _cell(value: object) -> object:
-    """A cell as data: a str (a DataTable would read it as markup) becomes Text, and no Text holds a control character."""
+    """A cell as data: a str (a DataTable would read it as markup) becomes Text, and no Text holds a control character.
+
+    A Text's own line breaks stay (a row of ROW_HEIGHT 2 shows two lines): our code puts them between
+    lines it made visible; any other control character is shown escaped.
+    """
     if isinstance(value, str):
         return Text(visible(value, one_line=True))
     if isinstance(value, Text):
-        shown = visible(value.plain, one_line=True)
-        return value if shown == value.plain else Text(shown, style=value.style)
+        lines = value.plain.split("\n")
+        shown = [visible(line, one_line=True) for line in lines]
+        return value if shown == lines else Text("\n".join(shown), style=value.style, justify=value.justify)
     return value
+
+
+def _same(a: object, b: object) -> bool:
+    """Whether a cell shows the same: a Text by its words and its styles (rich's == looks at the words and spans only)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return (a.plain, a.style, a.spans, a.justify) == (b.plain, b.style, b.spans, b.justify)
+    return type(a) is type(b) and a == b
 
 
 class SyncedTable(DataTable):
     """A DataTable whose `sync(rows)` shows `rows` ((item key, cells) in order) by diff."""
 
     FOLLOW = True  # the cursor follows its item when it moves; False: it stays on its row
+    ROW_HEIGHT = 1  # lines per row
+
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.keys: list[str] = []  # the item shown at each row
@@ -43,17 +57,42 @@ class SyncedTable(DataTable):
         for i, (_, cells) in enumerate(rows[:shown]):
             old = self.get_row(str(i))
             for column, before, after in zip(columns, old, cells):
-                if before != after:
+                if not _same(before, after):
                     # measuring a cell is most of what an update costs: only when it may not fit
                     wider = len(str(after)) > column.content_width
                     self.update_cell(str(i), column.key, after, update_width=wider)
         for i in range(shown, len(rows)):
-            self.add_row(*rows[i][1], key=str(i))
+            self.add_row(*rows[i][1], key=str(i), height=self.ROW_HEIGHT)
         for i in range(len(rows), shown):
             self.remove_row(str(i))
         self.keys = [key for key, _ in rows]
         if self.FOLLOW and selected in self.keys and self.keys.index(selected) != self.cursor_row:
             self.move_cursor(row=self.keys.index(selected), animate=False)
+
+    def room(self, rows: int) -> int | None:
+        """Columns of cells the table has for `rows` rows: beside its vertical scrollbar when they need one
+        (None before its first layout)."""
+        if not self.size.width:
+            return None
+        # as if a horizontal scrollbar took a line: then a row more needs the vertical one (the columns at
+        # the right would go under it); without one, two columns may be left spare
+        scrolls = rows * self.ROW_HEIGHT + self.show_header > self.size.height - self.styles.scrollbar_size_horizontal
+        return self.size.width - (self.styles.scrollbar_size_vertical if scrolls else 0)
+
+    def set_width(self, column: int, width: int) -> None:
+        """Hold the `column`-th column (0-based) at `width` cells (padding aside), whatever its cells measure."""
+        col = self.ordered_columns[column]
+        if col.auto_width or col.width != width:
+            col.auto_width, col.width = False, width
+            self._require_update_dimensions = True  # what add_column sets: the table lays its columns out again
+            self.refresh()
+
+    def cell_of(self, key: str, column: str) -> object:
+        """The cell of the row showing item `key` under the column headed `column` (KeyError when there is none)."""
+        labels = [c.label.plain for c in self.ordered_columns]
+        if column not in labels:
+            raise KeyError(column)
+        return self.cells_of(key)[labels.index(column)]
 
     def selected_key(self) -> str | None:
         """The item under the cursor."""
