@@ -9,13 +9,18 @@ Test j is started once test j − W is processed (W = `pipeline_depth`), with th
 parameters in force then; a patch decided while processing test k applies from test
 k + W on (later, if a human took longer: from the first test not yet started). W does
 not depend on the number of workers, so the same data, seed, settings and decisions give
-the same files on one core, two, or a dask cluster.
+the same files on one core, two, or a dask cluster. (A test starts when its task is made,
+its parameters fixed; tasks travel to the workers in bundles, which changes when they
+run, never what.)
 
 Crash safety. The directory is the source of truth, and resuming replays it: complete
 test folders are read back instead of re-run, every agent message, plan, status line and
 audit record has a deterministic key and is written only if absent, decisions are re-read
 and those already spent (audit.jsonl) are not applied again. So a conductor killed at any
-moment resumes into the same files an uninterrupted run would have written.
+moment resumes into the same files an uninterrupted run would have written. The writes
+themselves run on a thread of their own in the order the loop asks for them
+(engine.session.SessionWriter): the loop may be a few tests ahead of the disk, but the
+disk only ever holds what a conductor writing everything itself would have held.
 """
 
 from __future__ import annotations
