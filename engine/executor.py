@@ -4,8 +4,10 @@ Every worker holds the session's bars once: a process pool's workers get them wh
 start (`process_pool`), a dask cluster's as one scattered copy per worker (`run_test`'s
 `bars`). A task names its window by place — bar indexes into those bars — so it stays a
 few hundred bytes however long the window, and a worker needs no shared disk (a dask
-worker on another machine works the same). Workers return compact results — numpy record
-arrays and metric dicts — and never write the session directory (DESIGN.md §2).
+worker on another machine works the same). Tests travel a bundle at a time (`run_tests`),
+with a share of the trial matrix's cells (`ReturnsTask`). Workers return compact results —
+numpy record arrays, metric rows and the text of the test's folder, which the conductor
+stamps and saves — and never write the session directory (DESIGN.md §2).
 
 A worker that dies takes the whole `ProcessPoolExecutor` with it, and every test in
 flight fails with `BrokenProcessPool`, the guilty one and the innocent alike. The runner
