@@ -184,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # numpy's BLAS would start a thread that spins on the cores the workers need, for the
         # conductor's few small matrix products (before numpy is imported, here or in the workers)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        _start_workers_early(getattr(args, "dask", None))  # before anything below imports the engine's kernels
+        _start_workers_early(_dask_named(args))  # before anything below imports the engine's kernels
     import logging
 
     from engine import DataError
@@ -307,13 +307,29 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _dask_named(args: argparse.Namespace) -> str | None:
+    """The dask scheduler a session will run on, as far as it can be told without reading the settings:
+    `--dask`, MAESTRO_DASK, or the session_config.json of a session resumed or conducted."""
+    if getattr(args, "dask", None) or os.environ.get("MAESTRO_DASK"):
+        return getattr(args, "dask", None) or os.environ.get("MAESTRO_DASK")
+    folder = args.session if args.command == "conduct" else getattr(args, "resume", None)
+    if folder:
+        import json
+
+        try:
+            with open(Path(folder) / "session_config.json", encoding="utf-8") as fh:
+                return json.load(fh).get("settings", {}).get("dask")
+        except (OSError, ValueError, AttributeError):
+            return None  # the command says what is wrong with it
+    return None
+
+
 def _start_workers_early(dask: str | None) -> None:
-    """The worker pool's fork server, started before the conductor's own start-up (not with `--dask`).
+    """The worker pool's fork server, started before the conductor's own start-up (not for a dask cluster).
 
     It imports the engine and loads the kernels meanwhile, instead of after, when the
-    first test is submitted. (The settings are not read yet: a session on a dask cluster
-    named in the config file or the environment, or one resumed, starts one for nothing,
-    which exits with this process.)
+    first test is submitted. (A new session on a dask cluster named only in the config
+    file starts one for nothing, which exits with this process.)
     """
     if not dask:
         from engine import fork_server
