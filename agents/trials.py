@@ -7,8 +7,8 @@ the baselines. The trial matrix has one row per test (walk-forward window, in se
 order) and one column per trial; a cell is the trial's validation return on that window,
 PnL / notional, from the same backtest the test runs. Cells the session's tests already
 hold are read from their leaderboard rows; the others are backtested once, by the worker
-pool: those a segment will miss are started with its tests (`reckon_ahead`, `start_some`),
-the rest when the figures are asked for.
+pool: those a segment will miss go with its tests (`reckon_ahead`, `next_batch`), the rest
+when the figures are asked for; a batch the workers lost is backtested here.
 
 From it (engine.overfit): the probability of backtest overfitting by CSCV, and how many
 trials were profitable out of sample and on holdout next to how many chance would give.
@@ -80,7 +80,7 @@ class TrialMatrix:
     def reckon_ahead(self, windows: Iterable[Window], running: set[str]) -> int:
         """Queue the cells the next `figures` will miss: every trial's on the windows tested so far and on
         `windows` (the tests to come), except the configs those tests run (`running`), whose cells they
-        bring. `start_some` starts them; the number of tasks queued."""
+        bring. They go to the workers beside the tests (`next_batch`, `started`); the number of tasks queued."""
         todo: dict[tuple[int, int], tuple[Window, list[str]]] = {}
         for row, w in enumerate(self.tests):
             for cid in self.trials:
@@ -109,10 +109,6 @@ class TrialMatrix:
         if batch:
             self.started(batch, self._submit(batch, submit))
 
-    @property
-    def queued(self) -> int:
-        return len(self._queued)
-
     def _task(self, w: Window, cids: list[str]) -> ReturnsTask:
         task = ReturnsTask(w.start, w.end, w.train_bars, w.train_bars + w.validation_bars,
                            tuple(self._json[c] for c in cids), self.episode_bars, self.blunder_bars,
@@ -140,7 +136,7 @@ class TrialMatrix:
                 late.setdefault((w.start, w.end), (w, []))[1].append(cid)
         for w, cids in late.values():
             self._queued.append(self._task(w, list(dict.fromkeys(cids))))
-        while self._queued:  # what is left, in batches of a test's share: both workers take part
+        while self._queued:  # what is left, in eight batches: every worker takes part
             self.start_some(max(1, -(-len(self._queued) // 8)), submit)
         values: dict[int, list[tuple[float, float]]] = {}
         for cid, row in missing:
