@@ -35,13 +35,13 @@ from engine.allocation import (
     run_portfolio,
     trailing_sharpe,
 )
-from engine.backtest import run_backtest
 from engine.configs import config_label
 from engine.data import Bars
 from engine.events import event_fields
 from engine.leaderboard import LeaderboardRow
 from engine.metrics import YEAR_MS, annualised_sharpe, max_drawdown
 from engine.params import Params
+from engine.sweep import run_sweep, sweep_of
 
 STEP_DAYS = 2.0  # walk-forward step: one test's validation return every 2 days
 
@@ -166,9 +166,8 @@ def ensemble_portfolio(
     span = bars.slice(start, end)
     n = len(span)
     names = [f"{i + 1}:{config_label(p)}" for i, p in enumerate(members)]
-    decided = np.vstack([
-        decided_positions(run_backtest(span, p, train_end=train_bars, validation_end=n).trades, n) for p in members
-    ])
+    swept = run_sweep(span, sweep_of(members), train_end=train_bars, validation_end=n)  # each run_backtest's trades
+    decided = np.vstack([decided_positions(swept.trades_of(k), n) for k in range(len(members))])
     capital = float(members[0].notional_usd)
     result = run_portfolio(span.close, decided, names, np.full(len(members), 1.0 / len(members)), settings,
                            bars.interval_ms, capital_usd=capital)

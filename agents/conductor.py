@@ -9,18 +9,25 @@ Test j is started once test j − W is processed (W = `pipeline_depth`), with th
 parameters in force then; a patch decided while processing test k applies from test
 k + W on (later, if a human took longer: from the first test not yet started). W does
 not depend on the number of workers, so the same data, seed, settings and decisions give
-the same files on one core, two, or a dask cluster.
+the same files on one core, two, or a dask cluster. (A test starts when its task is made,
+its parameters fixed; tasks travel to the workers in bundles, which changes when they
+run, never what.)
 
 Crash safety. The directory is the source of truth, and resuming replays it: complete
 test folders are read back instead of re-run, every agent message, plan, status line and
 audit record has a deterministic key and is written only if absent, decisions are re-read
 and those already spent (audit.jsonl) are not applied again. So a conductor killed at any
-moment resumes into the same files an uninterrupted run would have written.
+moment resumes into the same files an uninterrupted run would have written. The writes
+themselves run on a thread of their own in the order the loop asks for them
+(engine.session.SessionWriter): the loop may be a few tests ahead of the disk, but the
+disk only ever holds what a conductor writing everything itself would have held.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+import logging.handlers
 import os
 import queue
 import threading
@@ -29,6 +36,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from agents import crash_points
 from agents.allocator import AllocationDesk, Record
 from agents.crash_points import crash_point
 from agents.critic import Critic, Review
@@ -46,7 +54,7 @@ from agents.trials import TrialMatrix
 from agents.wakeups import Wakeups
 from engine.allocation import warm_up_portfolio
 from engine.events import utc_now_iso
-from engine.executor import TestOutcome, TestRunner, process_pool
+from engine.executor import SharedBars, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import SessionFileError, read_json
 from engine.params import Params
 from engine.reports.summary import write_reports
@@ -59,6 +67,7 @@ from engine.session import (
     SUMMARY,
     ConductorState,
     SessionDir,
+    SessionWriter,
     completed_tests,
     process_start,
     this_host,
@@ -113,8 +122,10 @@ class Conductor:
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
         self.schedule = Schedule(self.S, self.T)
-        self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars)
-        self.journal = Journal(session)
+        self.trials = TrialMatrix(self.settings.episode_bars, self.settings.blunder_bars,
+                                  recorded_files(self.config.get("strategies")))
+        self.out = SessionWriter()  # every write to the session directory, in order, off this thread
+        self.journal = Journal(session, self.out)
         self.desk = AllocationDesk(list(self.methods), self.settings.allocation, self.sid)
         self.gate = Gate(self, session, self.schedule, self.journal, self.settings, self.approval, self.analyzer,
                          self.notifier, echo)
@@ -125,7 +136,12 @@ class Conductor:
                                  methods=self.methods, strategy_files=recorded_files(self.config.get("strategies")))
         self.next_unstarted = 0  # global index of the first test not yet started
         self.runner: TestRunner | None = None  # the worker pool, from run() on
-        self._dask_client: Any = None  # settings.dask: the cluster's client, made with the first executor
+        self._unsent: list[TestTask] = []  # tests started (their tasks made) not yet sent to the workers
+        # tests sent in one bundle: one each to a local pool; on a dask cluster, where every task costs
+        # the scheduler and the client a few milliseconds, as many as keep every worker busy (`_runner`)
+        self.tests_per_task = 1
+        self._dask_client: Any = None  # settings.dask: the cluster's client, made with the runner
+        self._shared: SharedBars | None = None  # the bars the pool's workers map
         self._state_lock = threading.Lock()
 
     # ------------------------------------------------------------ what the gate asks of its host (agents.gate.Host)
@@ -173,12 +189,16 @@ class Conductor:
                 llm=self.meter.summary(),
                 error=error,
             )
-            last_word = state in ("finished", "stopped", "failed")
+            if state != "failed":  # in order with the other writes; the last words wait for theirs
+                self.out.write(functools.partial(write_conductor_state, last_word=state in ("finished", "stopped")),
+                               self.session, record)
+                if state in ("finished", "stopped"):
+                    self.out.flush()
+                return
+            self.out.drain()  # what was asked before it is written first, unless that is what failed
             try:
-                write_conductor_state(self.session, record, last_word=last_word)
+                write_conductor_state(self.session, record, last_word=True)
             except OSError as err:
-                if state != "failed":
-                    raise
                 from engine.jsonl import os_error_line
 
                 log.error("conductor.json not updated to failed: %s", os_error_line(err))
@@ -200,10 +220,17 @@ class Conductor:
         """Run or resume the session to its end; 0 done, 1 failed, 130 stopped by a signal."""
         handler = logging.FileHandler(self.session.file(CONDUCTOR_LOG), encoding="utf-8")
         handler.setFormatter(VisibleFormatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger("maestro").addHandler(handler)
+        # conductor.log is written on a thread of its own: a line is a write and a flush
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        to_log = logging.handlers.QueueHandler(lines)
+        log_writer = logging.handlers.QueueListener(lines, handler)
+        log_writer.start()
+        logging.getLogger("maestro").addHandler(to_log)
         logging.getLogger("maestro").setLevel(logging.INFO)
         wakeups = Wakeups(self.events, self.session.file(DECISIONS))
         code = EXIT_FAILED
+        crash_points.in_order(self.out.write)
+        self.notifier.before_send = self.out.drain  # a hook may read the files: they say what it is told
         try:
             self._write_state("starting")
             self.gate.load_written()
@@ -219,7 +246,8 @@ class Conductor:
                 status="reusing windows" if plan.reused_tests else "windows fitted" if plan.fitted else "ready",
             ))
             wakeups.start()
-            self.runner = TestRunner(self._make_executor, lambda o: self.events.put(("outcome", o)))
+            self.runner = self._runner()
+            self.segments.returns = self.runner.returns
             # compile the portfolio kernel (segment 5) while the worker pool compiles its own
             threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
             self._write_state("running")
@@ -233,6 +261,7 @@ class Conductor:
             else:
                 self.gate.expire_undecided()
                 crash_point("summary")
+                self.out.flush()  # the reports are made from the files
                 write_reports(self.session, self.S)
                 self._write_state("finished")
                 self.notifier.send("session_finished", state="finished", summary=str(self.session.file(SUMMARY)),
@@ -270,22 +299,38 @@ class Conductor:
                 self.runner.shutdown(cancel=True)
             if self._dask_client is not None:
                 self._dask_client.close()
+            if self._shared is not None:
+                self._shared.close()
+            self.out.close()
+            crash_points.in_order(None)
             self.journal.close()
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
-            logging.getLogger("maestro").removeHandler(handler)
+            logging.getLogger("maestro").removeHandler(to_log)
+            log_writer.stop()  # the lines still queued are written
             try:
                 handler.close()  # flushes: a full disk refuses the last lines, and that is all
             except OSError:
                 pass
         return code
 
-    def _make_executor(self):
+    def _runner(self) -> TestRunner:
+        """The worker pool (or the dask cluster), each worker holding the session's bars once."""
+        bars = self.schedule.bars
+        assert bars is not None
+        self._shared = shared = SharedBars(bars)
+        on_outcome = lambda o: self.events.put(("outcome", o))  # noqa: E731
+        isolated = lambda: process_pool(1, shared.handle)  # noqa: E731
         if self.settings.dask:
             from distributed import Client
 
-            self._dask_client = self._dask_client or Client(self.settings.dask)
-            return self._dask_client.get_executor()
-        return process_pool(self.settings.effective_workers())
+            self._dask_client = client = Client(self.settings.dask)
+            self.tests_per_task = max(1, self.W // (2 * max(1, sum(client.nthreads().values()))))
+            # one copy on every worker, fetched by any worker that joins later; tasks name it
+            scattered = client.scatter(bars, broadcast=True, hash=False)
+            # not "pure": dask would hash every task's arguments to name it, and a test is never asked twice
+            return TestRunner(lambda: client.get_executor(pure=False), on_outcome, isolated, bars=scattered)
+        workers = self.settings.effective_workers()
+        return TestRunner(lambda: process_pool(workers, shared.handle), on_outcome, isolated)
 
     # ------------------------------------------------------------ segments
 
@@ -317,6 +362,8 @@ class Conductor:
                     self._start(segment, next_t)
                     in_flight.add(next_t)
                 next_t += 1
+            # a test started is a task made (its parameters fixed); the tasks go to the workers in bundles
+            self._launch(every=next_t > self.T or self.stopping or len(in_flight) == len(self._unsent))
             self.next_unstarted = self.schedule.index(segment, next_t)
             self._update_waiting(segment, next_t)
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
@@ -377,8 +424,20 @@ class Conductor:
             self.stopping = True
 
     def _start(self, segment: int, t: int) -> None:
+        assert self.seg is not None
+        self._unsent.append(self.segments.task(self.seg, t))
+
+    def _launch(self, every: bool) -> None:
+        """Send the tasks made, `tests_per_task` to a bundle (`every`: the rest too), each with its share
+        of the trial matrix's cells."""
         assert self.seg is not None and self.runner is not None
-        self.runner.submit(self.segments.task(self.seg, t))
+        while self._unsent and (every or len(self._unsent) >= self.tests_per_task):
+            bundle = tuple(self._unsent[:self.tests_per_task])
+            del self._unsent[:self.tests_per_task]
+            cells = self.trials.next_batch(self.seg.trial_tasks_per_test * len(bundle))
+            future = self.runner.submit(bundle, cells)
+            if cells:
+                self.trials.started(cells, future)
 
     def _write_records(self, records: list[Record]) -> None:
         for rec in records:

@@ -89,13 +89,28 @@ class Gate:
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.audited: list[dict[str, Any]] = []  # decisions audited before a restart: their effects are completed
         self.decisions = JsonlTail(session.file(DECISIONS), DecisionEvent, index=True)
+        # (segment, id of the research config, patches in force) -> (that config, the patches, patched, its JSON)
+        self._in_force_memo: dict[tuple[int, int, int], tuple[Params, tuple[Patch, ...], Params, str]] = {}
 
     # ------------------------------------------------------------ what is in force
 
     def in_force(self, segment: int, research: Params, up_to: int | None = None) -> Params:
         """A segment's research config with its patches (those in force at test `up_to`, or all)."""
-        return with_patches(research, [p for p in self.patches
-                                       if p.segment == segment and (up_to is None or p.from_index <= up_to)])
+        return self._in_force(segment, research, up_to)[0]
+
+    def in_force_json(self, segment: int, research: Params, up_to: int | None = None) -> str:
+        """`in_force` as canonical JSON (engine.configs.params_json)."""
+        return self._in_force(segment, research, up_to)[1]
+
+    def _in_force(self, segment: int, research: Params, up_to: int | None) -> tuple[Params, str]:
+        # every test asks, and the answer changes only with a patch: each config patched and validated once
+        patches = tuple(p for p in self.patches if p.segment == segment and (up_to is None or p.from_index <= up_to))
+        key = (segment, id(research), len(patches))
+        known = self._in_force_memo.get(key)
+        if known is None or known[0] is not research or known[1] != patches:
+            params = with_patches(research, list(patches))
+            known = self._in_force_memo[key] = (research, patches, params, params_json(params))
+        return known[2], known[3]
 
     def current(self) -> Params:
         """The research config with every patch applied so far (what the next test would use)."""

@@ -11,6 +11,9 @@ therefore writes exactly the lines an uninterrupted run would have written, and 
   decision offset and test (an allocation decision by its time and strategy: its nonce is
   fresh on every run);
 - allocation.jsonl: one deterministic stream, so a resume skips as many lines as are there.
+
+The lines are appended by the conductor's writer (engine.session.SessionWriter), in order
+with its other writes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pydantic import BaseModel
 from agents.messages import one_line
 from engine.events import event_fields, read_events
 from engine.jsonl import JsonlWriter
-from engine.session import ALLOCATION, AUDIT, CONVERSATION, PLANS, SessionDir
+from engine.session import ALLOCATION, AUDIT, CONVERSATION, PLANS, SessionDir, SessionWriter
 
 log = logging.getLogger("maestro.journal")
 
@@ -46,8 +49,9 @@ def audit_key(rec: dict[str, Any]) -> str:
 class Journal:
     """Appends to the session's JSON Lines files, each keyed record once; `open()` reads the keys already there."""
 
-    def __init__(self, session: SessionDir) -> None:
+    def __init__(self, session: SessionDir, out: SessionWriter | None = None) -> None:
         self.session = session
+        self.out = out or SessionWriter(background=False)  # the conductor's writes, in order
         self.sid = session.session_id
         self.written: dict[str, set[str]] = {CONVERSATION: set(), PLANS: set(), AUDIT: set()}
         self.writers: dict[str, JsonlWriter] = {}
@@ -62,6 +66,7 @@ class Journal:
         self.writers = {name: JsonlWriter(self.session.file(name)) for name in (CONVERSATION, PLANS, AUDIT, ALLOCATION)}
 
     def close(self) -> None:
+        self.out.drain()  # the lines asked for are written (unless a write failed: then none after it)
         for writer in self.writers.values():
             writer.close()
 
@@ -74,7 +79,7 @@ class Journal:
         if key in self.written[name]:
             return False
         self.written[name].add(key)
-        self.writers[name].append(record)
+        self.out.write(self.writers[name].append, record)
         return True
 
     def say(self, key: str, segment: int, provider: str, message: BaseModel, ref: str = "") -> None:
@@ -104,4 +109,4 @@ class Journal:
         """The next line of the allocation stream, unless an earlier run wrote it."""
         self.allocation_seen += 1
         if self.allocation_seen > self.allocation_existing:
-            self.writers[ALLOCATION].append(body)
+            self.out.write(self.writers[ALLOCATION].append, body)

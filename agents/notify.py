@@ -123,6 +123,7 @@ class Notifier:
         self._running: dict[threading.Thread, str] = {}  # thread -> "hook (event)", for close()
         self._children: set[subprocess.Popen] = set()
         self._cut: set[threading.Thread] = set()  # reported by close(): their failure is not news
+        self.before_send: Callable[[], None] | None = None  # the conductor's: its files written before a hook runs
 
     def hooks(self) -> list[tuple[str, Callable[[bytes], None]]]:
         """(name for the log, call taking the JSON body) of each configured hook."""
@@ -148,6 +149,8 @@ class Notifier:
             hooks = self.hooks()
             if event not in self.settings.events or not hooks:
                 return
+            if self.before_send is not None:
+                self.before_send()
             body = json.dumps(self.payload(event, **fields), ensure_ascii=False).encode("utf-8")
             for name, call in hooks:
                 thread = threading.Thread(

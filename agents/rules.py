@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -195,39 +196,46 @@ def _log_mean_se(n: int, total: float, sumsq: float) -> float | None:
 def window_metrics(eps: Iterable[EpisodeStat]) -> WindowMetrics:
     """Aggregate episodes in order; maxdd is the worst test's drawdown (USD ≤ 0), the targets' scope."""
     eps = list(eps)
-    trades = sum(e.n_trades for e in eps)
-    wins = sum(e.wins for e in eps)
-    losses = sum(e.losses for e in eps)
-    sum_win = sum(e.sum_win for e in eps)
-    sum_loss = sum(e.sum_loss for e in eps)
+    # sum() over attrgetter: the same additions in the same order as a loop, without one (every 10 episodes)
+    trades = sum(map(_N_TRADES, eps))
+    wins = sum(map(_WINS, eps))
+    losses = sum(map(_LOSSES, eps))
+    sum_win = sum(map(_SUM_WIN, eps))
+    sum_loss = sum(map(_SUM_LOSS, eps))
     payoff = float(payoff_ratio(wins, sum_win, losses, sum_loss))
     # the worst test, as the maxdd target reads it: within a test, the episodes are chained (an
     # episode's own drawdown starts from the equity before it); each test starts afresh
     worst = min((chained_drawdown((e.pnl, e.maxdd) for e in test)
-                 for _, test in itertools.groupby(eps, key=lambda e: e.test_index)), default=0.0)
+                 for _, test in itertools.groupby(eps, key=_TEST_INDEX)), default=0.0)
+    blunders, high_vol = sum(map(_BLUNDERS, eps)), sum(map(_HIGH_VOL, eps))
     return WindowMetrics(
         episodes=len(eps),
         trades=trades,
         hit=wins / trades if trades else 0.0,
         payoff=payoff,
         maxdd=worst,
-        blunders_per_100=100.0 * sum(e.blunders for e in eps) / trades if trades else 0.0,
-        high_vol_share=sum(e.high_vol for e in eps) / trades if trades else 0.0,
-        pnl=sum(e.pnl for e in eps),
-        score=sum(e.score for e in eps) / len(eps) if eps else 0.0,
+        blunders_per_100=100.0 * blunders / trades if trades else 0.0,
+        high_vol_share=high_vol / trades if trades else 0.0,
+        pnl=sum(map(_PNL, eps)),
+        score=sum(map(_SCORE, eps)) / len(eps) if eps else 0.0,
         first_test=eps[0].test_index if eps else -1,
         last_test=eps[-1].test_index if eps else -1,
         wins=wins,
         losses=losses,
-        blunders=sum(e.blunders for e in eps),
-        high_vol=sum(e.high_vol for e in eps),
+        blunders=blunders,
+        high_vol=high_vol,
         payoff_log_se=_payoff_log_se(eps, wins, sum_win, losses, sum_loss),
     )
 
 
+_N_TRADES, _WINS, _LOSSES, _SUM_WIN, _SUM_LOSS, _PNL, _SCORE, _BLUNDERS, _HIGH_VOL, _TEST_INDEX, _SUMSQ_WIN, _SUMSQ_LOSS = (
+    operator.attrgetter(name) for name in ("n_trades", "wins", "losses", "sum_win", "sum_loss", "pnl", "score",
+                                           "blunders", "high_vol", "test_index", "sumsq_win", "sumsq_loss"))
+
+
 def _payoff_log_se(eps: list[EpisodeStat], wins: int, sum_win: float, losses: int, sum_loss: float) -> float | None:
-    se_w = _log_mean_se(wins, sum_win, sum(e.sumsq_win for e in eps))
-    se_l = _log_mean_se(losses, sum_loss, sum(e.sumsq_loss for e in eps))
+    se_w = _log_mean_se(wins, sum_win, sum(map(_SUMSQ_WIN, eps)))
+    se_l = _log_mean_se(losses, sum_loss, sum(map(_SUMSQ_LOSS, eps)))
     if se_w is None or se_l is None:
         return None
     return math.sqrt(se_w * se_w + se_l * se_l)

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,14 +34,12 @@ from agents.rules import Analyzer, episode_stats
 from agents.schedule import Schedule
 from agents.settings import Settings
 from agents.strategist import Strategist
-from agents.test_folder import test_files
-from agents.trials import TrialMatrix
-from engine.backtest import run_backtest
+from agents.trials import Submit, TrialMatrix
 from engine.configs import config_id, config_label, params_json
-from engine.events import PlanEvent, read_events
+from engine.events import PlanEvent, read_events, utc_now_iso
 from engine.executor import ConfigSpec, TestOutcome, TestTask
 from engine.jsonl import SessionFileError, read_json, write_json_atomic, write_text_atomic
-from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv
+from engine.leaderboard import LeaderboardRow, rank_test_rows, read_leaderboard_csv, remember_leaderboard
 from engine.params import Params
 from engine.reports.documents import SegmentResultsDoc, checked
 from engine.reports.plan_page import plan_after_segment
@@ -56,6 +55,8 @@ from engine.session import (
     write_test_dir,
 )
 from engine.standings import StandingsBook
+from engine.sweep import run_sweep, sweep_of
+from engine.test_folder import score_records, stamped, test_files, trade_records
 
 log = logging.getLogger("maestro.segments")
 
@@ -74,6 +75,8 @@ class SegmentState:
     plan: dict[str, Any]
     tally: SegmentTally = field(default_factory=SegmentTally)
     rows: list[LeaderboardRow] = field(default_factory=list)
+    trial_tasks_per_test: int = 0  # the trial matrix's cells started beside each test (agents.trials)
+    specs: tuple[Params, tuple[ConfigSpec, ...]] | None = None  # the research config in force, and the tests' configs
 
 
 class Segments:
@@ -87,6 +90,7 @@ class Segments:
         self.session = session
         self.settings = settings
         self.journal = journal
+        self.out = journal.out  # the conductor's writes, in order (engine.session.SessionWriter)
         self.schedule = schedule
         self.gate = gate
         self.ranking = ranking
@@ -102,6 +106,7 @@ class Segments:
         self.strategy_files = strategy_files  # the trader's, loaded by the workers too
         self.tests_done = 0
         self.tests_failed = 0
+        self.returns: Submit = None  # where the trial matrix's backtests run: the workers, once they are up
 
     # ------------------------------------------------------------ what the agents are told
 
@@ -128,11 +133,12 @@ class Segments:
                 return None
             assert s.bars is not None
             values = []
+            one = sweep_of([params])  # the workers' kernel (a one-config sweep is run_backtest, bit for bit)
             for w in past:
-                r = run_backtest(s.bars.slice(w.start, w.end), params, train_end=w.train_bars,
-                                 validation_end=w.train_bars + w.validation_bars,
-                                 episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
-                values.append(r.metrics("validation").score)
+                swept = run_sweep(s.bars.slice(w.start, w.end), one, train_end=w.train_bars,
+                                  validation_end=w.train_bars + w.validation_bars,
+                                  episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars)
+                values.append(swept.by_phase(0)["validation"].score)
             return float(np.mean(values))
 
         return score
@@ -148,6 +154,7 @@ class Segments:
 
     def start(self, segment: int) -> SegmentState:
         """Plan the segment (or read its plan back), say it, and return its state."""
+        self.out.flush()  # what the segment starts from is read back from the files
         path = self.session.segment_dir(segment) / SEGMENT_PLAN
         base = self.carried_base(segment)
         ctx = self.context(segment, base)
@@ -159,8 +166,7 @@ class Segments:
                 raise SessionFileError(path, f"not a segment plan: {str(err).splitlines()[0]}") from None
         else:
             plan = self._plan(segment, base, ctx)
-            self.session.segment_dir(segment).mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, checked(SegmentPlanDoc, plan))
+            self.out.write(_write_segment_plan, path, checked(SegmentPlanDoc, plan))
         crash_point("segment_start")
         self.journal.say(f"s{segment}:proposals", segment, self.strategist.provider,
                          StrategistMessage.model_validate(plan["proposals"]))
@@ -176,11 +182,18 @@ class Segments:
         for p in proposal_params(Params.model_validate_json(plan["base_params_json"]),
                                  StrategistMessage.model_validate(plan["proposals"])):
             self.trials.tried(p)  # chosen or not: the Critic chose among them
-        return SegmentState(
+        seg = SegmentState(
             segment, plan["role"], Params.model_validate_json(plan["research_params_json"]),
             [Params.model_validate_json(j) for j in plan["ensemble_params_json"]],
             [Params(method=m) for m in self.methods], plan,
         )
+        # the trial matrix's cells this segment's end will miss, backtested beside its tests
+        s = self.schedule
+        running = [self.gate.in_force(segment, seg.research, up_to=s.index(segment, 1)), *seg.ensemble, *seg.baselines]
+        tasks = self.trials.reckon_ahead([s.window(s.index(segment, t)) for t in range(1, s.T + 1)],
+                                         {config_id(p) for p in running})
+        seg.trial_tasks_per_test = -(-tasks // s.T)
+        return seg
 
     def _plan(self, segment: int, base: Params, ctx: SegmentContext) -> dict[str, Any]:
         """segment_plan.json: the Strategist's proposals, the Critic's choice, the tests planned."""
@@ -208,17 +221,19 @@ class Segments:
     def task(self, seg: SegmentState, t: int) -> TestTask:
         """Test t of the segment for the worker pool: its window, the research config in force, the others."""
         s = self.schedule
-        assert s.bars is not None
         g = s.index(seg.number, t)
         w = s.window(g)
         research = self.gate.in_force(seg.number, seg.research, up_to=g)
-        role = "ensemble" if seg.role == "ensemble" else "chosen"
-        configs = [research, *seg.ensemble, *seg.baselines]
-        roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
-        specs = tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles))
-        return TestTask(test_id(seg.number, t), seg.number, t, w.index, s.bars.slice(w.start, w.end),
-                        w.train_bars, w.train_bars + w.validation_bars, specs,
-                        self.settings.episode_bars, self.settings.blunder_bars, strategy_files=self.strategy_files)
+        if seg.specs is None or seg.specs[0] is not research:  # the same configs test after test, till a patch
+            role = "ensemble" if seg.role == "ensemble" else "chosen"
+            configs = [research, *seg.ensemble, *seg.baselines]
+            roles = [role] + ["ensemble"] * len(seg.ensemble) + ["baseline"] * len(seg.baselines)
+            seg.specs = (research, tuple(ConfigSpec(config_id(p), r, params_json(p)) for p, r in zip(configs, roles)))
+        specs = seg.specs[1]
+        return TestTask(test_id(seg.number, t), seg.number, t, w.index, start=w.start, end=w.end,
+                        train_end=w.train_bars, validation_end=w.train_bars + w.validation_bars, configs=specs,
+                        episode_bars=self.settings.episode_bars, blunder_bars=self.settings.blunder_bars,
+                        strategy_files=self.strategy_files, session_id=self.session.session_id)
 
     def absorb(self, seg: SegmentState, outcome: TestOutcome) -> None:
         """Write a finished test's folder, then account for it (in test order)."""
@@ -227,9 +242,15 @@ class Segments:
         w = self.schedule.window(g)
         tid = test_id(seg.number, t)
         rows = rank_test_rows(outcome.rows) if outcome.ok else []
-        assert self.schedule.bars is not None  # set before the first test is submitted
-        files, trades, scores = test_files(outcome, self.schedule.bars, w, tid, self.session.session_id, rows)
-        write_test_dir(self.session, seg.number, t, files)
+        bars, sid = self.schedule.bars, self.session.session_id
+        assert bars is not None  # set before the first test is submitted
+        if outcome.ok and outcome.files:  # the worker wrote the text: stamp it now, as it is written
+            now = utc_now_iso()
+            files = stamped(outcome.files, now)
+            trades, scores = trade_records(outcome, bars, w, tid, sid, now), score_records(outcome, tid, sid, now)
+        else:
+            files, trades, scores = test_files(outcome, bars, w, tid, sid, rows)
+        self.out.write(_write_test_folder, self.session, seg.number, t, files, rows)
         crash_point("after_test")
         if not outcome.ok:
             self.journal.audit("test_failed", "maestro", outcome.error.splitlines()[0] if outcome.error else "failed",
@@ -249,7 +270,7 @@ class Segments:
                  ok: bool) -> None:
         """Tallies, leaderboard and the analyzer; the same whether the test ran now or before a crash."""
         g = self.schedule.index(seg.number, t)
-        in_force = params_json(self.gate.in_force(seg.number, seg.research, up_to=g))
+        in_force = self.gate.in_force_json(seg.number, seg.research, up_to=g)
         research = next((r for r in rows if r.role in ("chosen", "ensemble") and r.params_json == in_force), None)
         seg.tally.add_test(trades, research if ok else None, self.settings.blunder_bars)
         seg.rows.extend(rows)
@@ -288,10 +309,11 @@ class Segments:
         results["reused_tests"] = s.reused_in(segment)
         took = time.perf_counter()
         assert s.bars is not None
-        results["overfitting"] = over = self.trials.figures(s.bars)
+        results["overfitting"] = over = self.trials.figures(s.bars, self.returns)
         log.info("overfitting: %d trials over %d tests, PBO %s, in %.2f s", over["trials"], over["tests"], over["pbo"],
                  time.perf_counter() - took)
-        write_json_atomic(self.session.segment_dir(segment) / SEGMENT_RESULTS, checked(SegmentResultsDoc, results))
+        self.out.write(write_json_atomic, self.session.segment_dir(segment) / SEGMENT_RESULTS,
+                       checked(SegmentResultsDoc, results))
         ctx = self.context(segment, self.gate.current())
         self.journal.say(f"s{segment}:verdict", segment, self.critic.provider, self.critic.judge(ctx, selection_view(results)))
         v = results["chosen"]["validation"]
@@ -307,7 +329,8 @@ class Segments:
             ),
         )
         if segment in (2, 4) and segment < s.S:
-            write_text_atomic(self.session.plan_after(segment), plan_after_segment(self.session, segment, s.S))
+            self.out.flush()  # the plan page is made from the files
+            self.out.write(write_text_atomic, self.session.plan_after(segment), plan_after_segment(self.session, segment, s.S))
         failed = f" ({results['tests_failed']} failed)" if results["tests_failed"] else ""
         failed += f" ({results['reused_tests']} on reused windows)" if results["reused_tests"] else ""
         self.echo(
@@ -328,3 +351,15 @@ class Segments:
         assert self.schedule.bars is not None
         return ensemble_portfolio(self.schedule.bars, start, end, train_bars, members, self.settings.allocation,
                                   self.session.session_id, self.schedule.bar_time)
+
+
+def _write_segment_plan(path: Path, plan: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, plan)
+
+
+def _write_test_folder(session: SessionDir, segment: int, test: int, files: dict[str, str],
+                       rows: list[LeaderboardRow]) -> None:
+    folder = write_test_dir(session, segment, test, files)
+    if rows:  # the reports read every leaderboard back: these are its rows, no need to parse them
+        remember_leaderboard(folder / LEADERBOARD, rows)

@@ -41,9 +41,10 @@ class Wakeups:
         import watchfiles
 
         target = str(self.decisions)
+        # decisions.jsonl is in the session folder itself: not its test folders, thousands of files
         for _changes in watchfiles.watch(
             self.decisions.parent, stop_event=self._stop, watch_filter=lambda _c, path: path == target,
-            debounce=50, step=20, yield_on_timeout=False, rust_timeout=1000,
+            debounce=50, step=20, yield_on_timeout=False, rust_timeout=1000, recursive=False,
         ):
             self.events.put(("decisions", None))
 

@@ -1,28 +1,68 @@
-"""A full default headless session: wall time and peak memory, cold and warm numba cache.
+"""Whole headless sessions as real processes: wall time cold and warm, one worker against two, 500 tests
+against 2,000, dask against local workers — medians and ranges, optionally beside another checkout.
 
-    .venv/bin/python benchmarks/bench_session.py
+    .venv/bin/python benchmarks/bench_session.py                  # this tree, 5 warm runs each
+    .venv/bin/python benchmarks/bench_session.py --before ../main --runs 7
+    .venv/bin/python benchmarks/bench_session.py --only warm500,workers1 --memory
 
-Runs `maestro-tui run --headless` (500 tests, offline agents, auto approval) as a real
-process, twice: first with an empty numba cache (NUMBA_CACHE_DIR pointed at a fresh folder,
-so every kernel compiles), then again with that cache populated. Peak RSS is the largest
-resident set of the conductor and of its worker processes, sampled from /proc every 20 ms,
-and their sum at the worst moment (RSS counts the pages the fork-server workers share
-with each other once per process; PSS divides them among the sharers).
+Each run is `maestro-tui run --headless --seed 11` (offline agents, auto approval) in a fresh
+sessions folder, timed from the process's start to its exit, imports included. "Cold" runs
+with an empty numba cache (NUMBA_CACHE_DIR pointed at a fresh folder, so every kernel
+compiles); "warm" with a cache an untimed first run populated. The runs of every scenario
+(and of both trees, with --before) alternate, so a slower moment of this shared machine
+hits them all alike; figures are medians with [min–max] over the runs.
+
+Dask: a local scheduler with two single-threaded worker processes (distributed.LocalCluster, in
+a process of its own importing the tree's code), started for each dask run and primed with a
+small session, against two local worker processes on the same 2,000-test session run just
+before it; the two sessions' trades, scores, plans and leaderboards must be identical.
+--memory samples the process tree's peak RSS every 20 ms (which itself costs CPU: off by default).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED = "11"
+
+# name: (what it is, extra flags, numba cache) — "dask" gets the scheduler's address added
+SCENARIOS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "cold500": ("500 tests, 2 workers, cold numba cache", ("--workers", "2"), "cold"),
+    "warm500": ("500 tests, 2 workers", ("--workers", "2"), "warm"),
+    "workers1": ("500 tests, 1 worker", ("--workers", "1"), "warm"),
+    "warm2000": ("2,000 tests, 2 workers", ("--workers", "2", "--tests", "400"), "warm"),
+    "dask2000": ("2,000 tests, dask: 2 workers", ("--tests", "400"), "warm"),
+}
 
 
-def _tree(pid: int) -> list[int]:
+@dataclass
+class Tree:
+    """A checkout whose sessions are timed: its path, its warm numba cache, its dask cluster."""
+
+    name: str
+    path: Path
+    cache: str = ""
+    walls: dict[str, list[float]] = field(default_factory=dict)
+    peaks: dict[str, list[float]] = field(default_factory=dict)
+    last: dict[str, Path] = field(default_factory=dict)  # the last session folder of each scenario
+
+    def env(self, cache: str) -> dict[str, str]:
+        return {**os.environ, "PYTHONPATH": str(self.path), "NUMBA_CACHE_DIR": cache}
+
+
+def _tree_pids(pid: int) -> list[int]:
     """pid and all its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -53,48 +93,167 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _pss_mb(pid: int) -> float:
-    """Proportional set size: shared pages divided among the processes sharing them."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def run_session(cache_dir: str) -> tuple[float, float, float, float]:
-    """(wall s, peak RSS of one process MB, peak summed RSS and summed PSS of the process tree MB)."""
-    with tempfile.TemporaryDirectory() as sessions:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--sessions-dir", sessions],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        peak_one = peak_sum = peak_pss = 0.0
+def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, memory: bool) -> tuple[float, float]:
+    """(wall s, peak summed RSS of the process tree MB or 0) of one headless session into `sessions`."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--seed", SEED, *flags,
+         "--sessions-dir", str(sessions)],
+        cwd=tree.path, env=tree.env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    peak = 0.0
+    if memory:
         while proc.poll() is None:
-            tree = _tree(proc.pid)
-            sizes = [_rss_mb(p) for p in tree]
-            peak_one = max(peak_one, max(sizes, default=0.0))
-            peak_sum = max(peak_sum, sum(sizes))
-            peak_pss = max(peak_pss, sum(_pss_mb(p) for p in tree))
+            peak = max(peak, sum(_rss_mb(p) for p in _tree_pids(proc.pid)))
             time.sleep(0.02)
-        wall = time.perf_counter() - started
-        if proc.returncode != 0:
-            raise SystemExit(f"session failed: {proc.stderr.read().decode()[-500:]}")
-        return wall, peak_one, peak_sum, peak_pss
+    _, err = proc.communicate()
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{tree.name}: session failed ({' '.join(flags)}): {err.decode()[-800:]}")
+    return wall, peak
+
+
+_CLUSTER = """
+import sys
+from distributed import LocalCluster
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1",
+                  silence_logs=50) as cluster:
+    print(cluster.scheduler_address, flush=True)
+    sys.stdin.read()  # until the benchmark closes it
+"""
+
+
+@contextlib.contextmanager
+def dask_cluster(tree: Tree) -> Iterator[str]:
+    """A local dask scheduler with two single-threaded worker processes, all importing `tree`'s code.
+
+    The scheduler runs in a process of its own (it unpickles every task, so it must import the
+    tree's engine, not this process's).
+    """
+    proc = subprocess.Popen([sys.executable, "-c", _CLUSTER], cwd=tree.path, env=tree.env(tree.cache),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        address = proc.stdout.readline().strip()
+        if not address:
+            raise SystemExit(f"{tree.name}: the dask cluster did not start")
+        yield address
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def results_of(session_dir: Path) -> dict[str, object]:
+    """Every trades/scores/plans line (timestamps and ids aside) and every leaderboard's bytes, by file."""
+    volatile = {"emitted_at", "session_id", "nonce", "created_at"}
+
+    def scrub(v: object) -> object:
+        if isinstance(v, dict):
+            return {k: scrub(x) for k, x in v.items() if k not in volatile}
+        if isinstance(v, list):
+            return [scrub(x) for x in v]
+        return v
+
+    (session,) = [p for p in session_dir.iterdir() if (p / "session_config.json").exists()]
+    out: dict[str, object] = {}
+    for path in sorted(session.rglob("*")):
+        if path.name in ("trades.jsonl", "scores.jsonl", "plans.jsonl"):
+            out[str(path.relative_to(session))] = [scrub(json.loads(line)) for line in path.read_text().splitlines()]
+        elif path.name == "leaderboard_base.csv":
+            out[str(path.relative_to(session))] = path.read_bytes()
+    return out
+
+
+def figures(values: list[float]) -> str:
+    return f"{statistics.median(values):6.2f} s [{min(values):.2f}–{max(values):.2f}]"
+
+
+def ratio(a: list[float], b: list[float]) -> str:
+    """median(a) / median(b), with the range of the per-run ratios (runs pair up in the order they ran)."""
+    per_run = [x / y for x, y in zip(a, b)]
+    return f"{statistics.median(a) / statistics.median(b):5.2f}× [{min(per_run):.2f}–{max(per_run):.2f}]"
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        for label in ("cold numba cache", "warm numba cache"):
-            wall, one, total, pss = run_session(cache)
-            print(f"{label}: {wall:5.2f} s wall; peak RSS {one:4.0f} MB largest process, {total:4.0f} MB summed over "
-                  f"the conductor and its workers ({pss:4.0f} MB PSS: shared pages counted once)")
-    print("targets: ≤ 10 s cold, ≤ 5 s warm, ≤ 400 MB peak RSS")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of each warm scenario (default 5)")
+    ap.add_argument("--cold-runs", type=int, default=3, help="timed cold runs (default 3)")
+    ap.add_argument("--before", type=Path, help="another checkout to time beside this one (e.g. main)")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, comma-separated: {','.join(SCENARIOS)}")
+    ap.add_argument("--memory", action="store_true", help="sample peak RSS of the process tree (costs CPU)")
+    args = ap.parse_args()
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(chosen) - set(SCENARIOS)
+    if unknown:
+        ap.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    trees = ([Tree("before", args.before.resolve())] if args.before else []) + [Tree("after" if args.before else "this", ROOT)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for tree in trees:
+            tree.cache = str(work / f"numba-{tree.name}")
+            run_session(tree, ("--workers", "2", "--tests", "20"), tree.cache, work / f"prime-{tree.name}", False)
+        n = 0
+
+        def timed(tree: Tree, r: int, name: str, flags: tuple[str, ...], cache: str) -> None:
+            nonlocal n
+            n += 1
+            sessions = work / f"s-{n}"
+            wall, peak = run_session(tree, flags, cache, sessions, args.memory)
+            tree.walls.setdefault(name, []).append(wall)
+            tree.peaks.setdefault(name, []).append(peak)
+            tree.last[name] = sessions
+            print(f"  run {r + 1} {tree.name:6s} {name:9s} {wall:6.2f} s", file=sys.stderr, flush=True)
+
+        local = [name for name in chosen if name != "dask2000"]
+        rounds = max(args.runs, args.cold_runs if "cold500" in chosen else 0)
+        for r in range(rounds):
+            for name in local:
+                what, flags, cache_kind = SCENARIOS[name]
+                if r >= (args.cold_runs if cache_kind == "cold" else args.runs):
+                    continue
+                for tree in trees:
+                    timed(tree, r, name, flags, str(work / f"cold-{n}") if cache_kind == "cold" else tree.cache)
+        if "dask2000" in chosen:
+            # a cluster runs only around its own session (idle, its processes still take CPU), and each
+            # dask session is paired with a local one run just before it
+            for r in range(args.runs):
+                for tree in trees:
+                    timed(tree, r, "local2000", ("--workers", "2", "--tests", "400"), tree.cache)
+                    with dask_cluster(tree) as address:
+                        run_session(tree, ("--tests", "20", "--dask", address), tree.cache, work / f"prime-dask-{n}", False)
+                        timed(tree, r, "dask2000", ("--tests", "400", "--dask", address), tree.cache)
+
+        print(f"\nsessions of seed {SEED}, wall time from process start to exit; median [min–max] over the runs")
+        for name in chosen:
+            what = SCENARIOS[name][0]
+            cells = "   ".join(f"{t.name}: {figures(t.walls[name])}" for t in trees)
+            mem = "   ".join(f"{t.name} peak RSS {max(t.peaks[name]):.0f} MB" for t in trees) if args.memory else ""
+            print(f"{name:9s} {what:38s} {cells}   {mem}")
+        for tree in trees:
+            w = tree.walls
+            print(f"\n{tree.name}:")
+            if "workers1" in w and "warm500" in w:
+                print(f"  1 worker / 2 workers (500 tests):     {ratio(w['workers1'], w['warm500'])}   target ≥ 1.6×")
+            if "warm2000" in w and "warm500" in w:
+                print(f"  2,000 tests / 500 tests (2 workers):  {ratio(w['warm2000'], w['warm500'])}   target < 3×")
+            if "dask2000" in w:
+                same = results_of(tree.last["dask2000"]) == results_of(tree.last["local2000"])
+                print(f"  dask / local (2,000 tests, 2 workers): {ratio(w['dask2000'], w['local2000'])}   target ≤ 1×; "
+                      f"results {'identical' if same else 'DIFFER'} (local: {figures(w['local2000'])})")
+            if "warm500" in w:
+                print(f"  warm 500 tests: {figures(w['warm500'])}   target ≤ 1.5 s")
+            if "cold500" in w:
+                print(f"  cold 500 tests: {figures(w['cold500'])}   target ≤ 5 s")
+        if len(trees) == 2:
+            before, after = trees
+            print("\nbefore / after:")
+            for name in chosen:
+                print(f"  {name:9s} {ratio(before.walls[name], after.walls[name])}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """Running tests in worker processes: the task, the worker function, and a runner that survives deaths.
 
-A task carries its window's bars, so a worker needs no shared disk and no state (a dask
-worker on another machine works the same). Workers return compact results — numpy record
-arrays and metric dicts — and never write the session directory (DESIGN.md §2).
+Every worker holds the session's bars once: a process pool's workers get them when they
+start (`process_pool`), a dask cluster's as one scattered copy per worker (`run_test`'s
+`bars`). A task names its window by place — bar indexes into those bars — so it stays a
+few hundred bytes however long the window, and a worker needs no shared disk (a dask
+worker on another machine works the same). Tests travel a bundle at a time (`run_tests`),
+with a share of the trial matrix's cells (`ReturnsTask`). Workers return compact results —
+numpy record arrays, metric rows and the text of the test's folder, which the conductor
+stamps and saves — and never write the session directory (DESIGN.md §2).
 
 A worker that dies takes the whole `ProcessPoolExecutor` with it, and every test in
 flight fails with `BrokenProcessPool`, the guilty one and the innocent alike. The runner
@@ -12,7 +17,7 @@ its own, so the culprit is the only one that dies again — and only it is recor
 
 from __future__ import annotations
 
-import multiprocessing
+import mmap
 import os
 import queue
 import signal
@@ -23,16 +28,20 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from engine import fork_server
 from engine.data import Bars
-from engine.leaderboard import LeaderboardRow, row_from_metrics
+from engine.leaderboard import LeaderboardRow, rank_test_rows, row_from_metrics
 from engine.params import Params
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
 from engine.sweep import run_sweep, sweep_of
+from engine.test_folder import folder_text
+from engine.windows import Window
 
 # Fault injection for tests of the retry path: "seg1_test003" makes the worker running that
 # test die with SIGKILL on every attempt; "seg1_test003@1" only on the first attempt.
@@ -50,13 +59,19 @@ class ConfigSpec:
 
 @dataclass(frozen=True)
 class TestTask:
-    """One test: one walk-forward window, several configs on it. Bars are the window's slice."""
+    """One test: one walk-forward window, several configs on it.
+
+    The window is bars `start`..`end` - 1 of the session's bars; `train_end` and
+    `validation_end` count from its start. `bars` is the window's slice, set by the worker
+    from its own copy of the session's bars: a task is never sent with them.
+    """
 
     test_id: str
     segment: int
     test: int
     window: int
-    bars: Bars
+    start: int
+    end: int
     train_end: int
     validation_end: int
     configs: tuple[ConfigSpec, ...]
@@ -64,6 +79,8 @@ class TestTask:
     blunder_bars: int = 3
     attempt: int = 1
     strategy_files: tuple[str, ...] = ()  # the trader's strategy files the configs may name (engine.strategies)
+    session_id: str = ""  # for the events of the test folder's text
+    bars: Bars | None = None  # the window's bars, in the worker only (`run_test`)
 
 
 @dataclass
@@ -82,9 +99,70 @@ class TestOutcome:
     episodes: np.ndarray = field(default_factory=lambda: np.empty(0, EPISODE_DTYPE))
     # each config's trades, for configs beyond the first (the ensemble needs them all)
     extra_trades: dict[str, np.ndarray] = field(default_factory=dict)
+    # the test folder's files as the worker wrote them (engine.test_folder.folder_text): the conductor stamps and writes them
+    files: dict[str, str] = field(default_factory=dict)
 
 
 _PARAMS: dict[str, Params] = {}
+_SESSION_BARS: Bars | None = None  # a pool worker's copy of the session's bars, from `_start_worker`
+
+_COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
+
+
+@dataclass(frozen=True)
+class BarsFile:
+    """Where a worker maps the session's bars from: a memory file of the conductor's, column after column."""
+
+    path: str  # /proc/<conductor pid>/fd/<fd>: the conductor's memory file, opened again
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (Bars field, numpy dtype) in file order, `rows` values each
+    interval_ms: int
+    source: str
+    gaps: tuple[Any, ...]
+
+    def open(self) -> Bars:
+        """The bars as arrays over a private mapping of the file: the pages are shared until written."""
+        with open(self.path, "rb") as fh:
+            mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)  # writable arrays, as the kernels were compiled for
+        arrays: dict[str, np.ndarray | None] = {"taker_buy_volume": None}
+        offset = 0
+        for name, dtype in self.columns:
+            arrays[name] = np.frombuffer(mapped, dtype=dtype, count=self.rows, offset=offset)
+            offset += self.rows * np.dtype(dtype).itemsize
+        return Bars(**arrays, interval_ms=self.interval_ms, source=self.source, gaps=self.gaps)  # type: ignore[arg-type]  # the columns are Bars' own
+
+
+class SharedBars:
+    """The session's bars for the pool's workers, once: in one memory file each worker maps (Linux).
+
+    `handle` is what a worker is given — a `BarsFile` of a few hundred bytes — or, where the
+    system has no memory files, the bars themselves (each worker then unpickles a copy).
+    The file lives as long as the conductor holds it open (`close`), and no longer: a
+    conductor killed leaves nothing behind.
+    """
+
+    def __init__(self, bars: Bars) -> None:
+        self._fd: int | None = None
+        self.handle: Bars | BarsFile = bars
+        if not hasattr(os, "memfd_create") or not os.path.isdir(f"/proc/{os.getpid()}/fd"):
+            return
+        columns = [(name, getattr(bars, name)) for name in _COLUMNS if getattr(bars, name) is not None]
+        fd = os.memfd_create("maestro-bars")
+        try:
+            with open(fd, "wb", closefd=False) as fh:
+                for _, values in columns:
+                    fh.write(np.ascontiguousarray(values).data)
+        except OSError:
+            os.close(fd)
+            return  # no room for it: pickled copies it is
+        self._fd = fd
+        self.handle = BarsFile(f"/proc/{os.getpid()}/fd/{fd}", len(bars), tuple((n, v.dtype.str) for n, v in columns),
+                               bars.interval_ms, bars.source, bars.gaps)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _maybe_die(task: TestTask) -> None:
@@ -96,9 +174,38 @@ def _maybe_die(task: TestTask) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run_test(task: TestTask) -> TestOutcome:
-    """Backtest every config of `task` on its window, in one sweep (runs in a worker process)."""
+def _session_bars(bars: Bars | None) -> Bars:
+    """`bars` (the session's, given with the task) or else this worker's copy."""
+    whole = bars if bars is not None else _SESSION_BARS
+    if whole is None:
+        raise RuntimeError("this worker holds no session bars (a pool made without them?)")
+    return whole
+
+
+def _params(text: str) -> Params:
+    """A config's Params, parsed once per worker: Params also caches the kernel's vectors."""
+    params = _PARAMS.get(text)
+    if params is None:
+        params = _PARAMS[text] = Params.model_validate_json(text)
+    return params
+
+
+def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
+    """`task` with its window's bars, cut from `bars` (the session's) or else from this worker's copy."""
+    whole = _session_bars(bars)
+    if not 0 <= task.start < task.end <= len(whole):
+        raise ValueError(f"{task.test_id}: window bars {task.start}..{task.end} outside the session's {len(whole)}")
+    return replace(task, bars=whole.slice(task.start, task.end))
+
+
+def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
+    """Backtest every config of `task` on its window, in one sweep (runs in a worker process).
+
+    `bars` are the session's (a dask worker's scattered copy); None: this pool worker's own.
+    """
     _maybe_die(task)
+    task = in_worker(task, bars)
+    assert task.bars is not None
     load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
     configs = []
@@ -119,13 +226,88 @@ def run_test(task: TestTask) -> TestOutcome:
     return outcome
 
 
+def run_test_with_files(task: TestTask, bars: Bars | None = None) -> TestOutcome:
+    """`run_test`, and the text of the test's folder: the worker writes it, so the conductor only stamps and saves it."""
+    outcome = run_test(task, bars)
+    whole = _session_bars(bars)
+    window = Window(task.window, task.start, task.start + task.train_end, task.start + task.validation_end, task.end)
+    outcome.files = folder_text(outcome, whole, window, task.test_id, task.session_id, rank_test_rows(outcome.rows))
+    outcome.extra_trades = {}  # nothing reads them in the conductor: not shipped back
+    return outcome
+
+
+@dataclass(frozen=True)
+class ReturnsTask:
+    """Configs on one window of which only the validation and holdout returns are wanted (a trial matrix's cells).
+
+    The window is bars `start`..`end` - 1 of the session's bars, phases as in `TestTask`.
+    """
+
+    start: int
+    end: int
+    train_end: int
+    validation_end: int
+    configs: tuple[str, ...]  # each config's params_json
+    episode_bars: int = 120
+    blunder_bars: int = 3
+    strategy_files: tuple[str, ...] = ()
+
+
+def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float, float]]:
+    """Each config's (validation, holdout) return on the window: the PnL of the trades exiting in the
+    phase (as Metrics.total_pnl sums it) per USD of notional. `bars` as for `run_test`."""
+    window = _session_bars(bars).slice(task.start, task.end)
+    load_files(task.strategy_files)
+    configs = [_params(text) for text in task.configs]
+    swept = run_sweep(window, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
+    out = []
+    for k, params in enumerate(configs):
+        trades = swept.trades_of(k)  # run_backtest's, bit for bit
+        exits, pnl = trades["exit_idx"], trades["pnl"]
+        val = float(pnl[(exits >= task.train_end) & (exits < task.validation_end)].sum())
+        hold = float(pnl[exits >= task.validation_end].sum())
+        out.append((val / params.notional_usd, hold / params.notional_usd))
+    return out
+
+
+def run_returns_of(tasks: tuple[ReturnsTask, ...], bars: Bars | None = None) -> list[list[tuple[float, float]]]:
+    """`run_returns` of each task: several windows' cells in one trip to a worker."""
+    return [run_returns(task, bars) for task in tasks]
+
+
+def run_tests(tasks: tuple[TestTask, ...], returns: tuple[ReturnsTask, ...] = (), bars: Bars | None = None,
+              ) -> tuple[list[TestOutcome], list[list[tuple[float, float]]]]:
+    """Several tests and trial cells in one trip to a worker: each test's outcome (a test that raised
+    is a failed one, saying why) and `run_returns_of(returns)`."""
+    outcomes = []
+    for task in tasks:
+        try:
+            outcomes.append(run_test_with_files(task, bars))
+        except Exception as err:  # noqa: BLE001 - one test's failure is recorded, the others go on
+            outcomes.append(failed_outcome(task, raised(err)))
+    return outcomes, run_returns_of(returns, bars)
+
+
+def raised(err: BaseException) -> str:
+    """What a test's failure records: the exception, then its traceback."""
+    return f"{type(err).__name__}: {err}\n{''.join(traceback.format_exception(err))}"
+
+
 def failed_outcome(task: TestTask, error: str) -> TestOutcome:
     """The record of a test that could not run."""
     return TestOutcome(task.test_id, task.segment, task.test, task.window, ok=False, attempts=task.attempt, error=error)
 
 
+def _start_worker(conductor_pid: int, bars: Bars | BarsFile | None) -> None:
+    """Worker initializer: keep the session's bars (mapped from the conductor's file), and watch the conductor."""
+    global _SESSION_BARS
+    _SESSION_BARS = bars.open() if isinstance(bars, BarsFile) else bars
+    _watch_conductor(conductor_pid)
+
+
 def _watch_conductor(conductor_pid: int) -> None:
-    """Worker initializer: a worker must not outlive a conductor killed with SIGKILL.
+    """A worker must not outlive a conductor killed with SIGKILL.
 
     Workers are children of the fork server, and they hold both ends of the pool's queues,
     so nothing tells them their conductor is gone; a daemon thread checks twice a second.
@@ -142,14 +324,11 @@ def _watch_conductor(conductor_pid: int) -> None:
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool of `workers` processes forked from a fork server that has the engine imported."""
-    ctx = multiprocessing.get_context("forkserver")
-    # the fork server compiles the kernels once (engine.warmup), and every worker forked
-    # from it starts with them compiled, instead of each compiling its own copy
-    ctx.set_forkserver_preload(["engine.executor", "engine.warmup"])
+def process_pool(workers: int, bars: Bars | BarsFile | None) -> ProcessPoolExecutor:
+    """A pool of `workers` processes forked from the fork server, each given the session's bars once
+    (`SharedBars.handle`)."""
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_watch_conductor, initargs=(os.getpid(),)
+        max_workers=workers, mp_context=fork_server.context(), initializer=_start_worker, initargs=(os.getpid(), bars)
     )
 
 
@@ -157,12 +336,16 @@ class TestRunner:
     """Submits tests to an Executor and hands every outcome, success or failure, to `on_outcome`.
 
     `on_outcome` is called from executor threads; it must be thread-safe (a queue.put).
+    `bars` is what `run_test` is given besides the task: None where the executor's workers
+    hold the session's bars (`process_pool`), a dask Future of them on a cluster. A test
+    retried alone runs in `make_isolated()`, a one-process pool holding the bars.
     """
 
     def __init__(self, make_executor: Callable[[], Executor], on_outcome: Callable[[TestOutcome], None],
-                 make_isolated: Callable[[], Executor] | None = None) -> None:
+                 make_isolated: Callable[[], Executor], bars: Any = None) -> None:
         self._make_executor = make_executor
-        self._make_isolated = make_isolated or (lambda: process_pool(1))
+        self._make_isolated = make_isolated
+        self._bars = bars
         self._on_outcome = on_outcome
         self._lock = threading.Lock()
         self._generation = 0
@@ -172,34 +355,53 @@ class TestRunner:
         self._retry_thread.start()
         self._closed = False
 
-    def submit(self, task: TestTask) -> None:
-        """Start `task`; its outcome arrives through `on_outcome`."""
+    def submit(self, tasks: tuple[TestTask, ...], returns: tuple[ReturnsTask, ...] = ()) -> Future:
+        """Start `tasks` and the trial cells `returns` in one trip to a worker (`run_tests`).
+
+        Each test's outcome arrives through `on_outcome`, in the order given; the future
+        returned holds `run_returns_of(returns)` (or the exception that stopped them).
+        """
+        cells: Future = Future()
         with self._lock:
             generation, executor = self._generation, self._executor
         try:
-            future = executor.submit(run_test, task)
-        except BrokenProcessPool:
+            future = executor.submit(run_tests, tasks, returns, self._bars)
+        except BrokenProcessPool as err:
             self._rebuild(generation)
-            self._retries.put(task)
-            return
-        future.add_done_callback(lambda f: self._done(f, task, generation))
+            for task in tasks:
+                self._retries.put(task)
+            cells.set_exception(err)
+            return cells
+        future.add_done_callback(lambda f: self._done(f, tasks, cells, generation))
+        return cells
 
-    def _done(self, future: Future, task: TestTask, generation: int) -> None:
+    def returns(self, tasks: tuple[ReturnsTask, ...]) -> Future:
+        """Start `tasks` on a worker; the future's result is `run_returns_of`'s (or the exception that stopped it)."""
+        with self._lock:
+            executor = self._executor
+        return executor.submit(run_returns_of, tasks, self._bars)
+
+    def _done(self, future: Future, tasks: tuple[TestTask, ...], cells: Future, generation: int) -> None:
         if future.cancelled():
+            cells.cancel()
             return
         try:
-            outcome = future.result()
-        except BrokenProcessPool:
+            outcomes, values = future.result()
+            cells.set_result(values)
+        except BrokenProcessPool as err:
+            cells.set_exception(err)
             self._rebuild(generation)
-            self._retries.put(task)
+            for task in tasks:
+                self._retries.put(task)
             return
         except Exception as err:  # noqa: BLE001 - any failure of one test is recorded, the session goes on
-            name = type(err).__name__
-            if name == "KilledWorker":  # dask already retried it on other workers
-                outcome = failed_outcome(task, f"worker died: {err}")
+            cells.set_exception(err)
+            if type(err).__name__ == "KilledWorker":  # dask already retried it on other workers
+                outcomes = [failed_outcome(task, f"worker died: {err}") for task in tasks]
             else:
-                outcome = failed_outcome(task, f"{name}: {err}\n{''.join(traceback.format_exception(err))}")
-        self._on_outcome(outcome)
+                outcomes = [failed_outcome(task, raised(err)) for task in tasks]
+        for outcome in outcomes:
+            self._on_outcome(outcome)
 
     def _rebuild(self, generation: int) -> None:
         with self._lock:
@@ -221,7 +423,7 @@ class TestRunner:
             retry = replace(task, attempt=task.attempt + 1)
             isolated = self._make_isolated()
             try:
-                outcome = isolated.submit(run_test, retry).result()
+                outcome = isolated.submit(run_test_with_files, retry).result()
             except BrokenProcessPool:
                 outcome = failed_outcome(retry, f"worker process died twice running {task.test_id}")
             except Exception as err:  # noqa: BLE001

@@ -24,7 +24,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +153,14 @@ def rank_test_rows(rows: Iterable[LeaderboardRow]) -> list[LeaderboardRow]:
     ordered = sorted(
         rows, key=lambda r: (*validation_key(r.val_score, r.val_pnl, r.config_id), ROLES.index(r.role))
     )
-    return [replace(r, rank=i) for i, r in enumerate(ordered, start=1)]
+    return [_ranked(r, i) for i, r in enumerate(ordered, start=1)]
+
+
+def _ranked(row: LeaderboardRow, rank: int) -> LeaderboardRow:
+    """`replace(row, rank=rank)` without checking again a row checked when made (every test ranks its rows)."""
+    new = object.__new__(LeaderboardRow)
+    new.__dict__.update(row.__dict__, rank=rank)
+    return new
 
 
 # ---------------------------------------------------------------------------- CSV
@@ -268,6 +275,25 @@ def _fast_row(cells: list[str]) -> LeaderboardRow | None:
     return LeaderboardRow(*[values[i] for i in _FIELD_AT])
 
 
+# Files read before, by path: (inode, size, mtime in ns) and their rows. The conductor's reports
+# read every test's leaderboard again after segments 2 and 4 and at the end: each is parsed once.
+# (A file rewritten in place at the same size within one tick of the file system's clock would
+# pass for unchanged; the session's never are: a test folder is renamed into place whole.)
+_READ: dict[str, tuple[tuple[int, int, int], list[LeaderboardRow]]] = {}
+_READ_MAX = 20_000  # files (~5 rows each)
+
+
+def remember_leaderboard(path: str | os.PathLike[str], rows: list[LeaderboardRow]) -> None:
+    """`rows` are what the CSV just written at `path` holds (`leaderboard_csv_text`): read back, it need not be parsed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if len(_READ) >= _READ_MAX:
+        del _READ[next(iter(_READ))]
+    _READ[str(path)] = ((st.st_ino, st.st_size, st.st_mtime_ns), list(rows))
+
+
 def read_leaderboard_csv(path: str | os.PathLike[str]) -> list[LeaderboardRow]:
     """Read a leaderboard CSV written by `write_leaderboard_csv`.
 
@@ -276,7 +302,16 @@ def read_leaderboard_csv(path: str | os.PathLike[str]) -> list[LeaderboardRow]:
     path = Path(path)
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            return _read_rows(path, csv.reader(f, strict=True))
+            st = os.fstat(f.fileno())
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            known = _READ.get(str(path))
+            if known is not None and known[0] == stamp:
+                return list(known[1])
+            rows = _read_rows(path, csv.reader(f, strict=True))
+        if len(_READ) >= _READ_MAX:
+            del _READ[next(iter(_READ))]  # the oldest
+        _READ[str(path)] = (stamp, rows)
+        return list(rows)
     except FileNotFoundError:
         raise SessionFileError(path, "file not found") from None
     except UnicodeDecodeError as exc:

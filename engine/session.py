@@ -9,16 +9,19 @@ complete test; JSON documents are replaced atomically; JSON Lines files are appe
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
+import queue
 import re
 import shutil
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -317,6 +320,79 @@ def session_status(session: SessionDir) -> str:
     return state.state if conductor_alive(state) else "interrupted"
 
 
+# ---------------------------------------------------------------- the conductor's writes
+
+
+class SessionWriter:
+    """The conductor's writes to its session directory, made in the order asked, on a thread of their own.
+
+    The conductor goes on with the next test while its last one is written. What a crash
+    leaves is still what a conductor writing everything itself would have left at some
+    moment: the writes run one after the other in the order given, and the first that
+    fails stops the rest; its error reaches the conductor at its next `write` or `flush`.
+    Anything that reads the directory back (a report, a plan page, a hook that may run
+    `maestro-tui decide`) `flush`es first. Without `background`, each write is made at once.
+    """
+
+    def __init__(self, *, background: bool = True) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._done = threading.Condition()
+        self._pending = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name="session-writer", daemon=True)
+            self._thread.start()
+
+    def write(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call `fn(*args)` after every write asked before; raises the error of one that failed."""
+        self._raise()
+        if self._thread is None:
+            fn(*args)
+            return
+        with self._done:
+            self._pending += 1
+        self._queue.put((fn, args))
+
+    def flush(self) -> None:
+        """Wait for every write asked so far; raises the error of one that failed."""
+        self.drain()
+        self._raise()
+
+    def drain(self) -> None:
+        """Wait for every write asked so far (or the first failure); never raises."""
+        with self._done:
+            while self._pending and self._error is None:
+                self._done.wait()
+
+    def close(self) -> None:
+        """Finish the writes asked (not after a failure) and stop the thread; never raises."""
+        self.drain()
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            fn, args = item
+            if self._error is None:  # after a failure nothing more is written: what is on disk stays a prefix
+                try:
+                    fn(*args)
+                except BaseException as err:  # noqa: BLE001 - handed to the conductor's thread
+                    self._error = err
+            with self._done:
+                self._pending -= 1
+                self._done.notify_all()
+
+
 # ---------------------------------------------------------------- test folders
 
 
@@ -329,21 +405,38 @@ def write_test_dir(session: SessionDir, segment: int, test: int, files: Mapping[
     final = session.test_dir(segment, test)
     partial = final.with_name("." + final.name + ".partial")
     meant = final  # what a failure is reported on
+    # as few system calls as will do (a session writes thousands of these): the rare cases are
+    # found by the call failing, not by asking first
     try:
-        if partial.exists():
+        try:
+            os.mkdir(partial)
+        except FileExistsError:
             shutil.rmtree(partial)  # left by a crash: its content is incomplete
-        partial.mkdir(parents=True)
-        for name, content in files.items():
-            meant = final / name
-            data = content if isinstance(content, bytes) else content.encode("utf-8")
-            with open(partial / name, "wb", buffering=0) as fh:  # unbuffered: a full disk raises once, here
-                view = memoryview(data)
-                while view:
-                    view = view[fh.write(view):]
+            os.mkdir(partial)
+        except FileNotFoundError:
+            partial.parent.mkdir(parents=True, exist_ok=True)  # the segment's first test
+            os.mkdir(partial)
+        folder = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for name, content in files.items():
+                meant = final / name
+                data = memoryview(content if isinstance(content, bytes) else content.encode("utf-8"))
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666, dir_fd=folder)
+                try:
+                    while data:  # unbuffered: a full disk raises once, here
+                        data = data[os.write(fd, data):]
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(folder)
         meant = final
-        if final.exists():  # a rerun of a test that a crash left complete but unprocessed
-            shutil.rmtree(final)
-        os.rename(partial, final)
+        try:
+            os.rename(partial, final)
+        except OSError as err:
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(final)  # a rerun of a test that a crash left complete but unprocessed
+            os.rename(partial, final)
     except OSError as err:
         shutil.rmtree(partial, ignore_errors=True)
         raise write_error(err, meant) from None

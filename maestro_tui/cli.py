@@ -178,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:  # bare `maestro-tui`: the main job on its embedded defaults
         args = build_parser().parse_args(["run"])
+    if args.command == "conduct" and args.nice:
+        os.nice(args.nice)  # research yields the CPU to the console; the fork server and the workers inherit it
+    if args.command == "conduct" or (args.command == "run" and not _with_console(args)):
+        # numpy's BLAS would start a thread that spins on the cores the workers need, for the
+        # conductor's few small matrix products (before numpy is imported, here or in the workers)
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        _start_workers_early(_dask_named(args))  # before anything below imports the engine's kernels
     import logging
 
     from engine import DataError
@@ -247,7 +254,13 @@ def _settings(args: argparse.Namespace):
         raise BadInput(f"{config_path()}: {err}") from None
 
 
+def _with_console(args: argparse.Namespace) -> bool:
+    """Whether `run` opens the console (which starts a conductor process) or conducts here, headless."""
+    return not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
+
+
 def _run(args: argparse.Namespace) -> int:
+    console = _with_console(args)
     from agents.baseline import BaselineError
     from agents.conductor import Conductor
     from agents.session_start import new_session_config, session_start
@@ -255,7 +268,6 @@ def _run(args: argparse.Namespace) -> int:
     from engine.session import CONFIG, new_session_dir
     from engine.windows import NoWindow
 
-    console = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     if args.resume:
         session = _session_arg(args.resume, writing=True)
         from engine.session import conductor_alive, read_conductor_state
@@ -295,12 +307,40 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
+def _dask_named(args: argparse.Namespace) -> str | None:
+    """The dask scheduler a session will run on, as far as it can be told without reading the settings:
+    `--dask`, MAESTRO_DASK, or the session_config.json of a session resumed or conducted."""
+    if getattr(args, "dask", None) or os.environ.get("MAESTRO_DASK"):
+        return getattr(args, "dask", None) or os.environ.get("MAESTRO_DASK")
+    folder = args.session if args.command == "conduct" else getattr(args, "resume", None)
+    if folder:
+        import json
+
+        try:
+            with open(Path(folder) / "session_config.json", encoding="utf-8") as fh:
+                return json.load(fh).get("settings", {}).get("dask")
+        except (OSError, ValueError, AttributeError):
+            return None  # the command says what is wrong with it
+    return None
+
+
+def _start_workers_early(dask: str | None) -> None:
+    """The worker pool's fork server, started before the conductor's own start-up (not for a dask cluster).
+
+    It imports the engine and loads the kernels meanwhile, instead of after, when the
+    first test is submitted. (A new session on a dask cluster named only in the config
+    file starts one for nothing, which exits with this process.)
+    """
+    if not dask:
+        from engine import fork_server
+
+        fork_server.start()
+
+
 def _conduct(args: argparse.Namespace) -> int:
     from agents.conductor import Conductor
     from engine.session import SessionDir
 
-    if args.nice:
-        os.nice(args.nice)  # research yields the CPU to the console; workers inherit it
     return Conductor(SessionDir(Path(args.session)), echo=lambda _line: None).run()
 
 

@@ -101,3 +101,27 @@ def test_help_hides_the_internal_conduct_command_which_still_parses():
     out = run_cli("--help")
     assert "conduct" not in out.stdout and "SUPPRESS" not in out.stdout
     assert build_parser().parse_args(["conduct", "some/session"]).command == "conduct"
+
+
+def test_a_conductor_starts_no_worker_pool_of_its_own_for_a_session_on_a_dask_cluster(tmp_path, monkeypatch):
+    import json
+
+    from maestro_tui import cli
+
+    monkeypatch.delenv("MAESTRO_DASK", raising=False)
+    session = tmp_path / "session_2026-01-02_0304"
+    session.mkdir()
+    (session / "session_config.json").write_text(json.dumps({"settings": {"dask": "tcp://10.0.0.5:8786"}}))
+    named = lambda *argv: cli._dask_named(cli.build_parser().parse_args(list(argv)))  # noqa: E731
+    assert named("conduct", str(session)) == "tcp://10.0.0.5:8786"
+    assert named("run", "--resume", str(session)) == "tcp://10.0.0.5:8786"
+    assert named("run", "--headless", "--dask", "tcp://h:1") == "tcp://h:1"
+    assert named("run", "--headless") is None
+    monkeypatch.setenv("MAESTRO_DASK", "tcp://env:2")
+    assert named("run", "--headless") == "tcp://env:2"
+    started = []
+    monkeypatch.setattr("engine.fork_server.start", lambda: started.append(True))
+    cli._start_workers_early("tcp://h:1")
+    assert not started
+    cli._start_workers_early(None)
+    assert started == [True]

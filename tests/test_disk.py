@@ -303,3 +303,38 @@ def test_commands_that_write_into_a_read_only_session_say_so_in_one_line(referen
             _assert_one_line(cli(*args), str(frozen), "ead-only")
     finally:
         subprocess.run(["umount", str(frozen)], capture_output=True)
+
+
+# ---------------------------------------------------------------- the conductor's writer
+
+
+def test_the_conductors_writes_land_in_the_order_asked_and_the_first_failure_stops_the_rest(tmp_path: Path):
+    out = session_files.SessionWriter()
+    log = tmp_path / "log.txt"
+
+    def append(text: str) -> None:
+        with open(log, "a") as fh:
+            fh.write(text)
+
+    def refuse() -> None:
+        raise SessionWriteError(tmp_path / "trades.jsonl", "No space left on device")
+
+    for k in range(50):
+        out.write(append, f"{k},")
+    out.flush()
+    assert log.read_text() == "".join(f"{k}," for k in range(50))
+    out.write(refuse)
+    out.write(append, "after the failure")
+    out.drain()  # waits, never raises
+    with pytest.raises(SessionWriteError, match="No space left"):
+        out.flush()
+    with pytest.raises(SessionWriteError):
+        out.write(append, "refused at once")
+    out.close()
+    assert log.read_text() == "".join(f"{k}," for k in range(50)), "a write after the failure was made"
+
+
+def test_a_writer_without_a_thread_writes_at_once(tmp_path: Path):
+    out = session_files.SessionWriter(background=False)
+    out.write((tmp_path / "now.txt").write_text, "written")
+    assert (tmp_path / "now.txt").read_text() == "written"

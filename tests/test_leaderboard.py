@@ -584,3 +584,23 @@ def test_the_books_equity_is_the_cumulative_validation_pnl_once_per_test() -> No
     assert [v for _, v in curve] == pytest.approx(list(itertools.accumulate(b_pnl)))
     assert _book_of([[r for t in tests for r in t]]).equity(config_id(B)) == curve  # all rows at once: the same
     assert book.equity("c-00000000") == []
+
+
+def test_a_leaderboard_read_again_is_the_file_as_it_is_now(tmp_path: Path) -> None:
+    # the conductor's reports read every test's leaderboard again: a file unchanged is parsed once,
+    # a file replaced (a test rerun after a crash) or edited in place is read anew
+    path = tmp_path / "leaderboard_base.csv"
+    first = [row("seg1_test001", Params(), val_score=60.0)]
+    write_leaderboard_csv(path, first)
+    got = read_leaderboard_csv(path)
+    assert got == first
+    got.clear()  # the caller's own list
+    assert read_leaderboard_csv(path) == first
+    second = [row("seg1_test001", Params(atr_stop_mult=2.0), val_score=70.0), row("seg1_test001", Params(), "baseline")]
+    write_leaderboard_csv(path, second)
+    assert read_leaderboard_csv(path) == second
+    with open(path, "r+", encoding="utf-8") as fh:  # the same inode, edited in place
+        text = fh.read()
+        fh.seek(0)
+        fh.write(text.replace("seg1_test001", "seg1_test0002"))
+    assert [r.test_id for r in read_leaderboard_csv(path)] == ["seg1_test0002"] * 2

@@ -136,8 +136,9 @@ def test_a_tests_rows_and_trades_are_those_of_each_config_backtested_alone():
     configs = [random_params(rng) for _ in range(4)]
     specs = tuple(executor.ConfigSpec(f"c{i}", role, p.model_dump_json())
                   for i, (p, role) in enumerate(zip(configs, ["chosen", "baseline", "baseline", "ensemble"])))
-    task = executor.TestTask("seg1_test001", 1, 1, 0, bars, 1000, 1400, specs, episode_bars=60, blunder_bars=2)
-    outcome = executor.run_test(task)
+    task = executor.TestTask("seg1_test001", 1, 1, 0, start=0, end=len(bars), train_end=1000, validation_end=1400,
+                             configs=specs, episode_bars=60, blunder_bars=2)
+    outcome = executor.run_test(task, bars)  # the session's bars: the test's window is all of them
     results = [run_backtest(bars, p, train_end=1000, validation_end=1400, episode_bars=60, blunder_bars=2)
                for p in configs]
     assert outcome.rows == [row_from_metrics("seg1_test001", p, s.role, r.by_phase)

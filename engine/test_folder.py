@@ -1,21 +1,23 @@
 """A finished test as the files of its folder: engine records turned into events and a log.
 
-The worker pool returns numpy record arrays (engine.executor.TestOutcome); the conductor
-writes them as TradeEvent and ScoreEvent lines (DESIGN.md §5), test.log and the test's
-leaderboard, in one atomic folder rename (engine.session.write_test_dir).
+A test's records (numpy record arrays, engine.executor.TestOutcome) become TradeEvent and
+ScoreEvent lines (DESIGN.md §5), test.log and the test's leaderboard. The worker that ran
+the test writes their text (`folder_text`), every event's `emitted_at` left as `EMITTED_AT`
+for the conductor to stamp when it writes the folder (`stamped`); the conductor builds the
+same events as dicts for its own accounting (`trade_records`, `score_records`) and writes
+the folder in one atomic rename (engine.session.write_test_dir).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.configs import config_label
 from engine.data import Bars
 from engine.events import event_fields
-from engine.executor import TestOutcome
 from engine.leaderboard import LeaderboardRow, leaderboard_csv_text
 from engine.metrics import EXIT_REASONS, PHASES, VOL_BINS
 from engine.params import Params
@@ -23,22 +25,49 @@ from engine.session import LEADERBOARD, SCORES, TEST_LOG, TRADES
 from engine.text import visible
 from engine.windows import Window
 
+if TYPE_CHECKING:  # the executor's workers call this module
+    from engine.executor import TestOutcome
+
+
+# what a worker writes for every event's emitted_at: the conductor stamps the time it writes the folder
+EMITTED_AT = "@emitted_at@"
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+_LABELS: dict[str, str] = {}  # params_json -> config_label: a session has few configs, each parsed once
+
 
 def test_files(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
                rows: list[LeaderboardRow]) -> tuple[dict[str, str], list[dict[str, Any]], list[dict[str, Any]]]:
     """(files of the folder by name, trade records, score records) of a test; a failed one has no trades."""
     trades = trade_records(outcome, bars, w, tid, sid) if outcome.ok else []
     scores = score_records(outcome, tid, sid) if outcome.ok else []
-    files = {
-        TRADES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in trades),
-        SCORES: "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in scores),
+    return _files(outcome, bars, w, rows, trades, scores), trades, scores
+
+
+def folder_text(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
+                rows: list[LeaderboardRow]) -> dict[str, str]:
+    """The files of a finished test's folder, every event's emitted_at `EMITTED_AT` (to be `stamped`)."""
+    trades = trade_records(outcome, bars, w, tid, sid, EMITTED_AT)
+    return _files(outcome, bars, w, rows, trades, score_records(outcome, tid, sid, EMITTED_AT))
+
+
+def stamped(files: dict[str, str], emitted_at: str) -> dict[str, str]:
+    """`folder_text`'s files with every event's emitted_at set to `emitted_at` (ISO 8601 UTC)."""
+    mark, stamp = _ENCODE(EMITTED_AT), _ENCODE(emitted_at)
+    return {name: text.replace(mark, stamp) if name in (TRADES, SCORES) else text for name, text in files.items()}
+
+
+def _files(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow], trades: list[dict[str, Any]],
+           scores: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        TRADES: "".join(_ENCODE(r) + "\n" for r in trades),
+        SCORES: "".join(_ENCODE(r) + "\n" for r in scores),
         TEST_LOG: test_log(outcome, bars, w, rows),
         LEADERBOARD: leaderboard_csv_text(rows),  # inside the folder's atomic rename, like the rest
     }
-    return files, trades, scores
 
 
-def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str) -> list[dict[str, Any]]:
+def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
+                  emitted_at: str | None = None) -> list[dict[str, Any]]:
     """The TradeEvents of a finished test (DESIGN.md §5), times from the bars of its window."""
     tr = outcome.trades
     if len(tr) == 0:
@@ -47,7 +76,7 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
     iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
     exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
     method = outcome.rows[0].method
-    head = event_fields("trade", sid)
+    head = event_fields("trade", sid, emitted_at)
     tf = f"{bars.interval_ms // 60_000}m"
     out = []
     for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
@@ -66,20 +95,21 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
         })
     return out
 
-def score_records(outcome: TestOutcome, tid: str, sid: str) -> list[dict[str, Any]]:
+def score_records(outcome: TestOutcome, tid: str, sid: str, emitted_at: str | None = None) -> list[dict[str, Any]]:
     """The ScoreEvents of a finished test: one per episode."""
-    head = event_fields("score", sid)
-    names = outcome.episodes.dtype.names
-    assert names is not None  # episodes are a structured array: its fields are named
+    head = event_fields("score", sid, emitted_at)
+    ep = outcome.episodes
+    columns = (ep[name].tolist() for name in ("episode", "start", "stop", "n_trades", "hit", "payoff", "total_pnl",
+                                              "maxdd", "blunders", "score", "vol_regime", "phase"))
     return [
         {
             **head,
-            "episode_id": e["episode"], "test_id": tid, "bars": e["stop"] - e["start"], "n_trades": e["n_trades"],
-            "hit": e["hit"], "payoff": e["payoff"], "total_pnl": e["total_pnl"], "maxdd": e["maxdd"],
-            "blunders": e["blunders"], "score": e["score"], "vol_regime": VOL_BINS[e["vol_regime"]],
-            "phase": PHASES[e["phase"]],
+            "episode_id": episode, "test_id": tid, "bars": stop - start, "n_trades": n_trades,
+            "hit": hit, "payoff": payoff, "total_pnl": total_pnl, "maxdd": maxdd,
+            "blunders": blunders, "score": score, "vol_regime": VOL_BINS[vol_regime], "phase": PHASES[phase],
         }
-        for e in (dict(zip(names, rec)) for rec in outcome.episodes.tolist())
+        for episode, start, stop, n_trades, hit, payoff, total_pnl, maxdd, blunders, score, vol_regime, phase
+        in zip(*columns)
     ]
 
 def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow]) -> str:
@@ -96,8 +126,15 @@ def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[Leaderboard
         lines.append(f"FAILED: {visible(outcome.error.strip())}")
     for r in rows:
         lines.append(
-            f"#{r.rank} {r.role:8s} {r.config_id} {config_label(Params.model_validate_json(r.params_json))}: "
+            f"#{r.rank} {r.role:8s} {r.config_id} {_label(r.params_json)}: "
             f"validation {r.val_trades} trades, hit {r.val_hit:.3f}, payoff {r.val_payoff:.2f}, "
             f"pnl {r.val_pnl:,.2f} USD, maxdd {r.val_maxdd:,.2f} USD, score {r.val_score:.1f}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _label(params_json: str) -> str:
+    label = _LABELS.get(params_json)
+    if label is None:
+        label = _LABELS[params_json] = config_label(Params.model_validate_json(params_json))
+    return label

@@ -1,0 +1,189 @@
+"""The worker pool's side of a test: tasks that name their window, workers that hold the session's bars once.
+
+(engine.executor's classes are named through the module: pytest would take `Test…` names for test classes.)
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import queue
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents.conductor import Conductor
+from agents.session_start import load_source, new_session_config
+from agents.settings import Settings
+from engine import executor, test_folder  # test_folder.test_files: not a test
+from engine.configs import config_id, params_json
+from engine.executor import BarsFile, ConfigSpec, SharedBars, in_worker, process_pool
+from engine.jsonl import write_json_atomic
+from engine.leaderboard import rank_test_rows
+from engine.params import Params
+from engine.session import CONFIG, LEADERBOARD, SCORES, TEST_LOG, TRADES, SessionDir
+from engine.synthetic import synthetic_bars
+from engine.test_folder import EMITTED_AT, stamped
+from engine.windows import Window, walk_forward_windows
+
+BARS = synthetic_bars(4320 + 3 * 576, seed=5)  # four walk-forward windows
+ROOT = Path(__file__).resolve().parent.parent
+COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
+
+
+def a_task(window: int, test: int = 1) -> executor.TestTask:
+    w = walk_forward_windows(len(BARS), BARS.interval_ms)[window]
+    configs = [Params(method="ema_crossover"), Params(method="macd_trend", atr_stop_mult=2.0)]
+    specs = tuple(ConfigSpec(config_id(p), "baseline", params_json(p)) for p in configs)
+    return executor.TestTask(f"seg1_test{test:03d}", 1, test, w.index, start=w.start, end=w.end, train_end=w.train_bars,
+                    validation_end=w.train_bars + w.validation_bars, configs=specs)
+
+
+def same_outcome(a: executor.TestOutcome, b: executor.TestOutcome) -> bool:
+    return (a.ok and b.ok and a.rows == b.rows and np.array_equal(a.trades, b.trades)
+            and np.array_equal(a.episodes, b.episodes) and bool(a.files) and a.files == b.files)
+
+
+def test_the_conductors_task_names_its_window_and_carries_no_bars(tmp_path: Path):
+    root = tmp_path / "session_2026-01-02_0304"
+    root.mkdir()
+    session = SessionDir(root)
+    settings = Settings(segments=1, tests=3, seed=3, workers=1, sessions_dir=tmp_path)
+    write_json_atomic(session.file(CONFIG), new_session_config(session, settings, "auto"))
+    conductor = Conductor(session, echo=lambda _line: None)
+    conductor.schedule.place(load_source(conductor.config["data"]), conductor.config["windows"], session.file(CONFIG))
+    conductor.journal.open()
+    try:
+        seg = conductor.seg = conductor.segments.start(1)
+        task = conductor.segments.task(seg, 2)
+    finally:
+        conductor.journal.close()
+    w = conductor.schedule.window(conductor.schedule.index(1, 2))
+    assert task.bars is None
+    assert (task.start, task.end, task.window) == (w.start, w.end, w.index)
+    assert len(pickle.dumps(task)) < 4_000  # a window's bars alone pickle to ~240 kB
+
+
+def test_a_worker_cuts_the_window_from_the_session_bars_it_holds():
+    task = a_task(2)
+    placed = in_worker(task, BARS)
+    assert placed.bars is not None and len(placed.bars) == task.end - task.start
+    assert np.array_equal(placed.bars.close, BARS.close[task.start:task.end])
+    assert np.array_equal(placed.bars.ts, BARS.ts[task.start:task.end])
+
+
+def test_a_worker_without_the_session_bars_says_so():
+    with pytest.raises(RuntimeError, match="holds no session bars"):
+        in_worker(a_task(0))
+    with pytest.raises(ValueError, match="outside the session"):
+        in_worker(a_task(0), BARS.slice(0, 100))
+
+
+def test_the_shared_bars_file_maps_back_to_the_very_same_bars():
+    shared = SharedBars(BARS)
+    try:
+        handle = shared.handle
+        assert isinstance(handle, BarsFile), "Linux has memory files: the bars are shared, not pickled per worker"
+        assert len(pickle.dumps(handle)) < 2_000
+        mapped = handle.open()
+        for name in COLUMNS:
+            ours, theirs = getattr(BARS, name), getattr(mapped, name)
+            assert theirs.dtype == ours.dtype and np.array_equal(theirs, ours), name
+            assert theirs.flags.c_contiguous and theirs.flags.writeable, name  # as the kernels were compiled for
+        assert (mapped.interval_ms, mapped.source, mapped.gaps) == (BARS.interval_ms, BARS.source, BARS.gaps)
+    finally:
+        shared.close()
+
+
+def test_pool_workers_backtest_on_their_own_copy_exactly_as_on_the_conductors_bars():
+    shared = SharedBars(BARS)
+    outcomes: queue.Queue[executor.TestOutcome] = queue.Queue()
+    runner = executor.TestRunner(lambda: process_pool(2, shared.handle), outcomes.put, lambda: process_pool(1, shared.handle))
+    try:
+        tasks = [a_task(w, test=w + 1) for w in range(4)]
+        for task in tasks:
+            runner.submit((task,))
+        got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
+    finally:
+        runner.shutdown()
+        shared.close()
+    for task in tasks:
+        outcome = got[task.test_id]
+        assert outcome.ok, outcome.error
+        assert same_outcome(outcome, executor.run_test_with_files(task, BARS)), task.test_id
+
+
+@pytest.mark.slow
+def test_dask_workers_backtest_on_one_scattered_copy_exactly_as_the_pool_does():
+    distributed = pytest.importorskip("distributed")
+    outcomes: queue.Queue[executor.TestOutcome] = queue.Queue()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        scattered = client.scatter(BARS, broadcast=True, hash=False)
+        runner = executor.TestRunner(client.get_executor, outcomes.put, lambda: process_pool(1, BARS), bars=scattered)
+        tasks = [a_task(w, test=w + 1) for w in range(4)]
+        try:
+            for task in tasks:
+                runner.submit((task,))
+            got = {o.test_id: o for o in (outcomes.get(timeout=120) for _ in tasks)}
+        finally:
+            runner.shutdown()
+    for task in tasks:
+        assert same_outcome(got[task.test_id], executor.run_test_with_files(task, BARS)), task.test_id
+
+
+def test_the_session_files_and_the_fork_server_load_without_the_kernels():
+    # `maestro-tui run` starts it first thing: only then does it pay for numba, and the server meanwhile
+    probe = ("import sys; import engine.fork_server, engine.session, engine.text, engine.jsonl; "
+             "print(sorted(m for m in ('numba', 'pandas', 'engine.backtest') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_every_name_the_engine_package_offers_is_its_modules_own():
+    import importlib
+
+    import engine
+
+    assert sorted(engine.__all__) == sorted(engine._HOME_OF)
+    for name in engine.__all__:
+        assert getattr(engine, name) is getattr(importlib.import_module(engine._HOME_OF[name]), name), name
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        engine.nothing  # noqa: B018 - the lookup is the test
+
+
+def test_a_worker_writes_the_test_folder_the_conductor_would_and_leaves_it_the_time_of_writing():
+    task = replace(a_task(1), session_id="session_2026-01-02_0304")
+    outcome = executor.run_test_with_files(task, BARS)
+    assert outcome.extra_trades == {}  # the conductor reads none: not shipped back
+    window = Window(task.window, task.start, task.start + task.train_end, task.start + task.validation_end, task.end)
+    expected, _, _ = test_folder.test_files(outcome, BARS, window, task.test_id, task.session_id, rank_test_rows(outcome.rows))
+    stamp = "2026-01-02T03:04:05.678Z"
+    files = stamped(outcome.files, stamp)
+    assert sorted(files) == sorted(expected)
+    assert files[LEADERBOARD] == expected[LEADERBOARD] and files[TEST_LOG] == expected[TEST_LOG]
+    for name in (TRADES, SCORES):
+        got = [json.loads(line) for line in files[name].splitlines()]
+        want = [json.loads(line) for line in expected[name].splitlines()]
+        assert got and {e["emitted_at"] for e in got} == {stamp}, name
+        assert [{**e, "emitted_at": ""} for e in got] == [{**e, "emitted_at": ""} for e in want], name
+    assert EMITTED_AT not in "".join(files.values())
+
+
+def test_the_rows_the_conductor_remembers_for_a_leaderboard_are_what_reading_it_gives(tmp_path: Path):
+    # the reports read every test's leaderboard back; the conductor hands them the rows it wrote instead
+    from engine import leaderboard
+
+    outcome = executor.run_test_with_files(a_task(3), BARS)
+    rows = rank_test_rows(outcome.rows)
+    path = tmp_path / LEADERBOARD
+    path.write_text(outcome.files[LEADERBOARD], encoding="utf-8")
+    leaderboard._READ.pop(str(path), None)
+    parsed = leaderboard.read_leaderboard_csv(path)
+    assert parsed == rows and [r.rank for r in parsed] == list(range(1, len(rows) + 1))
+    leaderboard.remember_leaderboard(path, rows)
+    assert leaderboard.read_leaderboard_csv(path) == parsed
