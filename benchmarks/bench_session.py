@@ -3,7 +3,7 @@ against 2,000, dask against local workers — medians and ranges, optionally bes
 
     .venv/bin/python benchmarks/bench_session.py                  # this tree, 5 warm runs each
     .venv/bin/python benchmarks/bench_session.py --before ../main --runs 7
-    .venv/bin/python benchmarks/bench_session.py --only warm500,workers1 --memory
+    .venv/bin/python benchmarks/bench_session.py --only warm500,workers1 --sample
 
 Each run is `maestro-tui run --headless --seed 11` (offline agents, auto approval) in a fresh
 sessions folder, timed from the process's start to its exit, imports included. "Cold" runs
@@ -16,7 +16,9 @@ Dask: a local scheduler with two single-threaded worker processes (distributed.L
 a process of its own importing the tree's code), started for each dask run and primed with a
 small session, against two local worker processes on the same 2,000-test session run just
 before it; the two sessions' trades, scores, plans and leaderboards must be identical.
---memory samples the process tree's peak RSS every 20 ms (which itself costs CPU: off by default).
+--sample also sums the CPU seconds the session's processes used (conductor, fork server, workers;
+on a machine shared with others, steadier than wall time) and their peak RSS, sampled from /proc
+every 50 ms (which itself costs a little CPU: off by default).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Tree:
     cache: str = ""
     walls: dict[str, list[float]] = field(default_factory=dict)
     peaks: dict[str, list[float]] = field(default_factory=dict)
+    cpus: dict[str, list[float]] = field(default_factory=dict)
     last: dict[str, Path] = field(default_factory=dict)  # the last session folder of each scenario
 
     def env(self, cache: str) -> dict[str, str]:
@@ -93,8 +96,23 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, memory: bool) -> tuple[float, float]:
-    """(wall s, peak summed RSS of the process tree MB or 0) of one headless session into `sessions`."""
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds process `pid` has used so far (not its children's)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, sample: bool,
+                ) -> tuple[float, float, float]:
+    """(wall s, peak summed RSS MB, CPU s) of one headless session into `sessions`; the last two sampled from
+    /proc every 50 ms over the process tree (conductor, fork server, workers) when `sample`, else 0."""
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--seed", SEED, *flags,
@@ -102,15 +120,21 @@ def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, 
         cwd=tree.path, env=tree.env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     peak = 0.0
-    if memory:
+    cpu: dict[int, float] = {}  # pid -> CPU seconds as last seen (a process's last 50 ms may be missed)
+    if sample:
         while proc.poll() is None:
-            peak = max(peak, sum(_rss_mb(p) for p in _tree_pids(proc.pid)))
-            time.sleep(0.02)
+            pids = _tree_pids(proc.pid)
+            peak = max(peak, sum(_rss_mb(p) for p in pids))
+            for p in pids:
+                used = _cpu_s(p)
+                if used is not None:
+                    cpu[p] = used
+            time.sleep(0.05)
     _, err = proc.communicate()
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{tree.name}: session failed ({' '.join(flags)}): {err.decode()[-800:]}")
-    return wall, peak
+    return wall, peak, sum(cpu.values())
 
 
 _CLUSTER = """
@@ -184,7 +208,8 @@ def main() -> None:
     ap.add_argument("--cold-runs", type=int, default=3, help="timed cold runs (default 3)")
     ap.add_argument("--before", type=Path, help="another checkout to time beside this one (e.g. main)")
     ap.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, comma-separated: {','.join(SCENARIOS)}")
-    ap.add_argument("--memory", action="store_true", help="sample peak RSS of the process tree (costs CPU)")
+    ap.add_argument("--sample", action="store_true",
+                    help="sample the process tree's CPU seconds and peak RSS every 50 ms (costs some CPU itself)")
     args = ap.parse_args()
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(chosen) - set(SCENARIOS)
@@ -203,9 +228,10 @@ def main() -> None:
             nonlocal n
             n += 1
             sessions = work / f"s-{n}"
-            wall, peak = run_session(tree, flags, cache, sessions, args.memory)
+            wall, peak, cpu = run_session(tree, flags, cache, sessions, args.sample)
             tree.walls.setdefault(name, []).append(wall)
             tree.peaks.setdefault(name, []).append(peak)
+            tree.cpus.setdefault(name, []).append(cpu)
             tree.last[name] = sessions
             print(f"  run {r + 1} {tree.name:6s} {name:9s} {wall:6.2f} s", file=sys.stderr, flush=True)
 
@@ -232,8 +258,11 @@ def main() -> None:
         for name in chosen:
             what = SCENARIOS[name][0]
             cells = "   ".join(f"{t.name}: {figures(t.walls[name])}" for t in trees)
-            mem = "   ".join(f"{t.name} peak RSS {max(t.peaks[name]):.0f} MB" for t in trees) if args.memory else ""
-            print(f"{name:9s} {what:38s} {cells}   {mem}")
+            print(f"{name:9s} {what:38s} {cells}")
+            if args.sample and name != "dask2000":  # a cluster's processes are not the session's children
+                cells = "   ".join(f"{t.name}: {figures(t.cpus[name])} CPU, peak RSS {max(t.peaks[name]):.0f} MB"
+                                   for t in trees)
+                print(f"{'':9s} {'  the process tree used':38s} {cells}")
         for tree in trees:
             w = tree.walls
             print(f"\n{tree.name}:")
@@ -251,9 +280,13 @@ def main() -> None:
                 print(f"  cold 500 tests: {figures(w['cold500'])}   target ≤ 5 s")
         if len(trees) == 2:
             before, after = trees
-            print("\nbefore / after:")
+            print("\nbefore / after (wall):")
             for name in chosen:
                 print(f"  {name:9s} {ratio(before.walls[name], after.walls[name])}")
+            if args.sample:
+                print("before / after (CPU seconds of the process tree):")
+                for name in (n for n in chosen if n != "dask2000"):
+                    print(f"  {name:9s} {ratio(before.cpus[name], after.cpus[name])}")
 
 
 if __name__ == "__main__":
