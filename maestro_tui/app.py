@@ -8,8 +8,10 @@ text as data. `console()` builds it for a session folder, live, read-only or a r
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
@@ -45,6 +47,7 @@ class MaestroApp(App):
         self.bell_on_plan = bell
         self.keymap_ids = dict(keymap or {})
         self._theme_name = theme
+        self.last_input = -1e9  # when (time.monotonic) a key was last pressed or the mouse last clicked or scrolled
 
     def get_default_screen(self) -> Screen:
         return SessionScreen(self.feed)
@@ -62,6 +65,11 @@ class MaestroApp(App):
         self.theme = self._theme_name or DEFAULT_THEME
         if self.keymap_ids:
             self.set_keymap(self.keymap_ids)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
+            self.last_input = time.monotonic()
+        await super().on_event(event)
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:

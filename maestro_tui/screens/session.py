@@ -15,6 +15,7 @@ import getpass
 import json
 import os
 import signal
+import time
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,6 +28,7 @@ from textual.worker import Worker, WorkerState
 from agents.approval import DecisionError, record_decision, research_in_force
 from engine.params import Params
 from maestro_tui.feed import Batch, Feed, Mode
+from maestro_tui.heap import Heap
 from maestro_tui.replay import ReplayFeed
 from maestro_tui.screens.failure import FailureScreen
 from maestro_tui.screens.message import MessageScreen
@@ -48,6 +50,9 @@ from maestro_tui.widgets.timeline import TimelineBar
 PANES = ("plans", "episodes", "leaderboard", "allocation", "targets", "equity", "conversation")
 DRAIN_PER_TICK = 400  # items folded into the view per tick: bounded work per frame
 TICK_S = 0.2  # 5 Hz
+HOLD_S = 0.5  # panes hold still this long after a key or a click, so the rows do not move under the cursor...
+HOLD_MAX_S = 3.0  # ...but never show what they show for longer than this while new data waits
+IDLE_S = 2.0  # no key nor click for this long: a full garbage collection's pause goes unnoticed (see heap)
 
 # what acts where: a key whose action is in neither set acts in every mode
 REPLAY_ACTIONS = frozenset({"play", "speed", "jump", "seek_to"})
@@ -112,6 +117,9 @@ class SessionScreen(Screen):
         self.feed = feed
         self.view: SessionView = feed.new_view()
         self._drawn = -1
+        self._drawn_at = 0.0  # when (time.monotonic) the panes were last redrawn
+        self._status_at = 0.0  # when (time.monotonic) the status bar alone was last refreshed
+        self.heap = Heap()
         self._known_status: dict[str, str] = {}
         self._dead_notified = False
         self._failures_shown: set[str] = set()
@@ -178,6 +186,7 @@ class SessionScreen(Screen):
         self._layout_for(self.app.size.width)
         self.w_plans.focus()
         self.tick()
+        self.heap.settle()
         if self.mode == "replay":
             self.app.notify("at the end of the session: g for its start, space to play, ] and [ for plans and "
                             "decisions, } and { for segments",
@@ -209,8 +218,13 @@ class SessionScreen(Screen):
 
     # ------------------------------------------------------------ ingestion
 
-    def tick(self) -> None:
-        """Fold what the feed has for this tick into the view, then redraw what changed."""
+    def tick(self, asked: bool = False) -> None:
+        """Fold what the feed has for this tick into the view, then redraw what changed.
+
+        While keys are pressed, the panes hold still (HOLD_S, at most HOLD_MAX_S): rows that move under the
+        cursor lose the person's place, and a redraw in the way of a key delays its frame. `asked`: the
+        person asked for this change (a replay played, paused or moved in time): shown at once.
+        """
         try:
             batch = self.feed.take(DRAIN_PER_TICK)
         except Exception as err:  # noqa: BLE001 - a feed that breaks is shown, and the console stays
@@ -219,6 +233,7 @@ class SessionScreen(Screen):
         if batch.restart:
             self.view = self.feed.new_view()
             self.w_conversation.restart()
+        folded = self.view.version
         self.feed.fold(self.view, batch.items)
         if batch.past:
             self._known_status = {pid: p.status for pid, p in self.view.plans.items()}  # no toasts for the past
@@ -226,15 +241,26 @@ class SessionScreen(Screen):
         if self.feed.failure:
             self._failed("the session's files are no longer read", self.feed.failure)
         status = self.feed.status(self.view)
-        if self.view.version == self._drawn:
-            self.w_status.refresh_from(self.view, self.mode, status)  # rate and ETA move anyway
+        now = time.monotonic()
+        held = (not asked and now - getattr(self.app, "last_input", -HOLD_S) < HOLD_S
+                and now - self._drawn_at < HOLD_MAX_S and not batch.restart and not batch.past)
+        if self.view.version == self._drawn or held:
+            # rate and ETA move anyway; while keys are pressed, once a second (every frame drawn for anything
+            # else delays the next by up to two frame periods: textual's screen timer skips to the period after next)
+            if not held or now - self._status_at >= 1.0:
+                self._status_at = now
+                self.w_status.refresh_from(self.view, self.mode, status)
         else:
-            self._drawn = self.view.version
+            self._drawn, self._drawn_at = self.view.version, now
             with self.app.batch_update():
                 self.redraw(status)
             self._announce()
         if self.w_timeline is not None:
             self.w_timeline.show(self.replay)
+        if self.heap.reclaim_due() and now - getattr(self.app, "last_input", -IDLE_S) >= IDLE_S:
+            self.heap.reclaim()
+        elif self.view.version != folded or batch.restart:
+            self.heap.fold_in()  # what this tick folded lives on: kept out of the collector's walks
 
     def redraw(self, status) -> None:
         v = self.view
@@ -439,13 +465,13 @@ class SessionScreen(Screen):
 
     def action_play(self) -> None:
         self.replay.play(not self.replay.playing)
-        self.tick()
+        self.tick(asked=True)
 
     def action_speed(self, step: int) -> None:
         feed = self.replay
         feed.faster(step)
         self.app.notify(f"speed: {'instant' if feed.speed == float('inf') else f'×{feed.speed:g}'}")
-        self.tick()
+        self.tick(asked=True)
 
     def action_seek_to(self, position: int) -> None:
         self.seek(len(self.replay.timeline) if position < 0 else position)
@@ -455,12 +481,12 @@ class SessionScreen(Screen):
             self.app.notify(f"no {'plan or decision' if what == 'plan' else 'segment'} "
                             f"{'after' if step > 0 else 'before'} this point")
             return
-        self.tick()
+        self.tick(asked=True)
 
     def seek(self, position: int) -> None:
         """Show the session exactly as it stood after `position` items."""
         self.replay.seek(position)
-        self.tick()
+        self.tick(asked=True)
 
     # ------------------------------------------------------------ leaving
 
@@ -479,4 +505,5 @@ class SessionScreen(Screen):
                 pass
 
     def on_unmount(self) -> None:
+        self.heap.release()
         self.feed.stop()

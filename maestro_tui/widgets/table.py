@@ -11,7 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.renderables.styled import Styled
 from textual.widgets import DataTable
 
 from engine.text import visible
@@ -32,6 +36,13 @@ def _cell(value: object) -> object:
     return value
 
 
+def _content(value: object) -> object:
+    """What a cell shows, as a key: a Text by its words and styles (a Text is not hashable), anything else itself."""
+    if isinstance(value, Text):
+        return (value.plain, value.style, tuple(value.spans), value.justify, value.overflow, value.no_wrap)
+    return value
+
+
 def _same(a: object, b: object) -> bool:
     """Whether a cell shows the same: a Text by its words and its styles (rich's == looks at the words and spans only)."""
     if isinstance(a, Text) and isinstance(b, Text):
@@ -44,10 +55,45 @@ class SyncedTable(DataTable):
 
     FOLLOW = True  # the cursor follows its item when it moves; False: it stays on its row
     ROW_HEIGHT = 1  # lines per row
+    RENDERED_CELLS = 4096  # cells kept rendered by what they show (about five screens of a full table)
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
         self.keys: list[str] = []  # the item shown at each row
+        self._rendered: dict[tuple, object] = {}
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False,
+                     hover: bool = False) -> list[list[Segment]]:
+        """A cell's lines, rendered once for what the cell shows wherever it is.
+
+        DataTable keeps a rendered cell under a count that every change bumps: one new episode on top, and
+        every cell on screen is rendered again through rich, at about a third of a millisecond a cell, most of
+        what a frame costs while a session streams (benchmarks/bench_tui.py). Here a cell is kept by its
+        content and how it is drawn; its place (the row and column rich puts in the segments, for the mouse)
+        is added to the kept lines, so a row that moves down is not rendered again. The body is DataTable's
+        own `_render_cell` (textual is pinned: the snapshots would show a change of what it draws).
+        """
+        if row_index < 0 or column_index < 0:  # the header, row labels: DataTable's own cache keeps them
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        row = self.rows[row_key]
+        fixed = row_index < self.fixed_rows or column_index < self.fixed_columns
+        key = (_content(self._data[row_key][self._column_locations.get_key(column_index)]), row.height, base_style,
+               width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state, fixed)
+        lines = self._rendered.get(key)
+        if lines is None:
+            if len(self._rendered) >= self.RENDERED_CELLS:
+                self._rendered.clear()
+            cell = self._get_row_renderables(row_index).cells[column_index]
+            component_style, post_style = self._get_styles_to_render_cell(
+                False, False, fixed, hover, cursor, self.show_cursor, self._show_hover_cursor,
+                self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+            options = self.app.console_options.update_dimensions(width, row.height).update(no_wrap=row.height == 1)
+            lines = self._rendered[key] = self.app.console.render_lines(
+                Styled(Padding(cell, (0, self.cell_padding)), pre_style=base_style + component_style,
+                       post_style=post_style), options)
+        place = Style.from_meta({"row": row_index, "column": column_index})
+        return [list(Segment.apply_style(line, post_style=place)) for line in lines]
 
     def sync(self, rows: Sequence[tuple[str, Sequence[object]]]) -> None:
         selected = self.selected_key()
