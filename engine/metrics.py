@@ -424,6 +424,8 @@ def summarize_ranges(trades: np.ndarray, equity: np.ndarray, starts: np.ndarray,
         returns[j] = (equity[j] - equity[j - 1]) / notional_usd
     frames = np.empty((3, _STACK), np.int64)
     lefts = np.empty(_STACK)
+    first = np.int64(0)
+    no, yes = np.bool_(False), np.bool_(True)  # flags, not literals: one specialisation of _np_sum
     pnl_all = np.empty(n_trades)
     win_pnl = np.empty(n_trades)
     loss_pnl = np.empty(n_trades)
@@ -453,8 +455,11 @@ def summarize_ranges(trades: np.ndarray, equity: np.ndarray, starts: np.ndarray,
             if t.vol_bin == 2:
                 high_vol += 1
         hit = n_wins / n if n else 0.0
-        payoff = payoff_ratio(n_wins, _np_sum(win_pnl, 0, n_wins, 0.0, False, False, entry, exit_, frames, lefts),
-                              n_losses, _np_sum(loss_pnl, 0, n_losses, 0.0, False, False, entry, exit_, frames, lefts))
+        # counts as int64, never a literal 0: each literal is a specialisation numba compiles, seconds of a cold start
+        payoff = payoff_ratio(n_wins, _np_sum(win_pnl, first, np.int64(n_wins), 0.0, no, no, entry, exit_,
+                                              frames, lefts),
+                              n_losses, _np_sum(loss_pnl, first, np.int64(n_losses), 0.0, no, no, entry, exit_,
+                                                frames, lefts))
         # max_drawdown, over the held bars
         dd = 0.0
         if stop > start:
@@ -475,14 +480,15 @@ def summarize_ranges(trades: np.ndarray, equity: np.ndarray, starts: np.ndarray,
         m = stop - start
         sharpe_ = 0.0
         if m >= 2:
-            mean = _np_sum(returns, start, m, 0.0, False, True, entry, exit_, frames, lefts) / m
-            sd = np.sqrt(_np_sum(returns, start, m, mean, True, True, entry, exit_, frames, lefts) / m)
+            mean = _np_sum(returns, np.int64(start), np.int64(m), 0.0, no, yes, entry, exit_, frames, lefts) / m
+            sd = np.sqrt(_np_sum(returns, np.int64(start), np.int64(m), mean, yes, yes, entry, exit_, frames,
+                                 lefts) / m)
             sharpe_ = 0.0 if sd <= 1e-15 else mean / sd * np.sqrt(periods_per_year)
         row = out[r]
         row[M_N_TRADES] = n
         row[M_HIT] = hit
         row[M_PAYOFF] = payoff
-        row[M_TOTAL_PNL] = _np_sum(pnl_all, 0, n, 0.0, False, False, entry, exit_, frames, lefts)
+        row[M_TOTAL_PNL] = _np_sum(pnl_all, first, np.int64(n), 0.0, no, no, entry, exit_, frames, lefts)
         row[M_MAXDD] = dd
         row[M_BLUNDERS] = blunders
         row[M_BLUNDERS_PER_100] = 100.0 * blunders / n if n else 0.0

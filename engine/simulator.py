@@ -524,19 +524,26 @@ def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_o
         curve = equity[k] if keep else equity[0]
         mine, eps = simulate_into(open_, high, low, close, volume, taker_buy, signals[signal_of[k]], fp[k], ip[k],
                                   curve)
-        episodes[k] = eps
+        # copied element by element: an array assignment checks shapes with a message numba compiles
+        # string formatting for, seconds of a cold start
+        for e in range(eps.shape[0]):
+            episodes[k, e] = eps[e]
         if offsets[k] + mine.shape[0] > trades.shape[0]:
             raise ValueError("simulate_sweep: no room left for a config's trades")
-        trades[offsets[k] : offsets[k] + mine.shape[0]] = mine
+        for j in range(mine.shape[0]):
+            trades[offsets[k] + j] = mine[j]
         offsets[k + 1] = offsets[k] + mine.shape[0]
-        tables[k] = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
-                                periods_per_year, ip[k, I_BLUNDER_BARS])
+        table = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
+                            periods_per_year, ip[k, I_BLUNDER_BARS])
+        for ph in range(table.shape[0]):
+            for m in range(table.shape[1]):
+                tables[k, ph, m] = table[ph, m]
 
 
-@njit(cache=True, error_model="numpy")
-def episode_count(n, train_end, val_end, ep_bars):
-    """How many episodes a window of n bars has (the rows of `simulate`'s episodes)."""
-    return _episode_table(n, train_end, val_end, ep_bars).shape[0]
+def episode_count(n: int, train_end: int, val_end: int, ep_bars: int) -> int:
+    """How many episodes a window of n bars has (the rows of `simulate`'s episodes), as _episode_table counts
+    them (in Python: a kernel of its own would be one more to compile on a cold start)."""
+    return _episode_of.py_func(n - 1, train_end, val_end, ep_bars) + 1 if n > 0 else 0
 
 
 @njit(cache=True, error_model="numpy")
