@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -207,3 +208,20 @@ def test_decided_positions_follow_the_trades():
     trades[0] = (3, 6, 1)
     trades[1] = (8, 9, -1)
     assert decided_positions(trades, 11).tolist() == [0, 0, 1, 1, 1, 1, 0, -1, -1, 0, 0]
+
+
+def test_nonces_are_never_drawn_twice_not_even_by_a_forked_child():
+    drawn = {new_identity("research", "A", "s").nonce for _ in range(2_000)}  # past one read of the pool
+    assert len(drawn) == 2_000 and all(len(n) == 16 for n in drawn)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next nonce, to the parent
+        os.close(read)
+        os.write(write, new_identity("research", "A", "s").nonce.encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    mine = new_identity("research", "A", "s").nonce
+    assert child != mine and child not in drawn and len(child) == 16
