@@ -3,6 +3,8 @@ and what it draws, and where a click lands, are what DataTable's own rendering g
 
 from __future__ import annotations
 
+import contextlib
+
 from rich.text import Text
 from textual.app import App
 from textual.widgets import DataTable
@@ -40,12 +42,19 @@ def rendered_at(table: SyncedTable, width: int) -> int:
     return sum(1 for key in table._rendered if key[3] == width)
 
 
-async def test_a_cell_is_rendered_once_for_what_it_shows_and_draws_what_datatable_draws():
+@contextlib.asynccontextmanager
+async def board_of(items: int):
+    """A board on screen showing items 1 … `items`, newest on top: its pilot and its table."""
     app = Board()
     async with app.run_test(size=(60, 20)) as pilot:
         table = app.query_one(SyncedTable)
-        table.sync(rows(1, 10))
+        table.sync(rows(1, items))
         await pilot.pause()
+        yield pilot, table
+
+
+async def test_a_cell_is_rendered_once_for_what_it_shows_and_draws_what_datatable_draws():
+    async with board_of(10) as (pilot, table):
         drawn(table, SyncedTable._render_cell)
         kept = rendered_at(table, 12)
         table.sync(rows(1, 12))  # two new items on top: every row shows another item than before
@@ -57,11 +66,7 @@ async def test_a_cell_is_rendered_once_for_what_it_shows_and_draws_what_datatabl
 
 
 async def test_a_click_lands_on_the_row_clicked_after_the_rows_have_moved():
-    app = Board()
-    async with app.run_test(size=(60, 20)) as pilot:
-        table = app.query_one(SyncedTable)
-        table.sync(rows(1, 10))
-        await pilot.pause()
+    async with board_of(10) as (pilot, table):
         await pilot.click(SyncedTable, offset=(3, 1 + 4))  # under the header: the fifth row, item e6
         assert table.selected_key() == "e6"
         table.sync(rows(1, 13))  # three new items on top
