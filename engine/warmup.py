@@ -5,8 +5,8 @@ The worker pool's fork server imports it once, so the workers forked from it sta
 On a cold start (an empty numba cache) compiling is most of a session's first seconds, and
 numba compiles on one core. The metrics kernel (phase_table, half of the sweep kernel's
 compile) is compiled meanwhile in a process of its own, on the other core, into the same
-cache; the sweep kernel then loads it from there. Warm, that process only loads it, beside
-the server's own loading.
+cache; the sweep kernel then loads it from there. When the cache has it already, no process
+is started (it would take a second of CPU from a warm start's other core).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 
 from engine.backtest import run_backtest
 from engine.methods import BUILT_INS
+from engine.metrics import phase_table
 from engine.params import Params
 from engine.sweep import run_sweep, sweep_of
 from engine.synthetic import synthetic_bars
@@ -25,11 +26,22 @@ from engine.synthetic import synthetic_bars
 METRICS = "from engine.warmup_metrics import warm_metrics; warm_metrics()"
 
 
+def _metrics_cached() -> bool:
+    """Whether numba's cache has the metrics kernel (its index file): then loading it here is quicker than
+    starting a process (a second of CPU, taken from a warm start's other core)."""
+    try:
+        return os.path.exists(phase_table._cache._cache_file._index_path)
+    except AttributeError:  # another numba's insides: start the process, which at worst only loads it
+        return False
+
+
 def warm_up() -> None:
     """Run one tiny sweep of every method (engine.executor runs a test's configs as one): numba compiles
     every specialisation a test needs."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    metrics = subprocess.Popen([sys.executable, "-c", METRICS], env=env, stdin=subprocess.DEVNULL)
+    metrics = None
+    if not _metrics_cached():
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        metrics = subprocess.Popen([sys.executable, "-c", METRICS], env=env, stdin=subprocess.DEVNULL)
     bars = synthetic_bars(600, seed=0)
     configs = []
     for strategy in BUILT_INS:
@@ -37,7 +49,8 @@ def warm_up() -> None:
         configs.append(Params(method=strategy.name, atr_z_window=50, vhf_period=20, **short))
     for config in configs:  # the signals and the simulator, while the metrics compile
         run_backtest(bars, config, train_end=300, validation_end=450)
-    metrics.wait()  # whatever it did, the sweep below compiles what is not in the cache
+    if metrics is not None:
+        metrics.wait()  # whatever it did, the sweep below compiles what is not in the cache
     run_sweep(bars, sweep_of(configs), train_end=300, validation_end=450)
 
 
