@@ -264,17 +264,21 @@ def summarize(
 N_METRICS = len(Metrics._fields)
 (M_N_TRADES, M_HIT, M_PAYOFF, M_TOTAL_PNL, M_MAXDD, M_BLUNDERS, M_BLUNDERS_PER_100, M_HIGH_VOL_SHARE, M_SHARPE,
  M_SCORE) = range(N_METRICS)
+# what the kernels below are called with: numpy's int64 and bool, never a literal (each literal a caller passes is a
+# specialisation numba compiles: seconds of a cold start)
+Index = int | np.int64
+Flag = bool | np.bool_
 PAIRWISE_BLOCK = 128  # numpy's: a sum of up to this many terms is one block of 8 accumulators
 _STACK = 64  # halvings of a pairwise sum: enough for 128 · 2^63 terms
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _term(x: float, center: float, squared: bool) -> float:
+def _term(x: float, center: float, squared: Flag) -> float:
     return (x - center) * (x - center) if squared else x
 
 
 @njit(cache=True, error_model="numpy")
-def _block_sum(a: np.ndarray, lo: int, n: int, center: float, squared: bool) -> float:
+def _block_sum(a: np.ndarray, lo: Index, n: Index, center: float, squared: Flag) -> float:
     """numpy's pairwise sum of the terms of a[lo:lo + n], n ≤ PAIRWISE_BLOCK: a plain loop below 8, else
     8 accumulators. A term is a[i], or (a[i] − center)² when `squared` (a variance's, made as added)."""
     # unsigned indices: numba then skips its negative-index wrap-around code, twice as fast here
@@ -312,7 +316,7 @@ def _block_sum(a: np.ndarray, lo: int, n: int, center: float, squared: bool) -> 
 
 
 @njit(cache=True, error_model="numpy")
-def _same_block_sum(x: float, n: int) -> float:
+def _same_block_sum(x: float, n: Index) -> float:
     """_block_sum of n terms that all equal x, in its order of additions (its 8 accumulators are equal)."""
     if n < 8:
         res = -0.0
@@ -329,13 +333,13 @@ def _same_block_sum(x: float, n: int) -> float:
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _no_held_bar(entry: np.ndarray, exit_: np.ndarray, q: int, stop: int) -> bool:
+def _no_held_bar(entry: np.ndarray, exit_: np.ndarray, q: int, stop: Index) -> bool:
     """No trade from q on (the first not exited before the block) holds a bar before `stop`."""
     return q == entry.shape[0] or entry[q] >= stop
 
 
 @njit(cache=True, error_model="numpy")
-def _np_sum(a: np.ndarray, lo: int, n: int, center: float, squared: bool, held: bool, entry: np.ndarray,
+def _np_sum(a: np.ndarray, lo: Index, n: Index, center: float, squared: Flag, held: Flag, entry: np.ndarray,
             exit_: np.ndarray, frames: np.ndarray, lefts: np.ndarray) -> float:
     """The sum of the terms of a[lo:lo + n] (_block_sum) in the order numpy's ndarray.sum adds them:
     0.0, plus the pairwise sum — one block up to PAIRWISE_BLOCK terms, above that the sum of the two

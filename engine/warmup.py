@@ -30,7 +30,7 @@ def _metrics_cached() -> bool:
     """Whether numba's cache has the metrics kernel (its index file): then loading it here is quicker than
     starting a process (a second of CPU, taken from a warm start's other core)."""
     try:
-        return os.path.exists(phase_table._cache._cache_file._index_path)
+        return os.path.exists(phase_table._cache._cache_file._index_path)  # type: ignore[attr-defined]  # numba's
     except AttributeError:  # another numba's insides: start the process, which at worst only loads it
         return False
 

@@ -11,4 +11,4 @@ from engine.simulator import TRADE_DTYPE
 
 def warm_metrics() -> None:
     trades = np.empty(0, dtype=TRADE_DTYPE)
-    phase_table(trades, np.zeros(4), np.int64(1), np.int64(2), np.float64(10_000.0), 1.0, np.int64(3))
+    phase_table(trades, np.zeros(4), 1, 2, 10_000.0, 1.0, 3)  # from Python, ints and floats are int64 and float64
