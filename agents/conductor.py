@@ -116,6 +116,7 @@ class Conductor:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = False
         self.paused = False  # SIGUSR1 toggles: no new test starts while paused
+        self._portfolio_warmed = False  # the portfolio kernel loaded (at the first outcome: see _run_segment)
         self.started = time.time()
         self.analyzer = Analyzer(self.settings.rules)
         self.waiting_for: str | None = None
@@ -248,8 +249,6 @@ class Conductor:
             wakeups.start()
             self.runner = self._runner()
             self.segments.returns = self.runner.returns
-            # compile the portfolio kernel (segment 5) while the worker pool compiles its own
-            threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
             self._write_state("running")
             for segment in range(1, self.S + 1):
                 self._run_segment(segment)
@@ -369,6 +368,11 @@ class Conductor:
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
             if kind == "outcome":
+                if not self._portfolio_warmed:
+                    # the portfolio kernel (segment 5), from numba's cache: on a cold start the worker pool's
+                    # warm-up compiled it on the other core (engine.warmup_metrics) before this first outcome
+                    self._portfolio_warmed = True
+                    threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:
