@@ -5,8 +5,9 @@ The worker pool's fork server imports it once, so the workers forked from it sta
 On a cold start (an empty numba cache) compiling is most of a session's first seconds, and
 numba compiles on one core. The metrics kernel (phase_table, half of the sweep kernel's
 compile) is compiled meanwhile in a process of its own, on the other core, into the same
-cache; the sweep kernel then loads it from there. When the cache has it already, no process
-is started (it would take a second of CPU from a warm start's other core).
+cache; the sweep kernel then loads it from there. After it, on that core, the conductor's
+portfolio kernel compiles (engine.warmup_metrics). When the cache has the metrics kernel
+already, no process is started (it would take a second of CPU from a warm start's other core).
 """
 
 from __future__ import annotations
