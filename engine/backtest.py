@@ -168,6 +168,24 @@ class BacktestResult:
         return {phase: metrics_of_row(row) for phase, row in zip(TABLE_PHASES, self.table.tolist())}
 
 
+def window_ip(ip: np.ndarray, warmup_without_taker: np.ndarray | int, bars: Bars, train_end: int,
+              validation_end: int, episode_bars: int, blunder_bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """A copy of `ip` (one config's integer vector, or a sweep's rows of them) set for a window of `bars`:
+    its phase ends, episode and blunder bars, and whether taker volume is there (without it, the warm-up
+    without taker); and the taker volume the kernel reads (the volume, when there is none)."""
+    ip = ip.copy()
+    ip[..., I_TRAIN_END] = train_end
+    ip[..., I_VAL_END] = validation_end
+    ip[..., I_EPISODE_BARS] = episode_bars
+    ip[..., I_BLUNDER_BARS] = blunder_bars
+    taker = bars.taker_buy_volume
+    ip[..., I_HAS_TAKER] = taker is not None
+    if taker is None:
+        ip[..., I_WARMUP] = warmup_without_taker
+        taker = bars.volume
+    return ip, taker
+
+
 def run_backtest(
     bars: Bars,
     params: Params,
@@ -185,16 +203,8 @@ def run_backtest(
     if train_end is None or validation_end is None:
         train_end, validation_end = default_phases(n, bars.interval_ms)
     args = kernel_args(params)
-    ip = args.ip.copy()
-    ip[I_TRAIN_END] = train_end
-    ip[I_VAL_END] = validation_end
-    ip[I_EPISODE_BARS] = episode_bars
-    ip[I_BLUNDER_BARS] = blunder_bars
-    taker = bars.taker_buy_volume
-    ip[I_HAS_TAKER] = taker is not None
-    if taker is None:
-        ip[I_WARMUP] = args.warmup_without_taker
-        taker = bars.volume
+    ip, taker = window_ip(args.ip, args.warmup_without_taker, bars, train_end, validation_end, episode_bars,
+                          blunder_bars)
     signal = args.strategy.signals(bars, params.method_params, args.method_p)
     trades, equity, episodes = simulate(
         bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signal, args.fp, ip

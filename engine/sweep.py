@@ -35,17 +35,13 @@ from engine.backtest import (
     default_phases,
     first_signal_bar,
     kernel_args,
+    window_ip,
 )
 from engine.data import Bars
 from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, metrics_of_row
 from engine.params import SHARED_FIELDS, ParamError, Params
 from engine.simulator import (
     EPISODE_DTYPE,
-    I_BLUNDER_BARS,
-    I_EPISODE_BARS,
-    I_HAS_TAKER,
-    I_TRAIN_END,
-    I_VAL_END,
     I_WARMUP,
     N_FLOAT,
     N_INT,
@@ -221,16 +217,8 @@ def run_sweep(
     n = len(bars)
     if train_end is None or validation_end is None:
         train_end, validation_end = default_phases(n, bars.interval_ms)
-    ip = sweep.ip.copy()
-    ip[:, I_TRAIN_END] = train_end
-    ip[:, I_VAL_END] = validation_end
-    ip[:, I_EPISODE_BARS] = episode_bars
-    ip[:, I_BLUNDER_BARS] = blunder_bars
-    taker = bars.taker_buy_volume
-    ip[:, I_HAS_TAKER] = taker is not None
-    if taker is None:
-        ip[:, I_WARMUP] = sweep.warmup_without_taker
-        taker = bars.volume
+    ip, taker = window_ip(sweep.ip, sweep.warmup_without_taker, bars, train_end, validation_end, episode_bars,
+                          blunder_bars)
     signals = np.empty((len(sweep.sources), n), dtype=np.int8)
     for j, source in enumerate(sweep.sources):
         signals[j] = source.strategy.signals(bars, source.values, source.vector)
