@@ -8,6 +8,7 @@ show one pane in a box as wide as a third of 160 columns; the ones marked slow r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from pathlib import Path
@@ -60,6 +61,16 @@ class OnePane(App):
             self.widget.show(self.view, self.view.session_config.targets)
         else:
             self.widget.show(self.view)
+
+
+@contextlib.asynccontextmanager
+async def in_pane(widget, view: SessionView):
+    """`widget` in a pane a third of 160 columns wide, drawn from `view`: the pilot."""
+    app = OnePane(widget, view)
+    async with app.run_test(size=THIRD) as pilot:
+        app.show()
+        await pilot.pause()
+        yield pilot
 
 
 def plain(cell: object) -> str:
@@ -169,10 +180,7 @@ def board_view() -> SessionView:
 async def test_the_leaderboard_shows_a_unique_label_and_the_figures_beside_it_in_a_third_of_160_columns():
     view = board_view()
     table = LeaderboardTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view):
         labels = [plain(table.get_row_at(i)[0]) for i in range(table.row_count)]
         assert len(labels) == 12 and len(set(labels)) == 12, labels  # the same headline, told apart
         assert all(t.startswith("trend ") for t in labels)
@@ -192,10 +200,7 @@ async def test_the_leaderboard_shows_a_unique_label_and_the_figures_beside_it_in
 
 async def test_the_leaderboards_label_stays_in_sight_when_the_table_scrolls_sideways():
     table = LeaderboardTable()
-    app = OnePane(table, board_view())
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, board_view()) as pilot:
         label = plain(table.get_row_at(0)[0])
         assert table.fixed_columns == 1 and table.max_scroll_x > 0
         table.scroll_to(x=table.max_scroll_x, animate=False)
@@ -208,10 +213,7 @@ async def test_the_leaderboards_label_stays_in_sight_when_the_table_scrolls_side
 async def test_the_selected_rows_whole_config_is_the_line_under_the_leaderboard():
     view = board_view()
     table = LeaderboardTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view) as pilot:
         chosen = next(s for s in view.standings() if s.config_id == table.keys[0])
         assert str(table.detail.content) == f"#{chosen.rank} {chosen.config_id} {chosen.label}"
         assert table.detail.parent is table.parent and table.detail.region.y > table.region.y
@@ -224,10 +226,7 @@ async def test_the_selected_rows_whole_config_is_the_line_under_the_leaderboard(
 async def test_sorting_keeps_working_and_the_title_says_by_what():
     view = board_view()
     table = LeaderboardTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view) as pilot:
         table.next_sort()  # by pnl, best first
         table.show(view)
         await pilot.pause()
@@ -256,10 +255,7 @@ async def test_episodes_show_pnl_in_whole_usd_beside_the_scrollbar_and_say_what_
                          + [episode(1, 3, 550.18, phase="train"), episode(2, 4, -12_345.6, phase="holdout"),
                             episode(3, 1, 80.0, payoff=PAYOFF_CAP, hit=1.0)])  # newest last: shown on top
     table = EpisodesTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view):
         pnl = {k: plain(table.cell_of(k, "pnl USD")) for k in table.keys}
         assert pnl["seg5_test100:1"] == "550" and pnl["seg5_test100:2"] == "-12,346"
         assert plain(table.cell_of("seg5_test100:3", "payoff")) == "≥10"
@@ -279,10 +275,7 @@ async def test_an_episode_without_trades_is_dim_never_green():
                           episode(2, 0, 0.0, hit=0.0, payoff=0.0, maxdd=-2_500.0, score=0.0),
                           episode(3, 5, 900.0, hit=0.6, payoff=1.5)])
     table = EpisodesTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view):
         idle = table.cells_of("seg5_test100:1")
         assert all("green" not in styles(c) for c in idle) and "dim" in styles(table.cell_of("seg5_test100:1", "pnl USD"))
         assert plain(table.cell_of("seg5_test100:1", "hit")) == "—" == plain(table.cell_of("seg5_test100:1", "payoff"))
@@ -310,10 +303,7 @@ async def test_a_plan_shows_its_change_status_effect_and_reason_in_a_third_of_16
                    outcome={"metric": "high_vol_share", "before": 0.161, "after": 0.258, "improved": True})):
         view.apply(Item("plans", p))
     table = PlansTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view):
         assert table.keys == ["P3-008", "P3-007"]
         head, text = (plain(c).split("\n") for c in table.cells_of("P3-008"))
         assert head == ["P3-008", "pending"]
@@ -374,10 +364,7 @@ async def test_allocation_shows_the_sharpe_now_with_its_tests_and_the_date_of_th
     view.apply(Item("allocation", allocation("ema_crossover", "SHADOW", "2024-02-02T23:55:00.000Z", -60.0,
                                              "end of segment 1")))  # the same mode: no change
     table = AllocationTable()
-    app = OnePane(table, view)
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(table, view) as pilot:
         now, n = view.ratings()["ema_crossover"]
         assert now is not None and round(now, 2) != -56.27 and n == 5
         cells = {c: plain(table.cell_of("ema_crossover", c)) for c in ("mode", "sharpe", "n", "since")}
@@ -389,7 +376,7 @@ async def test_allocation_shows_the_sharpe_now_with_its_tests_and_the_date_of_th
         for t in range(6, 9):  # more tests: the Sharpe and its sample move with them, no new allocation line
             view.apply(Item("test", state.TestDone(f"seg1_test{t:03d}", family_rows(
                 f"seg1_test{t:03d}", {"ema_crossover": 400.0 * t}))))
-        app.show()
+        pilot.app.show()
         await pilot.pause()
         later = view.ratings()["ema_crossover"][0]
         assert later != now and plain(table.cell_of("ema_crossover", "sharpe")) == f"{later:.2f}"
@@ -411,10 +398,7 @@ def research_rows(trades: int, payoff: float, hit: float) -> SessionView:
 
 async def test_targets_say_met_or_missed_in_words_and_a_capped_payoff_reads_at_least_10():
     panel = TargetsPanel()
-    app = OnePane(panel, research_rows(trades=4, payoff=PAYOFF_CAP, hit=0.339))
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(panel, research_rows(trades=4, payoff=PAYOFF_CAP, hit=0.339)):
         lines = str(panel.content).split("\n")
         assert lines[0] == "research config · last 10 tests · 40 trades"
         hit, payoff = lines[1], lines[2]
@@ -427,10 +411,7 @@ async def test_targets_say_met_or_missed_in_words_and_a_capped_payoff_reads_at_l
 
 async def test_targets_without_trades_judge_nothing_and_show_no_green():
     panel = TargetsPanel()
-    app = OnePane(panel, research_rows(trades=0, payoff=0.0, hit=0.0))
-    async with app.run_test(size=THIRD) as pilot:
-        app.show()
-        await pilot.pause()
+    async with in_pane(panel, research_rows(trades=0, payoff=0.0, hit=0.0)):
         text = panel.content
         assert "0 trades" in text.plain.split("\n")[0]
         assert all(line.endswith("no trades") for line in text.plain.split("\n")[1:])
