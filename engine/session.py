@@ -57,6 +57,7 @@ _TEST_ID = re.compile(r"^seg(\d+)_test(\d{3,})$")
 _SEGMENT_DIR = re.compile(r"^segment_(\d+)$")
 
 ConductorStateName = Literal["starting", "running", "waiting", "paused", "stopped", "finished", "failed"]
+ENDED_STATES = ("finished", "failed", "stopped")  # a conductor that wrote one of these has stopped for good
 
 
 def test_id(segment: int, test: int) -> str:
@@ -295,7 +296,7 @@ def pid_alive(pid: int) -> bool:
 
 def conductor_alive(state: ConductorState | None, stale_after_s: float = 15.0) -> bool:
     """Whether the conductor process behind `state` still runs (same host: pid check; else heartbeat age)."""
-    if state is None or state.state in ("finished", "failed", "stopped"):
+    if state is None or state.state in ENDED_STATES:
         return False
     if state.host == socket.gethostname():
         if not pid_alive(state.pid):
@@ -315,7 +316,7 @@ def session_status(session: SessionDir) -> str:
         return "unknown"
     if state is None:
         return "interrupted"
-    if state.state in ("finished", "failed", "stopped"):
+    if state.state in ENDED_STATES:
         return state.state
     return state.state if conductor_alive(state) else "interrupted"
 

@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from agents.approval import DecisionError, record_decision, research_in_force
 from engine.params import Params
+from engine.session import ENDED_STATES
 from maestro_tui.feed import Batch, Feed, Mode
 from maestro_tui.heap import Heap
 from maestro_tui.replay import ReplayFeed
@@ -493,7 +494,7 @@ class SessionScreen(Screen):
     def session_live(self) -> bool:
         """Whether quitting can mean stopping: a conductor that runs, and a console allowed to stop it."""
         c = self.view.conductor_status
-        return self.mode == "live" and c.state not in ("finished", "failed", "stopped") and c.alive()
+        return self.mode == "live" and c.state not in ENDED_STATES and c.alive()
 
     def stop_conductor(self) -> None:
         """SIGTERM the conductor (it stops after the tests already running)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rich.text import Text
 from textual.widgets import Static
 
+from engine.session import ENDED_STATES
 from engine.text import visible
 from maestro_tui.feed import Mode
 from maestro_tui.state import ConductorStatus, SessionView
@@ -22,7 +23,6 @@ from maestro_tui.widgets.panes import show_text
 STATE_STYLE = {"waiting": "bold black on yellow", "paused": "bold black on yellow", "dead": "bold white on red",
                "failed": "bold white on red", "finished": "bold black on green", "running": "bold black on cyan",
                "replay": "bold black on magenta"}
-ENDED = ("finished", "stopped", "failed")
 
 
 @dataclass
@@ -92,7 +92,7 @@ class StatusBar(Static):
         state = c.state
         if mode == "replay":
             state = "replay"
-        elif c.present and not c.alive() and state not in ENDED:
+        elif c.present and not c.alive() and state not in ENDED_STATES:
             state = "dead"
         self.dead = state == "dead"
         running = state == "running"  # a rate and an ETA only while tests run: elsewhere they only mislead
