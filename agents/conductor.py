@@ -52,7 +52,7 @@ from agents.settings import Settings
 from agents.strategist import Strategist
 from agents.trials import TrialMatrix
 from agents.wakeups import Wakeups
-from engine.allocation import warm_up_portfolio
+from engine.allocation import portfolio_cached, warm_up_portfolio
 from engine.events import utc_now_iso
 from engine.executor import SharedBars, TestOutcome, TestRunner, TestTask, process_pool
 from engine.jsonl import SessionFileError, read_json
@@ -116,7 +116,7 @@ class Conductor:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stopping = False
         self.paused = False  # SIGUSR1 toggles: no new test starts while paused
-        self._portfolio_warmed = False  # the portfolio kernel loaded (at the first outcome: see _run_segment)
+        self._portfolio_warmed = False  # the portfolio kernel being loaded (see _warm_up_portfolio)
         self.started = time.time()
         self.analyzer = Analyzer(self.settings.rules)
         self.waiting_for: str | None = None
@@ -329,7 +329,14 @@ class Conductor:
             # not "pure": dask would hash every task's arguments to name it, and a test is never asked twice
             return TestRunner(lambda: client.get_executor(pure=False), on_outcome, isolated, bars=scattered)
         workers = self.settings.effective_workers()
+        if portfolio_cached():  # loaded while the pool starts (it waits for the fork server), not on the way of a test
+            self._warm_up_portfolio()
         return TestRunner(lambda: process_pool(workers, shared.handle), on_outcome, isolated)
+
+    def _warm_up_portfolio(self) -> None:
+        """The portfolio kernel (the ensemble segment's), loaded from numba's cache on a thread of its own."""
+        self._portfolio_warmed = True
+        threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
 
     # ------------------------------------------------------------ segments
 
@@ -369,10 +376,9 @@ class Conductor:
             kind, payload = self.events.get()
             if kind == "outcome":
                 if not self._portfolio_warmed:
-                    # the portfolio kernel (segment 5), from numba's cache: on a cold start the worker pool's
-                    # warm-up compiled it on the other core (engine.warmup_metrics) before this first outcome
-                    self._portfolio_warmed = True
-                    threading.Thread(target=warm_up_portfolio, name="warm-up", daemon=True).start()
+                    # on a cold start the worker pool's warm-up compiled it on the other core
+                    # (engine.warmup_metrics) before this first outcome: now it is only loaded
+                    self._warm_up_portfolio()
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:

@@ -202,7 +202,7 @@ def window_metrics(eps: Iterable[EpisodeStat]) -> WindowMetrics:
     losses = sum(map(_LOSSES, eps))
     sum_win = sum(map(_SUM_WIN, eps))
     sum_loss = sum(map(_SUM_LOSS, eps))
-    payoff = float(payoff_ratio(wins, sum_win, losses, sum_loss))
+    payoff = payoff_ratio.py_func(wins, sum_win, losses, sum_loss)
     # the worst test, as the maxdd target reads it: within a test, the episodes are chained (an
     # episode's own drawdown starts from the equity before it); each test starts afresh
     worst = min((chained_drawdown((e.pnl, e.maxdd) for e in test)

@@ -56,7 +56,7 @@ from engine.session import (
 )
 from engine.standings import StandingsBook
 from engine.sweep import run_sweep, sweep_of
-from engine.test_folder import score_records, stamped, test_files, trade_records
+from engine.test_folder import stamped, tallied_records, test_files
 
 log = logging.getLogger("maestro.segments")
 
@@ -245,9 +245,8 @@ class Segments:
         bars, sid = self.schedule.bars, self.session.session_id
         assert bars is not None  # set before the first test is submitted
         if outcome.ok and outcome.files:  # the worker wrote the text: stamp it now, as it is written
-            now = utc_now_iso()
-            files = stamped(outcome.files, now)
-            trades, scores = trade_records(outcome, bars, w, tid, sid, now), score_records(outcome, tid, sid, now)
+            files = stamped(outcome.files, utc_now_iso())
+            trades, scores = tallied_records(outcome)  # what _account reads of the events the files hold
         else:
             files, trades, scores = test_files(outcome, bars, w, tid, sid, rows)
         self.out.write(_write_test_folder, self.session, seg.number, t, files, rows)

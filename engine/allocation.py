@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.metrics import annualised_sharpe
+from engine.metrics import annualised_sharpe, in_numba_cache
 
 log = logging.getLogger("maestro.allocation")
 
@@ -373,6 +373,11 @@ def decided_positions(trades: np.ndarray, n: int) -> np.ndarray:
     for entry, exit_, side in zip(trades["entry_idx"].tolist(), trades["exit_idx"].tolist(), trades["side"].tolist()):
         out[max(entry - 1, 0):max(exit_, entry)] = side
     return out
+
+
+def portfolio_cached() -> bool:
+    """Whether numba's cache holds the portfolio kernel: `warm_up_portfolio` then only loads it."""
+    return in_numba_cache(simulate_portfolio)
 
 
 def warm_up_portfolio() -> None:

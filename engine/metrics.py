@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -43,11 +44,22 @@ TRAIN, VALIDATION, HOLDOUT = range(3)
 VOL_BINS = ("low", "mid", "high")
 
 
+def in_numba_cache(kernel: Any) -> bool:
+    """Whether numba's cache holds `kernel` (an `@njit(cache=True)` function: its index file exists), so
+    that calling it loads it instead of compiling it."""
+    try:
+        return os.path.exists(kernel._cache._cache_file._index_path)  # numba's insides
+    except AttributeError:  # another numba's: say no, and the caller does what it does when it would compile
+        return False
+
+
 @njit(cache=True, error_model="numpy", inline="always")
 def _clip01(x: float) -> float:
     return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
+# Called from Python as `payoff_ratio.py_func`: the same IEEE arithmetic (no fastmath), without
+# starting numba's compiler (a quarter second) in a process, like the conductor, that runs no kernel for it.
 @njit(cache=True, error_model="numpy", inline="always")
 def payoff_ratio(wins: int, sum_win: float, losses: int, sum_loss: float) -> float:
     """Mean win / |mean loss| (USD/USD); 0 without wins, PAYOFF_CAP without losses, capped."""
@@ -184,7 +196,7 @@ class TradeTally:
 
     @property
     def payoff(self) -> float:
-        return float(payoff_ratio(self.wins, self.sum_win, self.losses, self.sum_loss))
+        return payoff_ratio.py_func(self.wins, self.sum_win, self.losses, self.sum_loss)
 
     @property
     def blunders_per_100(self) -> float:
@@ -229,7 +241,7 @@ def summarize(
     n_wins = int(wins.sum())
     losses = pnl < 0.0
     hit = n_wins / n if n else 0.0
-    payoff = float(payoff_ratio(n_wins, float(pnl[wins].sum()), int(losses.sum()), float(pnl[losses].sum())))
+    payoff = float(payoff_ratio.py_func(n_wins, float(pnl[wins].sum()), int(losses.sum()), float(pnl[losses].sum())))
     dd = float(max_drawdown(equity, start, stop)) if stop > start else 0.0
     blunders = int(((sel["exit_reason"] == SL_HIT) & (sel["bars_held"] < blunder_bars)).sum())
     return Metrics(

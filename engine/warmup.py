@@ -18,7 +18,7 @@ import sys
 
 from engine.backtest import run_backtest
 from engine.methods import BUILT_INS
-from engine.metrics import phase_table
+from engine.metrics import in_numba_cache, phase_table
 from engine.params import Params
 from engine.sweep import run_sweep, sweep_of
 from engine.synthetic import synthetic_bars
@@ -27,20 +27,13 @@ from engine.synthetic import synthetic_bars
 METRICS = "from engine.warmup_metrics import warm_metrics; warm_metrics()"
 
 
-def _metrics_cached() -> bool:
-    """Whether numba's cache has the metrics kernel (its index file): then loading it here is quicker than
-    starting a process (a second of CPU, taken from a warm start's other core)."""
-    try:
-        return os.path.exists(phase_table._cache._cache_file._index_path)  # type: ignore[attr-defined]  # numba's
-    except AttributeError:  # another numba's insides: start the process, which at worst only loads it
-        return False
-
-
 def warm_up() -> None:
     """Run one tiny sweep of every method (engine.executor runs a test's configs as one): numba compiles
     every specialisation a test needs."""
     metrics = None
-    if not _metrics_cached():
+    # when the cache has the metrics kernel, loading it here is quicker than starting a process (a second
+    # of CPU, taken from a warm start's other core)
+    if not in_numba_cache(phase_table):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         metrics = subprocess.Popen([sys.executable, "-c", METRICS], env=env, stdin=subprocess.DEVNULL)
     bars = synthetic_bars(600, seed=0)

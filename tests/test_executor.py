@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from agents.conductor import Conductor
+from agents.rules import episode_stats
 from agents.session_start import load_source, new_session_config
 from agents.settings import Settings
 from engine import executor, test_folder  # test_folder.test_files: not a test
@@ -25,6 +26,7 @@ from engine.executor import BarsFile, ConfigSpec, SharedBars, in_worker, process
 from engine.jsonl import write_json_atomic
 from engine.leaderboard import rank_test_rows
 from engine.params import Params
+from engine.reports.segment_results import SegmentTally
 from engine.session import CONFIG, LEADERBOARD, SCORES, TEST_LOG, TRADES, SessionDir
 from engine.synthetic import synthetic_bars
 from engine.test_folder import EMITTED_AT, stamped
@@ -172,6 +174,25 @@ def test_a_worker_writes_the_test_folder_the_conductor_would_and_leaves_it_the_t
         assert got and {e["emitted_at"] for e in got} == {stamp}, name
         assert [{**e, "emitted_at": ""} for e in got] == [{**e, "emitted_at": ""} for e in want], name
     assert EMITTED_AT not in "".join(files.values())
+
+
+def test_what_the_conductor_tallies_of_a_test_is_what_reading_its_folder_back_gives():
+    """A test accounted for as it arrives (tallied_records) and after a crash (its files read back) alike."""
+    task = replace(a_task(1), session_id="session_2026-01-02_0304")
+    outcome = executor.run_test_with_files(task, BARS)
+    files = stamped(outcome.files, "2026-01-02T03:04:05.678Z")
+    read = {name: [json.loads(line) for line in files[name].splitlines()] for name in (TRADES, SCORES)}
+    trades, scores = test_folder.tallied_records(outcome)
+    assert len(trades) > 5 and {t["phase"] for t in trades} >= {"train", "validation"}
+    assert trades == [{k: e[k] for k in test_folder.TALLIED_TRADE} for e in read[TRADES]]
+    assert scores == [{k: e[k] for k in test_folder.TALLIED_SCORE} for e in read[SCORES]]
+    # and what is made of them: the rules' episode stats, the segment's tallies
+    assert episode_stats(3, trades, scores, 3) == episode_stats(3, read[TRADES], read[SCORES], 3)
+    fresh, back = SegmentTally(), SegmentTally()
+    row = rank_test_rows(outcome.rows)[0]
+    fresh.add_test(trades, row, 3)
+    back.add_test(read[TRADES], row, 3)
+    assert fresh == back and fresh.by_phase["validation"].trades > 0
 
 
 def test_the_rows_the_conductor_remembers_for_a_leaderboard_are_what_reading_it_gives(tmp_path: Path):
