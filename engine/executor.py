@@ -9,7 +9,7 @@ with a share of the trial matrix's cells (`ReturnsTask`). Workers return compact
 numpy record arrays, metric rows and the text of the test's folder, which the conductor
 stamps and saves — and never write the session directory (DESIGN.md §2).
 
-A worker that dies takes the whole `ProcessPoolExecutor` with it, and every test in
+A worker that dies takes the whole pool (engine.pool.WorkerPool) with it, and every test in
 flight fails with `BrokenProcessPool`, the guilty one and the innocent alike. The runner
 starts a fresh pool for new work and retries each of those tests once, alone in a pool of
 its own, so the culprit is the only one that dies again — and only it is recorded failed.
@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,6 +36,7 @@ from engine import fork_server
 from engine.data import Bars
 from engine.leaderboard import LeaderboardRow, rank_test_rows, row_from_metrics
 from engine.params import Params
+from engine.pool import WorkerPool
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
@@ -324,12 +325,10 @@ def _watch_conductor(conductor_pid: int) -> None:
     threading.Thread(target=watch, name="conductor-watch", daemon=True).start()
 
 
-def process_pool(workers: int, bars: Bars | BarsFile | None) -> ProcessPoolExecutor:
+def process_pool(workers: int, bars: Bars | BarsFile | None) -> WorkerPool:
     """A pool of `workers` processes forked from the fork server, each given the session's bars once
     (`SharedBars.handle`)."""
-    return ProcessPoolExecutor(
-        max_workers=workers, mp_context=fork_server.context(), initializer=_start_worker, initargs=(os.getpid(), bars)
-    )
+    return WorkerPool(workers, fork_server.context(), _start_worker, (os.getpid(), bars))
 
 
 class TestRunner:
