@@ -13,7 +13,7 @@ from multiprocessing.context import BaseContext
 
 # engine.warmup compiles the kernels once in the server, and every worker forked from it starts
 # with them compiled, instead of each compiling its own copy
-PRELOAD = ["engine.executor", "engine.warmup"]
+PRELOAD = ["engine.executor", "engine.warmup", "engine.fork_server_exit"]
 
 
 def context() -> BaseContext:

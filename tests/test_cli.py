@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from maestro_tui.cli import main
 
@@ -125,3 +128,22 @@ def test_a_conductor_starts_no_worker_pool_of_its_own_for_a_session_on_a_dask_cl
     assert not started
     cli._start_workers_early(None)
     assert started == [True]
+
+
+def test_a_headless_run_ends_at_once_with_its_files_closed_and_nothing_left_in_the_temporary_folder(tmp_path: Path):
+    """A conducting process skips Python's teardown (cli._exit_at_once, engine.fork_server_exit); what its exit
+    functions do still happens: the log's last line is written, multiprocessing removes its temporary folder."""
+    temp = Path(tempfile.mkdtemp(prefix="mt-"))  # short: multiprocessing puts a socket in it (AF_UNIX paths ≤ 107 bytes)
+    out = subprocess.run(
+        [sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--segments", "1", "--tests", "6",
+         "--sessions-dir", str(tmp_path / "sessions")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(temp)},
+    )  # returns once every process holding its output has ended: the conductor, the fork server, the workers
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("done in ")
+    (session,) = (tmp_path / "sessions").iterdir()
+    assert (session / "session_summary.md").is_file()
+    assert '"state":"finished"' in (session / "conductor.json").read_text().replace(" ", "")
+    assert (session / "conductor.log").read_text().endswith("\n")
+    assert list(temp.iterdir()) == []
+    temp.rmdir()
