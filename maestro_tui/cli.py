@@ -358,7 +358,15 @@ def _start_workers_early(dask: str | None) -> None:
     if not dask:
         from engine import fork_server
 
-        fork_server.start()
+        try:
+            fork_server.start()
+        except OSError as err:  # its socket goes in the temporary folder: a path too long for one, a folder refused
+            import tempfile
+
+            print(visible(f"maestro-tui: cannot start the worker processes: {err.strerror or err} (their socket goes "
+                          f"in the temporary folder {tempfile.gettempdir()}: set TMPDIR to a short, writable folder)",
+                          one_line=True), file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT) from None
 
 
 def _conduct(args: argparse.Namespace) -> int:

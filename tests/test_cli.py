@@ -147,3 +147,15 @@ def test_a_headless_run_ends_at_once_with_its_files_closed_and_nothing_left_in_t
     assert (session / "conductor.log").read_text().endswith("\n")
     assert list(temp.iterdir()) == []
     temp.rmdir()
+
+
+def test_a_temporary_folder_too_long_for_the_workers_socket_is_one_line_naming_it(tmp_path: Path):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    out = subprocess.run([sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--segments", "1", "--tests", "2",
+                          "--sessions-dir", str(tmp_path / "sessions")],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(deep)})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(deep) in lines[0] and "TMPDIR" in lines[0] and "Traceback" not in out.stderr
+    assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())
