@@ -26,6 +26,7 @@ disk only ever holds what a conductor writing everything itself would have held.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import logging.handlers
 import os
@@ -293,6 +294,7 @@ class Conductor:
                           one_line=True), file=sys.stderr)
             code = EXIT_FAILED
         finally:
+            gc.unfreeze()
             wakeups.stop()
             if self.runner is not None:
                 self.runner.shutdown(cancel=True)
@@ -341,6 +343,11 @@ class Conductor:
     # ------------------------------------------------------------ segments
 
     def _run_segment(self, segment: int) -> None:
+        # What lives on (the engine, numba's compiled code, the segments before) is left out of the collector's
+        # full passes, which walked all of it: 0.14 s of a default session, 0.02 s once frozen. The young
+        # generations' garbage is collected first; `run` gives what is frozen back when the session ends.
+        gc.collect(1)
+        gc.freeze()
         self.seg = self.segments.start(segment)
         self.analyzer.reset()
         self._write_state("running")
