@@ -7,9 +7,10 @@ limit, each of those hand-overs of the GIL costs more than the pickling itself: 
 on a default session, `submit` took 1.6 ms a call, most of it waiting for the GIL back.
 
 Here each worker has a pipe of its own. `submit` pickles the call and writes it to the
-least busy worker's pipe (the worker reads the next call when it is done with the one
-before); one reader thread waits on every pipe and worker at once and settles the
-futures. A worker that dies breaks the pool as it breaks a ProcessPoolExecutor: every
+pipe of a worker that has fewer than `DEPTH` calls (the one it runs, the next); when none
+has, the call waits in the pool. One reader thread waits on every pipe and worker at once,
+settles the futures, and hands a waiting call to the worker that has just answered: as
+with one shared queue, a slow test holds up no other. A worker that dies breaks the pool as it breaks a ProcessPoolExecutor: every
 call in flight fails with `BrokenProcessPool`, and new calls are refused — what
 engine.executor.TestRunner expects, to rebuild the pool and retry those tests alone.
 """
@@ -25,6 +26,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 
@@ -35,6 +37,11 @@ class _Worker:
     calls: collections.deque[Future] = field(default_factory=collections.deque)  # sent, in order, not yet answered
 
 
+# calls written to a worker ahead of its answers: the one it runs and the next, so it never waits for the
+# reader between two; the rest wait in the pool for whichever worker finishes first (a slow test holds up no other)
+DEPTH = 2
+
+
 class WorkerPool(Executor):
     """`workers` processes of `context`, each started with `initializer(*initargs)`, each fed through its own pipe."""
 
@@ -43,6 +50,8 @@ class WorkerPool(Executor):
         self._lock = threading.Lock()
         self._broken: str | None = None
         self._closed = False
+        self._told = False  # the workers were told to end (`_stop_when_sent`)
+        self._pending: collections.deque[tuple[Future, bytes]] = collections.deque()  # calls no worker has yet
         self._workers: list[_Worker] = []
         for _ in range(workers):
             ours, theirs = context.Pipe()
@@ -56,39 +65,55 @@ class WorkerPool(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
+        call = bytes(ForkingPickler.dumps((fn, args, kwargs)))  # pickled here, outside the lock
         with self._lock:
             if self._broken is not None:
                 raise BrokenProcessPool(self._broken)
             if self._closed:
                 raise RuntimeError("cannot submit to a pool that was shut down")
             worker = min(self._workers, key=lambda w: len(w.calls))
-            worker.calls.append(future)
-            # under the lock: the calls on a pipe are answered in the order written. A call is a few hundred
-            # bytes, and the reader never takes this lock while a worker waits on it, so the write never blocks long
-            try:
-                worker.conn.send((fn, args, kwargs))
-            except OSError as err:  # the worker is gone: the reader will say so to every call in flight
-                worker.calls.pop()
-                raise BrokenProcessPool(f"a worker process is gone ({err})") from err
+            if len(worker.calls) < DEPTH:
+                self._send(worker, future, call)
+            else:  # every worker has its next call: this one goes to the first that finishes one (the reader)
+                self._pending.append((future, call))
         return future
+
+    def _send(self, worker: _Worker, future: Future, call: bytes) -> None:
+        """Write `call` to `worker` (under the lock: the calls on a pipe are answered in the order written; the
+        reader reads answers outside it, so a write never waits long)."""
+        worker.calls.append(future)
+        try:
+            worker.conn.send_bytes(call)
+        except OSError:  # the worker is gone: the reader says so to every call in flight, this one too
+            pass
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for worker in self._workers:
-                if cancel_futures:  # what a worker has not begun: its result, if it comes, is not wanted
+            if cancel_futures:  # what no worker has begun: not wanted, even if its answer comes
+                for future, _ in self._pending:
+                    future.cancel()
+                self._pending.clear()
+                for worker in self._workers:
                     for future in list(worker.calls)[1:]:
                         future.cancel()
-                try:
-                    worker.conn.send(None)  # the worker ends after the calls before it
-                except OSError:
-                    pass
+            self._stop_when_sent()
         if wait:  # the reader ends when every worker has
+            self._reader.join()
             for worker in self._workers:
                 worker.process.join()
-            self._reader.join()
+
+    def _stop_when_sent(self) -> None:
+        """After shutdown, once no call waits to be sent: tell every worker to end after its calls (under the lock)."""
+        if self._closed and not self._pending and not self._told:
+            self._told = True
+            for worker in self._workers:
+                try:
+                    worker.conn.send(None)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------ the reader thread
 
@@ -109,6 +134,9 @@ class WorkerPool(Executor):
                     ok, value, trace = False, err, ""
                 with self._lock:
                     future = worker.calls.popleft() if worker.calls else None
+                    if self._pending and self._broken is None:  # the worker takes the next call waiting
+                        self._send(worker, *self._pending.popleft())
+                    self._stop_when_sent()
                 if future is not None:
                     _settle(future, ok, value, trace)
             for sentinel in [r for r in ready if r in running]:
@@ -132,9 +160,10 @@ class WorkerPool(Executor):
         with self._lock:
             if self._broken is None:
                 self._broken = f"a worker process ended abruptly (exit code {code})"
-            failed = [f for w in self._workers for f in w.calls]
+            failed = [f for w in self._workers for f in w.calls] + [f for f, _ in self._pending]
             for w in self._workers:
                 w.calls.clear()
+            self._pending.clear()
         for w in self._workers:
             if w.process.is_alive():
                 w.process.terminate()

@@ -37,6 +37,13 @@ def test_every_call_is_answered_with_its_own_result_by_both_workers(pool: Worker
     assert len(pids) == 2 and os.getpid() not in pids
 
 
+def test_calls_beyond_the_next_go_to_the_worker_that_finishes_first_not_behind_a_slow_one(pool: WorkerPool):
+    slow = pool.submit(time.sleep, 5)
+    quick = [pool.submit(os.getpid) for _ in range(6)]  # two written at once, the rest held for whichever answers
+    assert quick[-1].result(timeout=30) and not slow.done()
+    assert len({f.result(timeout=0) for f in quick[2:]}) == 1  # the free worker took every held call
+
+
 def test_a_call_that_raises_fails_alone_with_the_workers_traceback(pool: WorkerPool):
     bad, good = pool.submit(math.sqrt, -1.0), pool.submit(math.sqrt, 4.0)
     with pytest.raises(ValueError, match="math domain error") as raised:
