@@ -196,9 +196,11 @@ def _exit_at_once(code: int) -> NoReturn:
     """End a process that conducted a session as soon as its files are closed (Conductor.run closed them).
 
     Python's own teardown after a session (freeing numba's compiled code, every module) took
-    0.4–0.8 s measured from the last line printed, a sixth of a default session; nothing in it
-    writes what the session needs. The worker pool has been joined, the fork server and the
-    resource tracker end when this process's pipes close.
+    0.45–0.5 s from the last line printed to the process's end, an eighth of a default
+    session; nothing in it writes what the session needs. The exit functions still run
+    (logging, multiprocessing's clean-up of its temporary folder); the worker pool has been
+    joined, and the fork server (engine.fork_server_exit) and the resource tracker end when
+    this process's pipes close.
     """
     import atexit
 
