@@ -301,8 +301,14 @@ def failed_outcome(task: TestTask, error: str) -> TestOutcome:
 
 
 def _start_worker(conductor_pid: int, bars: Bars | BarsFile | None) -> None:
-    """Worker initializer: keep the session's bars (mapped from the conductor's file), and watch the conductor."""
+    """Worker initializer: keep the session's bars (mapped from the conductor's file), watch the conductor, and
+    leave Ctrl-C to it.
+
+    A terminal's Ctrl-C reaches the whole process group, workers too: the conductor's answer
+    is to stop after the tests already running (exit 130, resumable), so those tests must go on.
+    """
     global _SESSION_BARS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _SESSION_BARS = bars.open() if isinstance(bars, BarsFile) else bars
     _watch_conductor(conductor_pid)
 

@@ -192,7 +192,7 @@ def _settle(future: Future, ok: bool, value: Any, trace: str = "") -> None:
 
 def _serve(conn: Connection, initializer: Callable[..., None], initargs: tuple[Any, ...]) -> None:
     """A worker: run each call read from `conn` and write back (True, result, "") or (False, exception, its
-    traceback), until None."""
+    traceback), until None. An exception that is not an `Exception` is not an answer: it ends the worker."""
     initializer(*initargs)
     while True:
         try:
@@ -204,8 +204,9 @@ def _serve(conn: Connection, initializer: Callable[..., None], initargs: tuple[A
         fn, args, kwargs = call
         try:
             answer = (True, fn(*args, **kwargs), "")
-        except BaseException as err:  # noqa: BLE001 - the caller's to handle, as with any executor
+        except Exception as err:  # noqa: BLE001 - the caller's to handle, as with any executor
             answer = (False, err, "".join(traceback.format_exception(err)))
+        # anything else (SystemExit, KeyboardInterrupt) ends the worker: the pool breaks, the caller is told so
         try:
             conn.send(answer)
         except Exception as err:  # noqa: BLE001 - an answer that cannot be pickled

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from engine.leaderboard import read_leaderboard_csv
 from engine.session import ConductorState
 from tests.sessions import (
     EAGER_RULES,
+    ROOT,
     assert_same_sessions,
     cli,
     cli_background,
@@ -323,6 +327,24 @@ def test_manual_mode_stops_at_a_plan_and_decisions_take_effect(tmp_path: Path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 130
     assert conductor_state(session)["state"] == "stopped"
+
+
+def test_ctrl_c_to_a_headless_run_stops_it_cleanly_after_the_tests_running(tmp_path: Path):
+    """A terminal's Ctrl-C reaches the whole process group (conductor, fork server, workers): the workers leave
+    it to the conductor, which stops cleanly, not with a worker's traceback or a failed session."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--segments", "2", "--tests", "200",
+         "--sessions-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    session = wait_for(lambda: find_session(tmp_path), what="the session folder")
+    wait_for(lambda: (session / "segment_1" / "seg1_test010").exists(), what="ten tests done", timeout=120)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out + err
+    assert "stopped; resume with" in out and "Traceback" not in err and "failed" not in out + err
+    assert conductor_state(session)["state"] == "stopped"
+    assert len(list((session / "segment_1").glob("seg1_test*"))) < 200
 
 
 def test_a_session_named_by_a_relative_path_still_hears_its_decisions(tmp_path: Path):
