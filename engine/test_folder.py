@@ -95,29 +95,30 @@ def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: st
         })
     return out
 
+
+# the fields of a TradeEvent and a ScoreEvent that the conductor tallies
+TALLIED_TRADE = ("phase", "episode_id", "pnl", "exit_reason", "bars_held", "vol_bin")
+TALLIED_SCORE = ("phase", "episode_id", "total_pnl", "maxdd", "score")
+
+
 def tallied_records(outcome: TestOutcome) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A finished test's TradeEvents and ScoreEvents cut to the fields the conductor tallies (segment results,
     the rules' episode stats): `TALLIED_TRADE` and `TALLIED_SCORE`, valued as in `trade_records` and
     `score_records`, without the times and names only the files need (the times cost most to make)."""
     tr, ep = outcome.trades, outcome.episodes
     trades = [
-        {"phase": PHASES[phase], "episode_id": episode, "pnl": pnl, "exit_reason": EXIT_REASONS[reason],
-         "bars_held": held, "vol_bin": VOL_BINS[vbin]}
+        dict(zip(TALLIED_TRADE, (PHASES[phase], episode, pnl, EXIT_REASONS[reason], held, VOL_BINS[vbin])))
         for phase, episode, pnl, reason, held, vbin in zip(
             tr["phase"].tolist(), tr["episode"].tolist(), tr["pnl"].tolist(), tr["exit_reason"].tolist(),
             tr["bars_held"].tolist(), tr["vol_bin"].tolist())
     ]
     scores = [
-        {"phase": PHASES[phase], "episode_id": episode, "total_pnl": pnl, "maxdd": maxdd, "score": score}
+        dict(zip(TALLIED_SCORE, (PHASES[phase], episode, pnl, maxdd, score)))
         for phase, episode, pnl, maxdd, score in zip(
             ep["phase"].tolist(), ep["episode"].tolist(), ep["total_pnl"].tolist(), ep["maxdd"].tolist(),
             ep["score"].tolist())
     ]
     return trades, scores
-
-
-TALLIED_TRADE = ("phase", "episode_id", "pnl", "exit_reason", "bars_held", "vol_bin")
-TALLIED_SCORE = ("phase", "episode_id", "total_pnl", "maxdd", "score")
 
 
 def score_records(outcome: TestOutcome, tid: str, sid: str, emitted_at: str | None = None) -> list[dict[str, Any]]:

@@ -181,13 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(["run"])
     if args.command == "conduct" and args.nice:
         os.nice(args.nice)  # research yields the CPU to the console; the fork server and the workers inherit it
-    if args.command == "conduct" or (args.command == "run" and not _with_console(args)):
+    conducts = args.command == "conduct" or (args.command == "run" and not _with_console(args))
+    if conducts:
         # numpy's BLAS would start a thread that spins on the cores the workers need, for the
         # conductor's few small matrix products (before numpy is imported, here or in the workers)
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         _start_workers_early(_dask_named(args))  # before anything below imports the engine's kernels
     code = _dispatch(args)
-    if argv is None and (args.command == "conduct" or (args.command == "run" and not _with_console(args))):
+    if conducts and argv is None:  # a process of its own (the console script), not a caller's function
         _exit_at_once(code)
     return code
 
