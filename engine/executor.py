@@ -261,7 +261,7 @@ def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float
     load_files(task.strategy_files)
     configs = [_params(text) for text in task.configs]
     swept = run_sweep(window, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
-                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
+                      episode_bars=task.episode_bars, blunder_bars=task.blunder_bars, metrics=False)
     out = []
     for k, params in enumerate(configs):
         trades = swept.trades_of(k)  # run_backtest's, bit for bit

@@ -515,7 +515,8 @@ def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_o
     every config's trades one after the other into `trades` (room for every signal its kernel may
     accept), config k's being trades[offsets[k]:offsets[k + 1]]; its equity (USD) into equity[k], or
     into equity[0] for each config in turn when equity has one row; episodes[k, episode] (every
-    config with the phases `episodes` was shaped for); tables[k, phase, metric].
+    config with the phases `episodes` was shaped for); tables[k, phase, metric], unless `tables` has no
+    rows (only the trades are wanted: engine.sweep.run_sweep's `metrics`).
     """
     n_cfg = fp.shape[0]
     keep = equity.shape[0] == n_cfg
@@ -533,6 +534,8 @@ def simulate_sweep(open_, high, low, close, volume, taker_buy, signals, signal_o
         for j in range(mine.shape[0]):
             trades[offsets[k] + j] = mine[j]
         offsets[k + 1] = offsets[k] + mine.shape[0]
+        if tables.shape[0] == 0:
+            continue
         table = phase_table(mine, curve, ip[k, I_TRAIN_END], ip[k, I_VAL_END], fp[k, F_NOTIONAL],
                             periods_per_year, ip[k, I_BLUNDER_BARS])
         for ph in range(table.shape[0]):

@@ -169,7 +169,7 @@ class SweepResult:
     offsets: np.ndarray  # config k's trades are trades[offsets[k]:offsets[k + 1]]
     equity: np.ndarray | None  # [config, bar], USD, if kept (run_sweep's keep_equity)
     episodes: np.ndarray  # [config, episode], simulator.EPISODE_DTYPE
-    tables: np.ndarray  # [config, phase (metrics.TABLE_PHASES), metric (Metrics' fields)]
+    tables: np.ndarray  # [config, phase (metrics.TABLE_PHASES), metric (Metrics' fields)]; no rows without metrics
     train_end: int
     validation_end: int
     interval_ms: int
@@ -184,7 +184,7 @@ class SweepResult:
 
     def by_phase(self, k: int) -> dict[str, Metrics]:
         """Config k's metrics of each phase and of all its bars (BacktestResult.by_phase)."""
-        return {phase: metrics_of_row(row) for phase, row in zip(TABLE_PHASES, self.tables[k].tolist())}
+        return {phase: metrics_of_row(row) for phase, row in zip(TABLE_PHASES, self._measured()[k].tolist())}
 
     def result(self, k: int) -> BacktestResult:
         """Config k's backtest as run_backtest gives it (its metrics computed already); needs the equity kept."""
@@ -192,11 +192,16 @@ class SweepResult:
             raise ValueError("this sweep kept no equity curves: run_sweep(..., keep_equity=True) keeps them")
         return BacktestResult(self.trades_of(k), self.episodes[k], self.equity[k], self.sweep.config(k),
                               self.train_end, self.validation_end, self.interval_ms, self.blunder_bars,
-                              table=self.tables[k])
+                              table=self._measured()[k])
 
     def metric(self, name: str, phase: str = "validation") -> np.ndarray:
         """One metric (a Metrics field) of every config in `phase` (or 'all'): what a search ranks on."""
-        return self.tables[:, TABLE_PHASES.index(phase), Metrics._fields.index(name)]
+        return self._measured()[:, TABLE_PHASES.index(phase), Metrics._fields.index(name)]
+
+    def _measured(self) -> np.ndarray:
+        if len(self.tables) < len(self):
+            raise ValueError("this sweep measured no phases: run_sweep(..., metrics=True) measures them")
+        return self.tables
 
 
 def run_sweep(
@@ -208,11 +213,13 @@ def run_sweep(
     episode_bars: int = EPISODE_BARS,
     blunder_bars: int = BLUNDER_BARS,
     keep_equity: bool = False,
+    metrics: bool = True,
 ) -> SweepResult:
     """Simulate every config of `sweep` over all of `bars`, as run_backtest does one (same phases, same results).
 
-    `keep_equity` keeps every config's equity curve (8 bytes a bar a config); the metrics are
-    computed either way.
+    `keep_equity` keeps every config's equity curve (8 bytes a bar a config). Without `metrics` the
+    phases are not measured (`tables` has no rows, `by_phase` and `result` cannot be asked): for
+    callers that want only the trades, as a trial matrix's cells (engine.executor.run_returns).
     """
     n = len(bars)
     if train_end is None or validation_end is None:
@@ -233,7 +240,7 @@ def run_sweep(
     offsets = np.empty(configs + 1, dtype=np.int64)
     equity = np.empty((configs if keep_equity else 1, n))
     episodes = np.empty((configs, episode_count(n, train_end, validation_end, episode_bars)), dtype=EPISODE_DTYPE)
-    tables = np.empty((configs, len(TABLE_PHASES), len(Metrics._fields)))
+    tables = np.empty((configs if metrics else 0, len(TABLE_PHASES), len(Metrics._fields)))
     simulate_sweep(bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signals, sweep.signal_of, sweep.fp,
                    ip, YEAR_MS / bars.interval_ms, trades, offsets, equity, episodes, tables)
     return SweepResult(sweep, trades[: offsets[-1]], offsets, equity if keep_equity else None, episodes, tables,

@@ -130,6 +130,25 @@ def test_metric_gives_one_metric_of_every_config_for_ranking():
     assert swept.equity is None
 
 
+def test_a_sweep_without_metrics_gives_the_same_trades_and_refuses_to_be_measured():
+    """What a trial matrix's cells take (engine.executor.run_returns): the trades, not the phases' metrics."""
+    rng = np.random.default_rng(43)
+    bars = random_bars(1500, seed=43)
+    configs = [random_params(rng) for _ in range(5)]
+    phases = {"train_end": 900, "validation_end": 1200, "episode_bars": 60, "blunder_bars": 2}
+    measured = run_sweep(bars, sweep_of(configs), **phases)
+    bare = run_sweep(bars, sweep_of(configs), metrics=False, **phases)
+    assert len(measured.trades) > 0
+    assert bare.trades.tobytes() == measured.trades.tobytes()
+    assert bare.offsets.tobytes() == measured.offsets.tobytes()
+    assert bare.episodes.tobytes() == measured.episodes.tobytes()
+    assert bare.tables.shape[0] == 0
+    for ask in (lambda: bare.by_phase(0), lambda: bare.metric("score"),
+                lambda: run_sweep(bars, sweep_of(configs), metrics=False, keep_equity=True, **phases).result(0)):
+        with pytest.raises(ValueError, match="metrics=True"):
+            ask()
+
+
 def test_a_tests_rows_and_trades_are_those_of_each_config_backtested_alone():
     bars = random_bars(1800, seed=12)
     rng = np.random.default_rng(12)
