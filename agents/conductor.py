@@ -348,6 +348,11 @@ class Conductor:
         # generations' garbage is collected first; `run` gives what is frozen back when the session ends.
         gc.collect(1)
         gc.freeze()
+        if not self._portfolio_warmed and (segment == self.S or portfolio_cached()):
+            # on a cold start the worker pool's warm-up compiles it on the other core (engine.warmup_aside),
+            # last: from the next segment on it is only loaded; the last segment, whose ensemble runs it,
+            # compiles it if nothing has
+            self._warm_up_portfolio()
         self.seg = self.segments.start(segment)
         self.analyzer.reset()
         self._write_state("running")
@@ -382,10 +387,6 @@ class Conductor:
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
             if kind == "outcome":
-                if not self._portfolio_warmed:
-                    # on a cold start the worker pool's warm-up compiled it on the other core
-                    # (engine.warmup_metrics) before this first outcome: now it is only loaded
-                    self._warm_up_portfolio()
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:

@@ -3,11 +3,17 @@
 The worker pool's fork server imports it once, so the workers forked from it start warm.
 
 On a cold start (an empty numba cache) compiling is most of a session's first seconds, and
-numba compiles on one core. The metrics kernel (phase_table, half of the sweep kernel's
-compile) is compiled meanwhile in a process of its own, on the other core, into the same
-cache; the sweep kernel then loads it from there. After it, on that core, the conductor's
-portfolio kernel compiles (engine.warmup_metrics). When the cache has the metrics kernel
+numba compiles on one core, so the work is split over two processes, one a core:
+
+- here, the simulator (`simulate_into`, the biggest compile, about 6 s of CPU), called as the
+  sweep kernel calls it, on a signal of zeros: the strategies' kernels are not needed for it;
+- meanwhile, in a process of its own (engine.warmup_aside), the metrics kernel
+  (`phase_table`) and then every built-in strategy's signal kernels, into the same cache.
+
+The sweep kernel is compiled last, here, loading those from the cache. After them, on the
+other core, the conductor's portfolio kernel compiles. When the cache has the metrics kernel
 already, no process is started (it would take a second of CPU from a warm start's other core).
+Nothing compiles `simulate`, run_backtest's kernel: a session's tests run as sweeps.
 """
 
 from __future__ import annotations
@@ -16,36 +22,45 @@ import os
 import subprocess
 import sys
 
-from engine.backtest import run_backtest
-from engine.methods import BUILT_INS
+import numpy as np
+
+from engine.backtest import BLUNDER_BARS, EPISODE_BARS, window_ip
+from engine.data import Bars
 from engine.metrics import in_numba_cache, phase_table
 from engine.params import Params
+from engine.simulator import simulate_into
 from engine.sweep import run_sweep, sweep_of
-from engine.synthetic import synthetic_bars
+from engine.warmup_aside import warm_up_bars, warm_up_configs
 
-# phase_table called with the types simulate_sweep gives it (numba keeps one compiled copy per types)
-METRICS = "from engine.warmup_metrics import warm_metrics; warm_metrics()"
+# what the other process compiles: the metrics kernel as simulate_sweep calls it, then the strategies' signals
+ASIDE = "from engine.warmup_aside import warm_aside; warm_aside()"
+TRAIN_END, VALIDATION_END = 300, 450
+
+
+def warm_simulator(bars: Bars, configs: list[Params]) -> None:
+    """`simulate_into` with the argument types simulate_sweep gives it (one row of each of its arrays), so the
+    sweep kernel finds it compiled; the signal is zeros."""
+    sweep = sweep_of(configs)
+    ip, taker = window_ip(sweep.ip, sweep.warmup_without_taker, bars, TRAIN_END, VALIDATION_END, EPISODE_BARS,
+                          BLUNDER_BARS)
+    signals = np.zeros((1, len(bars)), dtype=np.int8)
+    equity = np.empty((1, len(bars)))
+    simulate_into(bars.open, bars.high, bars.low, bars.close, bars.volume, taker, signals[0], sweep.fp[0], ip[0],
+                  equity[0])
 
 
 def warm_up() -> None:
-    """Run one tiny sweep of every method (engine.executor runs a test's configs as one): numba compiles
-    every specialisation a test needs."""
-    metrics = None
-    # when the cache has the metrics kernel, loading it here is quicker than starting a process (a second
-    # of CPU, taken from a warm start's other core)
+    """Compile (or load) the simulator here and the rest aside, then the sweep kernel: every specialisation a
+    test needs (engine.executor runs a test's configs as one sweep)."""
+    aside = None
     if not in_numba_cache(phase_table):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        metrics = subprocess.Popen([sys.executable, "-c", METRICS], env=env, stdin=subprocess.DEVNULL)
-    bars = synthetic_bars(600, seed=0)
-    configs = []
-    for strategy in BUILT_INS:
-        short = {p.name: 20 for p in strategy.parameters if p.name in ("ema_slow", "macd_slow", "breakout_lookback")}
-        configs.append(Params(method=strategy.name, atr_z_window=50, vhf_period=20, **short))
-    for config in configs:  # the signals and the simulator, while the metrics compile
-        run_backtest(bars, config, train_end=300, validation_end=450)
-    if metrics is not None:
-        metrics.wait()  # whatever it did, the sweep below compiles what is not in the cache
-    run_sweep(bars, sweep_of(configs), train_end=300, validation_end=450)
+        aside = subprocess.Popen([sys.executable, "-c", ASIDE], env=env, stdin=subprocess.DEVNULL)
+    bars, configs = warm_up_bars(), warm_up_configs()
+    warm_simulator(bars, configs)
+    if aside is not None:
+        aside.wait()  # whatever it did, the sweep below compiles what is not in the cache
+    run_sweep(bars, sweep_of(configs), train_end=TRAIN_END, validation_end=VALIDATION_END)
 
 
 warm_up()

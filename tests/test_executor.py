@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import queue
 import subprocess
@@ -144,6 +145,22 @@ def test_the_session_files_and_the_fork_server_load_without_the_kernels():
              "print(sorted(m for m in ('numba', 'pandas', 'engine.backtest') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
+def test_a_cold_warm_up_compiles_the_simulator_once_as_the_sweep_kernel_calls_it_and_leaves_the_rest_cached(tmp_path):
+    """engine.warmup on an empty numba cache: the simulator is compiled with the types the sweep kernel gives it
+    (the sweep adds no second copy, seconds of a cold start), run_backtest's kernel not at all, and what the
+    other process compiled (the metrics kernel, every built-in's signals) is in the cache."""
+    probe = ("import engine.warmup\n"
+             "from engine.metrics import in_numba_cache, phase_table\n"
+             "from engine.methods import BUILT_INS\n"
+             "from engine.simulator import simulate, simulate_into, simulate_sweep\n"
+             "print(len(simulate.signatures), len(simulate_into.signatures), len(simulate_sweep.signatures),\n"
+             "      in_numba_cache(phase_table), all(in_numba_cache(s.signal) for s in BUILT_INS))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=env, check=True)
+    assert out.stdout.split() == ["0", "1", "1", "True", "True"], out.stdout + out.stderr
 
 
 def test_every_name_the_engine_package_offers_is_its_modules_own():
