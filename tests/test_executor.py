@@ -175,6 +175,41 @@ def test_every_name_the_engine_package_offers_is_its_modules_own():
         engine.nothing  # noqa: B018 - the lookup is the test
 
 
+def test_the_trade_and_score_lines_are_those_of_the_event_dicts_byte_for_byte():
+    """test_folder.trade_lines and score_lines write each line from the columns: the same bytes as encoding
+    trade_records' and score_records' dicts, for every method and window, names that JSON escapes, a test
+    with no trades, and a non-finite value (which goes the dict way)."""
+    from tests.test_simulator import random_params
+
+    encode = test_folder._ENCODE
+    rng = np.random.default_rng(17)
+    lines = 0
+    for window in range(4):
+        for test in range(1, 4):
+            configs = [random_params(rng) for _ in range(2)]
+            task = replace(a_task(window, test), configs=tuple(
+                ConfigSpec(config_id(p), "baseline", params_json(p)) for p in configs))
+            outcome = executor.run_test(task, BARS)
+            w = Window(task.window, task.start, task.start + task.train_end, task.start + task.validation_end, task.end)
+            cases = [("seg1_test001", "session_2026-01-02_0304", outcome)]
+            if test == 1:  # names JSON escapes; a method name a trader's file gave
+                named = replace(outcome, rows=[replace(outcome.rows[0], method='my "ünïcode" \\ strategy')])
+                cases.append(('seg"1\\', "s\u00e9ssion\n", named))
+            if test == 2 and len(outcome.trades):  # no trades; then a NaN and an infinity
+                cases.append(("t", "s", replace(outcome, trades=outcome.trades[:0], episodes=outcome.episodes[:0])))
+                odd_trades, odd_episodes = outcome.trades.copy(), outcome.episodes.copy()
+                odd_trades["pnl"][0], odd_episodes["payoff"][0] = np.nan, np.inf
+                cases.append(("t", "s", replace(outcome, trades=odd_trades, episodes=odd_episodes)))
+            for tid, sid, case in cases:
+                for emitted_at in (EMITTED_AT, "2026-01-02T03:04:05.678Z"):
+                    want = "".join(encode(r) + "\n" for r in test_folder.trade_records(case, BARS, w, tid, sid, emitted_at))
+                    assert test_folder.trade_lines(case, BARS, w, tid, sid, emitted_at) == want, (window, test, tid)
+                    want = "".join(encode(r) + "\n" for r in test_folder.score_records(case, tid, sid, emitted_at))
+                    assert test_folder.score_lines(case, tid, sid, emitted_at) == want, (window, test, tid)
+                    lines += want.count("\n")
+    assert lines > 500
+
+
 def test_a_worker_writes_the_test_folder_the_conductor_would_and_leaves_it_the_time_of_writing():
     task = replace(a_task(1), session_id="session_2026-01-02_0304")
     outcome = executor.run_test_with_files(task, BARS)
