@@ -1,6 +1,6 @@
 """What engine.warmup compiles aside, in a process of its own, while it compiles the simulator: the metrics
 kernel as the sweep kernel calls it, every built-in strategy's signal kernels, then the conductor's portfolio
-kernel (the conductor loads it from the cache at its first test's outcome). Also the bars and configs the
+kernel (the conductor loads it from the cache at the next segment's start). Also the bars and configs the
 warm-up runs, shared by both processes (importing engine.warmup would run it)."""
 
 from __future__ import annotations
