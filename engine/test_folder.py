@@ -11,6 +11,7 @@ in one atomic rename (engine.session.write_test_dir).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -73,31 +74,48 @@ def _files(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRo
 def trade_records(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
                   emitted_at: str | None = None) -> list[dict[str, Any]]:
     """The TradeEvents of a finished test (DESIGN.md §5), times from the bars of its window."""
-    tr = outcome.trades
-    if len(tr) == 0:
+    if len(outcome.trades) == 0:
         return []
-    ts = bars.ts
-    iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
-    exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
     method = outcome.rows[0].method
     head = event_fields("trade", sid, emitted_at)
-    tf = f"{bars.interval_ms // 60_000}m"
+    tf = _timeframe(bars)
     out = []
-    for k, (side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
-        tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(), tr["qty"].tolist(), tr["fees"].tolist(),
-        tr["pnl"].tolist(), tr["bars_held"].tolist(), tr["exit_reason"].tolist(), tr["vol_bin"].tolist(),
-        tr["phase"].tolist(), tr["episode"].tolist(), tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(),
-        tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
-    )):
+    for exit_ts, entry_ts, side, entry, exit_, qty, fees, pnl, held, reason, vbin, phase, ep, gc, gi, ga, gv in (
+        _trade_columns(outcome.trades, bars, w)
+    ):
         out.append({
             **head,
-            "ts": exit_ts[k] + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
-            "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts[k] + "Z",
+            "ts": exit_ts + "Z", "episode_id": ep, "test_id": tid, "tf": tf,
+            "side": "LONG" if side == 1 else "SHORT", "reason": method, "entry_ts": entry_ts + "Z",
             "entry": entry, "exit": exit_, "qty": qty, "fees": fees, "pnl": pnl,
             "gates": {"cvd": gc, "imb": gi, "atrz": ga, "vhf": gv}, "bars_held": held,
             "exit_reason": EXIT_REASONS[reason], "vol_bin": VOL_BINS[vbin], "phase": PHASES[phase],
         })
     return out
+
+
+def _timeframe(bars: Bars) -> str:
+    """A TradeEvent's `tf`: the bars' interval in minutes, as `5m`."""
+    return f"{bars.interval_ms // 60_000}m"
+
+
+def _trade_columns(tr: np.ndarray, bars: Bars, w: Window) -> Iterator[tuple[Any, ...]]:
+    """Each trade's values as a TradeEvent takes them (Python numbers; its exit and entry times as ISO text
+    from the bars of its window), in `trade_records`' order."""
+    ts = bars.ts
+    iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
+    return zip(
+        iso(tr["exit_idx"]), iso(tr["entry_idx"]), tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(),
+        tr["qty"].tolist(), tr["fees"].tolist(), tr["pnl"].tolist(), tr["bars_held"].tolist(),
+        tr["exit_reason"].tolist(), tr["vol_bin"].tolist(), tr["phase"].tolist(), tr["episode"].tolist(),
+        tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(), tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
+    )
+
+
+def _score_columns(ep: np.ndarray) -> Iterator[tuple[Any, ...]]:
+    """Each episode's values as a ScoreEvent takes them, in `score_records`' order."""
+    return zip(*(ep[name].tolist() for name in ("episode", "start", "stop", "n_trades", "hit", "payoff", "total_pnl",
+                                                 "maxdd", "blunders", "score", "vol_regime", "phase")))
 
 
 # JSON of the values a line takes from a small set, as _ENCODE writes them
@@ -126,24 +144,17 @@ def trade_lines(outcome: TestOutcome, bars: Bars, w: Window, tid: str, sid: str,
         return ""
     if not _finite(tr, ("entry", "exit", "qty", "fees", "pnl")):
         return "".join(_ENCODE(r) + "\n" for r in trade_records(outcome, bars, w, tid, sid, emitted_at))
-    ts = bars.ts
-    iso = lambda idx: (np.datetime_as_string((ts[w.start + idx]).astype("datetime64[ms]"), unit="ms")).tolist()  # noqa: E731
-    exit_ts, entry_ts = iso(tr["exit_idx"]), iso(tr["entry_idx"])
     head = _head("trade", sid, emitted_at)
-    test_tf = f',"test_id":{_ENCODE(tid)},"tf":{_ENCODE(f"{bars.interval_ms // 60_000}m")}'
+    test_tf = f',"test_id":{_ENCODE(tid)},"tf":{_ENCODE(_timeframe(bars))}'
     reason = _ENCODE(outcome.rows[0].method)
     b = _BOOL
     return "".join(
-        f'{head},"ts":"{exit_ts[k]}Z","episode_id":{ep}{test_tf},"side":{_SIDE[side]},"reason":{reason},'
-        f'"entry_ts":"{entry_ts[k]}Z","entry":{entry!r},"exit":{exit_!r},"qty":{qty!r},"fees":{fees!r},"pnl":{pnl!r},'
+        f'{head},"ts":"{exit_ts}Z","episode_id":{ep}{test_tf},"side":{_SIDE[side]},"reason":{reason},'
+        f'"entry_ts":"{entry_ts}Z","entry":{entry!r},"exit":{exit_!r},"qty":{qty!r},"fees":{fees!r},"pnl":{pnl!r},'
         f'"gates":{{"cvd":{b[gc]},"imb":{b[gi]},"atrz":{b[ga]},"vhf":{b[gv]}}},"bars_held":{held},'
         f'"exit_reason":{_EXIT_REASONS[why]},"vol_bin":{_VOL_BINS[vbin]},"phase":{_PHASES[phase]}}}\n'
-        for k, (side, entry, exit_, qty, fees, pnl, held, why, vbin, phase, ep, gc, gi, ga, gv) in enumerate(zip(
-            tr["side"].tolist(), tr["entry"].tolist(), tr["exit"].tolist(), tr["qty"].tolist(), tr["fees"].tolist(),
-            tr["pnl"].tolist(), tr["bars_held"].tolist(), tr["exit_reason"].tolist(), tr["vol_bin"].tolist(),
-            tr["phase"].tolist(), tr["episode"].tolist(), tr["gate_cvd"].tolist(), tr["gate_imb"].tolist(),
-            tr["gate_atrz"].tolist(), tr["gate_vhf"].tolist(),
-        ))
+        for exit_ts, entry_ts, side, entry, exit_, qty, fees, pnl, held, why, vbin, phase, ep, gc, gi, ga, gv
+        in _trade_columns(tr, bars, w)
     )
 
 
@@ -156,14 +167,12 @@ def score_lines(outcome: TestOutcome, tid: str, sid: str, emitted_at: str) -> st
         return "".join(_ENCODE(r) + "\n" for r in score_records(outcome, tid, sid, emitted_at))
     head = _head("score", sid, emitted_at)
     test = f',"test_id":{_ENCODE(tid)}'
-    columns = (ep[name].tolist() for name in ("episode", "start", "stop", "n_trades", "hit", "payoff", "total_pnl",
-                                              "maxdd", "blunders", "score", "vol_regime", "phase"))
     return "".join(
         f'{head},"episode_id":{episode}{test},"bars":{stop - start},"n_trades":{n_trades},"hit":{hit!r},'
         f'"payoff":{payoff!r},"total_pnl":{total_pnl!r},"maxdd":{maxdd!r},"blunders":{blunders},"score":{score!r},'
         f'"vol_regime":{_VOL_BINS[vol_regime]},"phase":{_PHASES[phase]}}}\n'
         for episode, start, stop, n_trades, hit, payoff, total_pnl, maxdd, blunders, score, vol_regime, phase
-        in zip(*columns)
+        in _score_columns(ep)
     )
 
 
@@ -195,9 +204,6 @@ def tallied_records(outcome: TestOutcome) -> tuple[list[dict[str, Any]], list[di
 def score_records(outcome: TestOutcome, tid: str, sid: str, emitted_at: str | None = None) -> list[dict[str, Any]]:
     """The ScoreEvents of a finished test: one per episode."""
     head = event_fields("score", sid, emitted_at)
-    ep = outcome.episodes
-    columns = (ep[name].tolist() for name in ("episode", "start", "stop", "n_trades", "hit", "payoff", "total_pnl",
-                                              "maxdd", "blunders", "score", "vol_regime", "phase"))
     return [
         {
             **head,
@@ -206,7 +212,7 @@ def score_records(outcome: TestOutcome, tid: str, sid: str, emitted_at: str | No
             "blunders": blunders, "score": score, "vol_regime": VOL_BINS[vol_regime], "phase": PHASES[phase],
         }
         for episode, start, stop, n_trades, hit, payoff, total_pnl, maxdd, blunders, score, vol_regime, phase
-        in zip(*columns)
+        in _score_columns(outcome.episodes)
     ]
 
 def test_log(outcome: TestOutcome, bars: Bars, w: Window, rows: list[LeaderboardRow]) -> str:
