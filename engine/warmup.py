@@ -27,9 +27,8 @@ import numpy as np
 from engine.backtest import BLUNDER_BARS, EPISODE_BARS, window_ip
 from engine.data import Bars
 from engine.metrics import in_numba_cache, phase_table
-from engine.params import Params
 from engine.simulator import simulate_into
-from engine.sweep import run_sweep, sweep_of
+from engine.sweep import Sweep, run_sweep, sweep_of
 from engine.warmup_aside import warm_up_bars, warm_up_configs
 
 # what the other process compiles: the metrics kernel as simulate_sweep calls it, then the strategies' signals
@@ -37,10 +36,9 @@ ASIDE = "from engine.warmup_aside import warm_aside; warm_aside()"
 TRAIN_END, VALIDATION_END = 300, 450
 
 
-def warm_simulator(bars: Bars, configs: list[Params]) -> None:
+def warm_simulator(bars: Bars, sweep: Sweep) -> None:
     """`simulate_into` with the argument types simulate_sweep gives it (one row of each of its arrays), so the
     sweep kernel finds it compiled; the signal is zeros."""
-    sweep = sweep_of(configs)
     ip, taker = window_ip(sweep.ip, sweep.warmup_without_taker, bars, TRAIN_END, VALIDATION_END, EPISODE_BARS,
                           BLUNDER_BARS)
     signals = np.zeros((1, len(bars)), dtype=np.int8)
@@ -56,11 +54,11 @@ def warm_up() -> None:
     if not in_numba_cache(phase_table):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         aside = subprocess.Popen([sys.executable, "-c", ASIDE], env=env, stdin=subprocess.DEVNULL)
-    bars, configs = warm_up_bars(), warm_up_configs()
-    warm_simulator(bars, configs)
+    bars, sweep = warm_up_bars(), sweep_of(warm_up_configs())
+    warm_simulator(bars, sweep)
     if aside is not None:
         aside.wait()  # whatever it did, the sweep below compiles what is not in the cache
-    run_sweep(bars, sweep_of(configs), train_end=TRAIN_END, validation_end=VALIDATION_END)
+    run_sweep(bars, sweep, train_end=TRAIN_END, validation_end=VALIDATION_END)
 
 
 warm_up()
