@@ -157,6 +157,12 @@ def days_of_bars(path: Path, days: float, seed: int = 3) -> Path:
     return write_binance_csv(path, synthetic_bars(int(days * 288), seed=seed))
 
 
+def showing(app, kind: type) -> bool:
+    """Whether the console's top screen is a `kind` and has composed its widgets: a screen is the top one
+    from the moment it is pushed, a frame before its widgets can be queried."""
+    return isinstance(app.screen, kind) and app.screen.is_mounted
+
+
 async def settle(pilot, condition, timeout: float = 30.0) -> None:
     """Let a console under Pilot run until `condition()` holds (AssertionError after `timeout` seconds)."""
     import asyncio

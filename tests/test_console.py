@@ -33,6 +33,7 @@ from tests.sessions import (
     find_session,
     pending_plans,
     settle,
+    showing,
     wait_for,
 )
 
@@ -101,7 +102,7 @@ async def open_review(app: MaestroApp, pilot, plan_id: str, status: str = "pendi
     table.focus()
     table.move_cursor(row=table.keys.index(plan_id))
     await pilot.press("enter")
-    await settle(pilot, lambda: isinstance(app.screen, ReviewScreen))
+    await settle(pilot, lambda: showing(app, ReviewScreen))
 
 
 async def test_approve_is_written_then_shown_applied_once_the_conductor_applies_it(waiting_session: Path):
@@ -274,7 +275,7 @@ async def test_quit_dialog_choices(waiting_session: Path, choice: str):
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "pending")
         await pilot.press("q")
-        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: showing(app, QuitScreen))
         await pilot.press({"cancel": "c", "leave": "l", "stop": "s"}[choice])
         await pilot.pause(0.2)
         if choice == "cancel":
@@ -298,7 +299,7 @@ async def test_a_remapped_key_reviews_and_the_old_one_no_longer_does(waiting_ses
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ReviewScreen)
         await pilot.press("r")
-        await settle(pilot, lambda: isinstance(app.screen, ReviewScreen))
+        await settle(pilot, lambda: showing(app, ReviewScreen))
         await pilot.press("a")
         await settle(pilot, lambda: status_in_pane(app, plan["plan_id"]) == "applied")
     d = decisions(waiting_session)

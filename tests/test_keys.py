@@ -18,7 +18,7 @@ from maestro_tui.app import MaestroApp, console
 from maestro_tui.screens.help import HelpScreen
 from maestro_tui.screens.quit import QuitScreen
 from maestro_tui.screens.session import PANES
-from tests.sessions import headless_session, settle
+from tests.sessions import headless_session, settle, showing
 
 pytestmark = pytest.mark.slow  # a session is run for the module; each test drives the console on it
 
@@ -117,7 +117,7 @@ async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press(key)
-        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: showing(app, QuitScreen))
         text = screen_text(app)
         if kind == "live":
             assert "stop the session" in text and "leave it running" in text and "cancel" in text
@@ -131,7 +131,7 @@ async def test_q_ctrl_c_and_ctrl_q_open_one_dialog_whose_choices_fit_the_session
         await settle(pilot, lambda: not isinstance(app.screen, QuitScreen))
         assert app.is_running
         await pilot.press(key)
-        await settle(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await settle(pilot, lambda: showing(app, QuitScreen))
         await pilot.press("l" if kind == "live" else "q")
     assert app.return_value == ("leave" if kind == "live" else "quit")
 
@@ -143,7 +143,7 @@ async def test_help_names_what_each_key_of_this_console_does(running_elsewhere: 
     async with app.run_test(size=(160, 60)) as pilot:
         await settle(pilot, lambda: loaded(app))
         await pilot.press("question_mark")
-        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await settle(pilot, lambda: showing(app, HelpScreen))
         text = screen_text(app)
     for raw in ("question_mark", "cursor(", "pane(", "show_pane(", "choose("):
         assert raw not in text

@@ -17,7 +17,7 @@ from maestro_tui.screens.failure import FailureScreen
 from maestro_tui.screens.message import MessageScreen
 from maestro_tui.screens.review import ReviewScreen
 from maestro_tui.widgets.panes import EquityPlot, LeaderboardTable
-from tests.sessions import headless_session, settle
+from tests.sessions import headless_session, settle, showing
 from tests.test_console import first_pending, open_review, waiting_session  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.slow  # a session is run for the module
@@ -45,7 +45,7 @@ async def test_a_session_folder_removed_under_the_console_is_shown_in_a_dialog_a
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: app.session.view.tests_seen == 12)
         shutil.rmtree(copy)
-        await settle(pilot, lambda: isinstance(app.screen, FailureScreen))
+        await settle(pilot, lambda: showing(app, FailureScreen))
         reason = text_of(app.screen.query_one("#failure-reason", Static))
         assert "FileNotFoundError" in reason and str(copy) in reason
         assert "no longer read" in text_of(app.screen.query_one("#failure-title", Static))
@@ -102,7 +102,7 @@ async def test_c_shows_agent_messages_in_readable_words_and_r_the_raw_json(finis
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot, lambda: len(app.session.view.conversation) > 2)
         await pilot.press("7", "c")
-        await settle(pilot, lambda: isinstance(app.screen, MessageScreen))
+        await settle(pilot, lambda: showing(app, MessageScreen))
         body = app.screen.query_one("#message-body", Static)
         last = app.session.view.conversation[-1]
         readable = text_of(body)
