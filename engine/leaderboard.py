@@ -116,8 +116,13 @@ def row_from_metrics(
     role: str,
     by_phase: Mapping[str, Metrics],
     rank: int = 0,
+    *,
+    identity: tuple[str, str] | None = None,
 ) -> LeaderboardRow:
-    """A row from a backtest's per-phase Metrics (keys validation, holdout, train; others ignored)."""
+    """A row from a backtest's per-phase Metrics (keys validation, holdout, train; others ignored).
+
+    `identity`: `params`' (config_id, params_json) when the caller has them already; else worked out here.
+    """
     missing = [p for p in PHASE_PREFIXES if p not in by_phase]
     if missing:
         raise ValueError(f"{test_id}: metrics missing for phase {', '.join(missing)}")
@@ -127,12 +132,13 @@ def row_from_metrics(
         for name, source in METRIC_SOURCES.items():
             raw = getattr(m, source)
             values[f"{prefix}_{name}"] = int(raw) if name in _COUNT_METRICS else float(raw)
+    cid, canonical = identity if identity is not None else (config_id(params), params_json(params))
     return LeaderboardRow(
         test_id=test_id,
-        config_id=config_id(params),
+        config_id=cid,
         role=role,
         method=params.method,
-        params_json=params_json(params),
+        params_json=canonical,
         rank=rank,
         **values,
     )
