@@ -41,7 +41,7 @@ from engine.pool import WorkerPool
 from engine.session import pid_alive
 from engine.simulator import EPISODE_DTYPE, TRADE_DTYPE
 from engine.strategies import load_files
-from engine.sweep import run_sweep, sweep_of
+from engine.sweep import Sweep, run_sweep, sweep_of
 from engine.test_folder import folder_text
 from engine.windows import Window
 
@@ -106,7 +106,9 @@ class TestOutcome:
 
 
 _PARAMS: dict[str, Params] = {}
-_IDENTITY: dict[str, tuple[str, str]] = {}  # a config's (config_id, canonical params_json), by the JSON it came as
+_IDENTITY: dict[str, tuple[str, str]] = {}
+_SWEEPS: dict[tuple[str, ...], Sweep] = {}  # by its configs' JSON: a segment's tests run the same configs
+_SWEEPS_KEPT = 256  # a config's (config_id, canonical params_json), by the JSON it came as
 _SESSION_BARS: Bars | None = None  # a pool worker's copy of the session's bars, from `_start_worker`
 
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
@@ -203,6 +205,16 @@ def _identity(text: str) -> tuple[str, str]:
     return identity
 
 
+def _sweep(texts: tuple[str, ...]) -> Sweep:
+    """The sweep of the configs sent as `texts`, built once per worker (run_sweep only reads it)."""
+    sweep = _SWEEPS.get(texts)
+    if sweep is None:
+        if len(_SWEEPS) >= _SWEEPS_KEPT:
+            _SWEEPS.clear()
+        sweep = _SWEEPS[texts] = sweep_of([_params(text) for text in texts])
+    return sweep
+
+
 def in_worker(task: TestTask, bars: Bars | None = None) -> TestTask:
     """`task` with its window's bars, cut from `bars` (the session's) or else from this worker's copy."""
     whole = _session_bars(bars)
@@ -221,11 +233,11 @@ def run_test(task: TestTask, bars: Bars | None = None) -> TestOutcome:
     assert task.bars is not None
     load_files(task.strategy_files)  # once per worker process: registered by path
     outcome = TestOutcome(task.test_id, task.segment, task.test, task.window, ok=True, attempts=task.attempt)
-    configs = [_params(spec.params_json) for spec in task.configs]
-    swept = run_sweep(task.bars, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+    sweep = _sweep(tuple(spec.params_json for spec in task.configs))
+    swept = run_sweep(task.bars, sweep, train_end=task.train_end, validation_end=task.validation_end,
                       episode_bars=task.episode_bars, blunder_bars=task.blunder_bars)
-    for i, (spec, params) in enumerate(zip(task.configs, configs)):
-        outcome.rows.append(row_from_metrics(task.test_id, params, spec.role, swept.by_phase(i),
+    for i, spec in enumerate(task.configs):
+        outcome.rows.append(row_from_metrics(task.test_id, sweep.config(i), spec.role, swept.by_phase(i),
                                              identity=_identity(spec.params_json)))
         if i == 0:
             outcome.trades = swept.trades_of(i)
@@ -267,8 +279,9 @@ def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float
     phase (as Metrics.total_pnl sums it) per USD of notional. `bars` as for `run_test`."""
     window = _session_bars(bars).slice(task.start, task.end)
     load_files(task.strategy_files)
-    configs = [_params(text) for text in task.configs]
-    swept = run_sweep(window, sweep_of(configs), train_end=task.train_end, validation_end=task.validation_end,
+    sweep = _sweep(task.configs)
+    configs = [sweep.config(k) for k in range(len(sweep))]
+    swept = run_sweep(window, sweep, train_end=task.train_end, validation_end=task.validation_end,
                       episode_bars=task.episode_bars, blunder_bars=task.blunder_bars, metrics=False)
     out = []
     for k, params in enumerate(configs):

@@ -149,23 +149,39 @@ def test_a_sweep_without_metrics_gives_the_same_trades_and_refuses_to_be_measure
             ask()
 
 
-def test_a_tests_rows_and_trades_are_those_of_each_config_backtested_alone():
-    bars = random_bars(1800, seed=12)
-    rng = np.random.default_rng(12)
-    configs = [random_params(rng) for _ in range(4)]
-    specs = tuple(executor.ConfigSpec(f"c{i}", role, p.model_dump_json())
-                  for i, (p, role) in enumerate(zip(configs, ["chosen", "baseline", "baseline", "ensemble"])))
-    task = executor.TestTask("seg1_test001", 1, 1, 0, start=0, end=len(bars), train_end=1000, validation_end=1400,
+def assert_test_of_configs_alone(bars, configs, roles, test_id: str = "seg1_test001") -> None:
+    """A test of `configs` run in this process as a worker runs it: its rows and trades are each config's
+    backtested alone."""
+    specs = tuple(executor.ConfigSpec(f"c{i}", role, p.model_dump_json()) for i, (p, role) in enumerate(zip(configs, roles)))
+    task = executor.TestTask(test_id, 1, 1, 0, start=0, end=len(bars), train_end=1000, validation_end=1400,
                              configs=specs, episode_bars=60, blunder_bars=2)
     outcome = executor.run_test(task, bars)  # the session's bars: the test's window is all of them
     results = [run_backtest(bars, p, train_end=1000, validation_end=1400, episode_bars=60, blunder_bars=2)
                for p in configs]
-    assert outcome.rows == [row_from_metrics("seg1_test001", p, s.role, r.by_phase)
-                            for p, s, r in zip(configs, specs, results)]
-    assert outcome.trades.tobytes() == results[0].trades.tobytes()
-    assert outcome.episodes.tobytes() == results[0].episodes.tobytes()
+    assert outcome.rows == [row_from_metrics(test_id, p, s.role, r.by_phase)
+                            for p, s, r in zip(configs, specs, results)], test_id
+    assert outcome.trades.tobytes() == results[0].trades.tobytes(), test_id
+    assert outcome.episodes.tobytes() == results[0].episodes.tobytes(), test_id
     assert {k: v.tobytes() for k, v in outcome.extra_trades.items()} == {
-        s.config_id: r.trades.tobytes() for s, r in zip(specs[1:], results[1:])}
+        s.config_id: r.trades.tobytes() for s, r in zip(specs[1:], results[1:])}, test_id
+
+
+def test_a_tests_rows_and_trades_are_those_of_each_config_backtested_alone():
+    rng = np.random.default_rng(12)
+    assert_test_of_configs_alone(random_bars(1800, seed=12), [random_params(rng) for _ in range(4)],
+                                 ["chosen", "baseline", "baseline", "ensemble"])
+
+
+def test_a_worker_running_test_after_test_gives_each_the_results_of_its_own_configs(monkeypatch):
+    # a worker keeps each set of configs' sweep (and each config's id) for the next test with that set:
+    # sets in another order, sharing configs, coming back, and more sets than it keeps
+    monkeypatch.setattr(executor, "_SWEEPS_KEPT", 3)
+    bars = random_bars(1800, seed=14)
+    rng = np.random.default_rng(14)
+    pool = [random_params(rng) for _ in range(5)]
+    for n, picks in enumerate([(0, 1, 2), (2, 1, 0), (0, 1, 3), (0, 1, 2), (4,), (0, 1, 2, 3, 4), (2, 1, 0)]):
+        roles = ["chosen", *["baseline"] * (len(picks) - 1)]
+        assert_test_of_configs_alone(bars, [pool[k] for k in picks], roles, f"seg1_test{n + 1:03d}")
 
 
 def test_an_empty_sweep_runs_nothing():
