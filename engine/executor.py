@@ -106,9 +106,9 @@ class TestOutcome:
 
 
 _PARAMS: dict[str, Params] = {}
-_IDENTITY: dict[str, tuple[str, str]] = {}
+_IDENTITY: dict[str, tuple[str, str]] = {}  # a config's (config_id, canonical params_json), by the JSON it came as
 _SWEEPS: dict[tuple[str, ...], Sweep] = {}  # by its configs' JSON: a segment's tests run the same configs
-_SWEEPS_KEPT = 256  # a config's (config_id, canonical params_json), by the JSON it came as
+_SWEEPS_KEPT = 256  # sets of configs kept; then the cache starts over
 _SESSION_BARS: Bars | None = None  # a pool worker's copy of the session's bars, from `_start_worker`
 
 _COLUMNS = ("ts", "open", "high", "low", "close", "volume", "taker_buy_volume")
@@ -280,16 +280,16 @@ def run_returns(task: ReturnsTask, bars: Bars | None = None) -> list[tuple[float
     window = _session_bars(bars).slice(task.start, task.end)
     load_files(task.strategy_files)
     sweep = _sweep(task.configs)
-    configs = [sweep.config(k) for k in range(len(sweep))]
     swept = run_sweep(window, sweep, train_end=task.train_end, validation_end=task.validation_end,
                       episode_bars=task.episode_bars, blunder_bars=task.blunder_bars, metrics=False)
     out = []
-    for k, params in enumerate(configs):
+    for k in range(len(sweep)):
         trades = swept.trades_of(k)  # run_backtest's, bit for bit
         exits, pnl = trades["exit_idx"], trades["pnl"]
         val = float(pnl[(exits >= task.train_end) & (exits < task.validation_end)].sum())
         hold = float(pnl[exits >= task.validation_end].sum())
-        out.append((val / params.notional_usd, hold / params.notional_usd))
+        notional = sweep.config(k).notional_usd
+        out.append((val / notional, hold / notional))
     return out
 
 
