@@ -306,6 +306,7 @@ class Conductor:
             crash_points.in_order(None)
             self.journal.close()
             self.notifier.close()  # the last word (finished, failed) gets its hooks' time, no more
+            self.gate.holds.close()  # a session stopped mid-segment: its holds' repeats too
             logging.getLogger("maestro").removeHandler(to_log)
             log_writer.stop()  # the lines still queued are written
             try:

@@ -67,6 +67,47 @@ class Host(Protocol):
     def critic_provider(self) -> str: ...
 
 
+@dataclass
+class _Held:
+    """A rule's change held for one reason: the test it was first said at, the last, and how many since."""
+
+    why: str
+    first: str
+    last: str
+    again: int = 0
+
+
+class HoldLog:
+    """conductor.log's lines on held changes: a rule firing while its change is held fires at every test
+    (hundreds of identical lines a segment), so a hold is said once, and its repeats in one line when its
+    reason changes, the change is proposed, or the segment ends (`close`)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], _Held] = {}  # by (rule, parameter)
+
+    def held(self, rule: str, parameter: str, tid: str, why: str) -> None:
+        key = (rule, parameter)
+        said = self._held.get(key)
+        if said is not None and said.why == why:
+            said.again += 1
+            said.last = tid
+            return
+        self.lifted(rule, parameter)
+        log.info("rule %s on %s at %s held: %s", rule, parameter, tid, why)
+        self._held[key] = _Held(why, tid, tid)
+
+    def lifted(self, rule: str, parameter: str) -> None:
+        """The rule's change is no longer held for the reason said: its repeats, if any, in one line."""
+        said = self._held.pop((rule, parameter), None)
+        if said is not None and said.again:
+            log.info("rule %s on %s held %d more time%s for the same reason, from %s to %s", rule, parameter, said.again,
+                     "" if said.again == 1 else "s", said.first, said.last)
+
+    def close(self) -> None:
+        for rule, parameter in list(self._held):
+            self.lifted(rule, parameter)
+
+
 class Gate:
     """Plans, decisions and patches of one running session (the module docstring)."""
 
@@ -85,6 +126,7 @@ class Gate:
         self.book = PlanBook()
         self.patches: list[Patch] = []
         self.plan_seq = 0
+        self.holds = HoldLog()  # held changes, each said once in conductor.log
         self.refused_offsets: set[int] = set()  # byte offsets in decisions.jsonl of decisions refused
         self.spent_offsets: set[int] = set()  # ... and of decisions that spent a nonce
         self.audited: list[dict[str, Any]] = []  # decisions audited before a restart: their effects are completed
@@ -219,8 +261,9 @@ class Gate:
             item = PatchItem(parameter=firing.parameter, old_value=firing.old_value, new_value=firing.new_value)
             hold = self.book.hold(item, seg, check.metrics.first_test, g)
             if hold.held:
-                log.info("rule %s on %s at %s held: %s", firing.rule, firing.parameter, test_id(seg, t), hold.why)
+                self.holds.held(firing.rule, firing.parameter, test_id(seg, t), hold.why)
                 continue
+            self.holds.lifted(firing.rule, firing.parameter)
             self._propose(firing, check, seg, t, g, hold)
             break  # one change at a time: the others are judged again on evidence gathered after it
 

@@ -293,6 +293,7 @@ class Segments:
     def end(self, seg: SegmentState, pending: int) -> None:
         """Write the allocation records and segment_results.json; say the verdict and the Maestro's line."""
         segment, s = seg.number, self.schedule
+        self.gate.holds.close()  # the segment's repeated holds, each in one line
         patches = [
             {"plan_id": p.plan_id, "from_test": s.test_of(p.from_index), "who": p.who,
              "change": PlanEvent.change_from_patch(p.items)}

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from agents.gate import HoldLog
 from agents.plans import PlanBook, PlanError, PlanRecord, checked_patch, edited_patch, outcome
 from agents.rules import RULE_METRIC, Analyzer, EpisodeStat, window_metrics
 from agents.settings import Rules
@@ -256,3 +259,24 @@ def test_no_check_before_a_full_window_with_enough_trades():
 
 def test_every_rule_names_the_metric_its_outcome_is_judged_on():
     assert set(RULE_METRIC) == {"maxdd_deep", "blunders_high", "hit_low", "payoff_low", "high_vol_share_low"}
+
+
+def test_a_held_change_is_said_once_and_its_repeats_in_one_line_when_its_reason_changes_or_the_segment_ends(caplog):
+    holds = HoldLog()
+    caplog.set_level(logging.INFO, logger="maestro.gate")
+    waiting = "P1-001 on vhf_min has no outcome yet"
+    for t in range(10, 15):
+        holds.held("blunders_high", "vhf_min", f"seg1_test{t:03d}", waiting)
+    holds.held("hit_low", "atr_stop_mult", "seg1_test012", "vetoed 1×")  # another rule's hold is its own
+    holds.held("blunders_high", "vhf_min", "seg1_test015", "P1-001 already stepped vhf_min this way")
+    holds.held("blunders_high", "vhf_min", "seg1_test016", "P1-001 already stepped vhf_min this way")
+    holds.lifted("hit_low", "atr_stop_mult")  # proposed after a single hold: nothing more to say
+    holds.close()
+    holds.close()  # said once
+    assert [r.getMessage() for r in caplog.records] == [
+        f"rule blunders_high on vhf_min at seg1_test010 held: {waiting}",
+        "rule hit_low on atr_stop_mult at seg1_test012 held: vetoed 1×",
+        "rule blunders_high on vhf_min held 4 more times for the same reason, from seg1_test010 to seg1_test014",
+        "rule blunders_high on vhf_min at seg1_test015 held: P1-001 already stepped vhf_min this way",
+        "rule blunders_high on vhf_min held 1 more time for the same reason, from seg1_test015 to seg1_test016",
+    ]
