@@ -14,6 +14,7 @@ weights and with the systemic override switched off.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import deque
@@ -81,8 +82,14 @@ def family_returns(rows: Iterable[LeaderboardRow]) -> dict[str, float]:
     out: dict[str, float] = {}
     for r in rows:
         if r.role == "baseline" and r.method not in out:
-            out[r.method] = r.val_pnl / float(json.loads(r.params_json)["notional_usd"])
+            out[r.method] = r.val_pnl / _notional(r.params_json)
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _notional(params_json: str) -> float:
+    """A config's notional (USD), read once per config: a session's tests run a few configs each, again and again."""
+    return float(json.loads(params_json)["notional_usd"])
 
 
 @dataclass
@@ -105,6 +112,8 @@ class AllocationDesk:
         self.returns: dict[str, deque[float]] = {f: deque(maxlen=self.rating.window) for f in families}
         self.controller = Controller({f: 1.0 / len(families) for f in families}, settings, session_id)
         self.modes: dict[str, Mode] = dict.fromkeys(families, "ACTIVE")
+        # each family's rating on its returns so far: it moves only when a test brings the family a return
+        self.sharpes: dict[str, float | None] = {f: self.rating.sharpe([]) for f in families}
 
     def _event(self, d: Decision, ts: str, reason: str) -> dict[str, Any]:
         return {
@@ -130,9 +139,9 @@ class AllocationDesk:
             return []
         for f, r in seen.items():
             self.returns[f].append(r)
-        sharpes = {f: self.rating.sharpe(list(self.returns[f])) for f in self.families}
+            self.sharpes[f] = self.rating.sharpe(list(self.returns[f]))
         out = []
-        for d in self.controller.rebalance(sharpes):
+        for d in self.controller.rebalance(self.sharpes):
             if d.mode != self.modes[d.strategy]:
                 reason = f"mode {self.modes[d.strategy]} -> {d.mode}: {d.reason}"
                 self.modes[d.strategy] = d.mode
@@ -144,7 +153,7 @@ class AllocationDesk:
         """Every family's standing at the end of a segment."""
         out = []
         for name in self.families:
-            sharpe = self.rating.sharpe(list(self.returns[name]))
+            sharpe = self.sharpes[name]
             alloc = self.controller.allocations[name]
             d = Decision(name, sharpe, self.modes[name], alloc, alloc,
                          new_identity("research", name, self.session_id), f"end of segment {segment}")
