@@ -18,7 +18,8 @@ small session, against two local worker processes on the same 2,000-test session
 before it; the two sessions' trades, scores, plans and leaderboards must be identical.
 --sample also sums the CPU seconds the session's processes used (conductor, fork server, workers;
 on a machine shared with others, steadier than wall time) and their peak RSS, sampled from /proc
-every 50 ms (which itself costs a little CPU: off by default).
+every 50 ms (which itself costs a little CPU: off by default). The CPU a dask cluster used during
+each session is always read (its processes outlive the session, so before and after it).
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Tree:
     peaks: dict[str, list[float]] = field(default_factory=dict)
     cpus: dict[str, list[float]] = field(default_factory=dict)
     last: dict[str, Path] = field(default_factory=dict)  # the last session folder of each scenario
+    cluster_cpus: list[float] = field(default_factory=list)  # CPU seconds a dask cluster used during each session
 
     def env(self, cache: str) -> dict[str, str]:
         return {**os.environ, "PYTHONPATH": str(self.path), "NUMBA_CACHE_DIR": cache}
@@ -109,6 +111,11 @@ def _cpu_s(pid: int) -> float | None:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds process `pid` and its descendants have used so far (each one's own, not its children's)."""
+    return sum(_cpu_s(p) or 0.0 for p in _tree_pids(pid))
+
+
 def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, sample: bool,
                 ) -> tuple[float, float, float]:
     """(wall s, peak summed RSS MB, CPU s) of one headless session into `sessions`; the last two sampled from
@@ -148,7 +155,7 @@ with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_a
 
 
 @contextlib.contextmanager
-def dask_cluster(tree: Tree) -> Iterator[str]:
+def dask_cluster(tree: Tree) -> Iterator[tuple[str, int]]:
     """A local dask scheduler with two single-threaded worker processes, all importing `tree`'s code.
 
     The scheduler runs in a process of its own (it unpickles every task, so it must import the
@@ -161,7 +168,7 @@ def dask_cluster(tree: Tree) -> Iterator[str]:
         address = proc.stdout.readline().strip()
         if not address:
             raise SystemExit(f"{tree.name}: the dask cluster did not start")
-        yield address
+        yield address, proc.pid
     finally:
         if proc.stdin is not None:
             proc.stdin.close()
@@ -250,9 +257,11 @@ def main() -> None:
             for r in range(args.runs):
                 for tree in trees:
                     timed(tree, r, "local2000", ("--workers", "2", "--tests", "400"), tree.cache)
-                    with dask_cluster(tree) as address:
+                    with dask_cluster(tree) as (address, cluster):
                         run_session(tree, ("--tests", "20", "--dask", address), tree.cache, work / f"prime-dask-{n}", False)
+                        used = _tree_cpu(cluster)
                         timed(tree, r, "dask2000", ("--tests", "400", "--dask", address), tree.cache)
+                        tree.cluster_cpus.append(_tree_cpu(cluster) - used)
 
         print(f"\nsessions of seed {SEED}, wall time from process start to exit; median [min–max] over the runs")
         for name in chosen:
@@ -274,6 +283,12 @@ def main() -> None:
                 same = results_of(tree.last["dask2000"]) == results_of(tree.last["local2000"])
                 print(f"  dask / local (2,000 tests, 2 workers): {ratio(w['dask2000'], w['local2000'])}   target ≤ 1×; "
                       f"results {'identical' if same else 'DIFFER'} (local: {figures(w['local2000'])})")
+                print(f"    the cluster (scheduler, nannies, workers) used {figures(tree.cluster_cpus)} CPU "
+                      "during each dask session, on the same two cores")
+                if args.sample:
+                    total = [a + b for a, b in zip(tree.cpus["dask2000"], tree.cluster_cpus)]
+                    print(f"    CPU in all: dask {figures(total)} (its conductor {figures(tree.cpus['dask2000'])}), "
+                          f"local {figures(tree.cpus['local2000'])} (conductor, fork server and workers)")
             if "warm500" in w:
                 print(f"  warm 500 tests: {figures(w['warm500'])}   target ≤ 1.5 s")
             if "cold500" in w:
