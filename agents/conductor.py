@@ -76,9 +76,13 @@ from engine.session import (
 )
 from engine.standings import StandingsBook
 from engine.strategies import load_recorded, recorded_files
+from engine.sweep import kernels_cached
 from engine.text import VisibleFormatter, visible
 
 log = logging.getLogger("maestro.conductor")
+
+# what conductor.json says the session waits for (state "starting") while the workers compile the kernels
+COMPILING = "compiling the backtest kernels"
 
 EXIT_DONE, EXIT_FAILED, EXIT_UNREADABLE, EXIT_STOPPED = 0, 1, 2, 130
 
@@ -121,6 +125,7 @@ class Conductor:
         self.started = time.time()
         self.analyzer = Analyzer(self.settings.rules)
         self.waiting_for: str | None = None
+        self.compiling: str | None = None  # set while the workers compile the kernels, until the first outcome
         self.seg: SegmentState | None = None
         self.ranking = StandingsBook()  # session standings, one test at a time
         self.schedule = Schedule(self.S, self.T)
@@ -170,6 +175,9 @@ class Conductor:
         its reason must still reach the screen; if even the in-place write is refused, the
         file keeps its previous state and the log (if it can) says why.
         """
+        compiling = state == "running" and self.compiling is not None
+        if compiling:
+            state = "starting"  # no test can run before the kernels are compiled
         with self._state_lock:
             record = ConductorState(
                 session_id=self.sid,
@@ -177,7 +185,7 @@ class Conductor:
                 pid_start=self.pid_start,
                 host=this_host(),
                 state=state,
-                waiting_for=self.waiting_for,
+                waiting_for=self.compiling if compiling else self.waiting_for,
                 heartbeat=utc_now_iso(),
                 started_at=self.config["created_at"],
                 segment=self.seg.number if self.seg else 0,
@@ -248,6 +256,12 @@ class Conductor:
                 status="reusing windows" if plan.reused_tests else "windows fitted" if plan.fitted else "ready",
             ))
             wakeups.start()
+            if not self.settings.dask and not kernels_cached():  # a dask cluster's workers compile on their own
+                # the pool waits for its fork server, which compiles them first: say so before waiting
+                self.compiling = COMPILING
+                self._write_state("running")
+                self.echo(f"{COMPILING}: numba's cache is empty (a first session, or the engine changed); "
+                          "about 10 s on 2 cores, once")
             self.runner = self._runner()
             self.segments.returns = self.runner.returns
             self._write_state("running")
@@ -388,6 +402,9 @@ class Conductor:
             self.gate.grace_expiries()  # not only on the tick: a short grace must not wait for the next second
             kind, payload = self.events.get()
             if kind == "outcome":
+                if self.compiling is not None:  # the workers are warm
+                    self.compiling = None
+                    self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:

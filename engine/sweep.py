@@ -38,7 +38,7 @@ from engine.backtest import (
     window_ip,
 )
 from engine.data import Bars
-from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, metrics_of_row
+from engine.metrics import TABLE_PHASES, YEAR_MS, Metrics, in_numba_cache, metrics_of_row
 from engine.params import SHARED_FIELDS, ParamError, Params
 from engine.simulator import (
     EPISODE_DTYPE,
@@ -94,6 +94,12 @@ class _Sources:
             warmup = int(strategy.warmup(params.method_params))
             self.sources.append(SignalSource(strategy, params.method_params, vector, warmup))
         return self._index[key]
+
+
+def kernels_cached() -> bool:
+    """Whether numba's cache holds the sweep kernel, the simulator in it: if not, the worker pool's warm-up
+    compiles them before the first test (engine.warmup), most of a first session's start."""
+    return in_numba_cache(simulate_sweep)
 
 
 def sweep_of(configs: Sequence[Params]) -> Sweep:

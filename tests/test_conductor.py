@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,30 @@ def full_session(tmp_path_factory) -> Path:
 def small_reference(tmp_path_factory) -> Path:
     """An uninterrupted small session, the yardstick of the crash tests."""
     return headless_session(tmp_path_factory.mktemp("reference"), *SMALL)
+
+
+def test_a_first_session_says_it_is_compiling_the_kernels_until_its_first_test_then_runs(tmp_path: Path):
+    """On an empty numba cache the workers compile the kernels first, seconds with nothing to show: the
+    status says so (state "starting", waiting for the compile) until the first test is back, and no longer."""
+    sessions = tmp_path / "sessions"
+    proc = cli_background("run", "--headless", "--segments", "1", "--tests", "4", "--seed", "5",
+                          "--sessions-dir", str(sessions), env={"NUMBA_CACHE_DIR": str(tmp_path / "numba")})
+    session = wait_for(lambda: find_session(sessions), what="the session folder")
+    seen: list[dict] = []
+    running = True
+    while running:  # every state conductor.json goes through, the last read after the conductor exits
+        running = proc.poll() is None
+        state = conductor_state(session)
+        if state and (not seen or state != seen[-1]):
+            seen.append(state)
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err
+    assert "compiling the backtest kernels: numba's cache is empty" in out
+    said = [(s["state"], s.get("waiting_for"), s["tests_done"]) for s in seen]
+    assert ("starting", "compiling the backtest kernels", 0) in said, said
+    assert all(s.get("waiting_for") != "compiling the backtest kernels" for s in seen if s["tests_done"] > 0), said
+    assert said[-1] == ("finished", None, 4), said
 
 
 def test_default_session_writes_every_file_and_every_line_validates(full_session: Path):

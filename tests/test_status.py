@@ -54,6 +54,8 @@ async def status_lines(app: MaestroApp, pilot, says: str) -> list[str]:
     ("failed", {"error": "the data file vanished: /data/btc.csv"},
      " FAILED   the data file vanished: /data/btc.csv  tests 10/20  seg 1/2"),
     ("paused", {}, " PAUSED   tests 10/20  seg 1/2"),
+    ("starting", {"waiting_for": "compiling the backtest kernels", "tests_done": 0, "segment": 0},
+     " STARTING   compiling the backtest kernels  tests 0/20  seg 0/2"),
 ])
 async def test_the_state_starts_the_first_line_at_80x24_whole_and_unwrapped(tmp_path: Path, state, fields, first):
     app = console(session_in(tmp_path, state, **fields))

@@ -100,6 +100,7 @@ class StatusBar(Static):
         badge = Text(f" {state.upper()} ", style=STATE_STYLE.get(state, "bold reverse"))
         detail = {
             "waiting": c.waiting_for or "",
+            "starting": c.waiting_for or "",  # e.g. the kernels compiling on a first run
             "failed": c.error or "see conductor.log",
             "dead": "the conductor stopped without a word: see conductor.log" + ("" if read_only else ", R resumes"),
             "replay": f"recorded session: {c.state}",
