@@ -167,6 +167,10 @@ class Conductor:
     def critic_provider(self) -> str:
         return self.critic.provider
 
+    def _write_live_state(self) -> None:
+        """conductor.json as the running session stands: paused, waiting for something, or running."""
+        self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
+
     def _write_state(self, state: str = "running", error: str | None = None) -> None:
         """Rewrite conductor.json; SessionWriteError when the OS refuses, except for `failed`.
 
@@ -404,7 +408,7 @@ class Conductor:
             if kind == "outcome":
                 if self.compiling is not None:  # the workers are warm
                     self.compiling = None
-                    self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
+                    self._write_live_state()
                 in_flight.discard(payload.test)
                 waiting[payload.test] = payload
             else:
@@ -443,18 +447,18 @@ class Conductor:
         what = f"decision on plan {', '.join(r.event.plan_id for r in pending)}" if blocked and pending else None
         if what != self.waiting_for:
             self.waiting_for = what
-            self._write_state("paused" if self.paused else ("waiting" if what else "running"))
+            self._write_live_state()
 
     def _handle(self, kind: str, payload: Any) -> None:
         if kind == "decisions":
             self.gate.read_decisions()
         elif kind == "tick":
             self.gate.grace_expiries()
-            self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
+            self._write_live_state()
         elif kind == "pause":
             self.paused = not self.paused
             log.info("%s starting new tests", "paused" if self.paused else "resumed")
-            self._write_state("paused" if self.paused else ("waiting" if self.waiting_for else "running"))
+            self._write_live_state()
         elif kind == "stop":
             log.info("signal %s: stopping after the tests already running", payload)
             self.stopping = True
