@@ -41,9 +41,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_session import TICKS, children, cpu_seconds, figures  # the benchmark beside this one (run as scripts)
+
 ROOT = Path(__file__).resolve().parent.parent
 SEED = "11"
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 COMPILE = """
 import json, time
@@ -72,11 +73,12 @@ class Sampled:
     fork_server: float  # F
 
 
-def _stat(pid: int) -> list[str] | None:
+def _started(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (/proc's stat, field 22)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()
-    except OSError:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
         return None
 
 
@@ -88,19 +90,9 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _children() -> dict[int, list[int]]:
-    out: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields is not None:
-                out.setdefault(int(fields[1]), []).append(int(entry))
-    return out
-
-
 def sampled_session(env: dict[str, str], sessions: Path) -> Sampled:
-    """A warm default session, its processes read from /proc every 20 ms (CPU: utime + stime, field 14 + 15;
-    start: field 22, in clock ticks since boot)."""
+    """A warm default session, its processes read from /proc every 20 ms (CPU: utime + stime;
+    start: /proc's start time)."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "maestro_tui.cli", "run", "--headless", "--seed", SEED,
                              "--sessions-dir", str(sessions)],
@@ -109,7 +101,7 @@ def sampled_session(env: dict[str, str], sessions: Path) -> Sampled:
     role: dict[int, str] = {}
     start: dict[int, int] = {}
     while proc.poll() is None:
-        kids = _children()
+        kids = children()
         for pid in kids.get(proc.pid, []):
             if pid not in role and "forkserver" in _cmdline(pid):
                 role[pid] = "fork server"
@@ -118,10 +110,11 @@ def sampled_session(env: dict[str, str], sessions: Path) -> Sampled:
             for pid in kids.get(server, []):
                 role.setdefault(pid, "worker")
         for pid in role:
-            fields = _stat(pid)
-            if fields is not None:
-                cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
-                start.setdefault(pid, int(fields[19]))
+            used, began = cpu_seconds(pid), _started(pid)
+            if used is not None:
+                cpu[pid] = used
+            if began is not None:
+                start.setdefault(pid, began)
         time.sleep(0.02)
     _, err = proc.communicate()
     wall = time.perf_counter() - started
@@ -132,7 +125,7 @@ def sampled_session(env: dict[str, str], sessions: Path) -> Sampled:
         raise SystemExit("no worker process was seen: the sampler missed them")
     return Sampled(
         wall=wall,
-        first_worker=(min(start[p] for p in workers) - start[proc.pid]) / _TICKS,
+        first_worker=(min(start[p] for p in workers) - start[proc.pid]) / TICKS,
         workers=sum(cpu.get(p, 0.0) for p in workers),
         conductor=cpu.get(proc.pid, 0.0),
         fork_server=sum(cpu.get(p, 0.0) for p, r in role.items() if r == "fork server"),
@@ -143,10 +136,6 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(argv, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
-
-
-def figures(values: list[float], unit: str = "s") -> str:
-    return f"{statistics.median(values):5.2f} {unit} [{min(values):.2f}–{max(values):.2f}]"
 
 
 def main() -> None:

@@ -67,9 +67,9 @@ class Tree:
         return {**os.environ, "PYTHONPATH": str(self.path), "NUMBA_CACHE_DIR": cache}
 
 
-def _tree_pids(pid: int) -> list[int]:
-    """pid and all its descendants (Linux /proc)."""
-    children: dict[int, list[int]] = {}
+def children() -> dict[int, list[int]]:
+    """Every process's children, by parent pid (Linux /proc)."""
+    out: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -78,12 +78,18 @@ def _tree_pids(pid: int) -> list[int]:
                 ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def _tree_pids(pid: int) -> list[int]:
+    """pid and all its descendants (Linux /proc)."""
+    kids = children()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(children.get(p, []))
+        todo.extend(kids.get(p, []))
     return out
 
 
@@ -98,22 +104,22 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _cpu_s(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds process `pid` has used so far (not its children's)."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _TICKS
+        return (int(fields[11]) + int(fields[12])) / TICKS
     except (OSError, IndexError, ValueError):
         return None
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds process `pid` and its descendants have used so far (each one's own, not its children's)."""
-    return sum(_cpu_s(p) or 0.0 for p in _tree_pids(pid))
+    return sum(cpu_seconds(p) or 0.0 for p in _tree_pids(pid))
 
 
 def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, sample: bool,
@@ -133,7 +139,7 @@ def run_session(tree: Tree, flags: tuple[str, ...], cache: str, sessions: Path, 
             pids = _tree_pids(proc.pid)
             peak = max(peak, sum(_rss_mb(p) for p in pids))
             for p in pids:
-                used = _cpu_s(p)
+                used = cpu_seconds(p)
                 if used is not None:
                     cpu[p] = used
             time.sleep(0.05)
